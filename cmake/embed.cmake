@@ -1,0 +1,21 @@
+# Turn the files under schemas/ into a C table so the binary carries the
+# exact schemas it validates with (and copies into every bundle).
+# Usage: cmake -DSRC=<schemas dir> -DOUT=<file.c> -P embed.cmake
+file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/*.json ${SRC}/*.xsd)
+list(SORT files)
+set(body "/* Generated from schemas/ by cmake/embed.cmake. */\n")
+string(APPEND body "#include \"model/schemas.h\"\n\n")
+set(table "")
+set(i 0)
+foreach(f ${files})
+  file(READ ${SRC}/${f} hex HEX)
+  file(SIZE ${SRC}/${f} size)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const unsigned char f${i}[] = {${hex} 0};\n")
+  string(APPEND table "\t{ \"${f}\", (const char *)f${i}, ${size} },\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND body "\nconst struct pex_schema_file pex_schema_files[] = {\n")
+string(APPEND body "${table}\t{ 0, 0, 0 }\n};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

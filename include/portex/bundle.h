@@ -1,0 +1,73 @@
+/*
+ * The bundle writer: records stream in, a sealed zip comes out.
+ *
+ *   pex_bundle_open()   makes a hidden work folder beside the output
+ *   pex_bundle_add()    validates one record against its schema and
+ *                       appends it, as JSON and as XML, to its section
+ *   pex_bundle_seal()   assembles data/bundle.json and data/bundle.xml
+ *                       from the envelope and the sections, validates
+ *                       them (JSON Schema, XSD), hashes every file,
+ *                       writes the manifest and the zip to a temporary
+ *                       file, fsyncs it and renames it into place
+ *   pex_bundle_free()   removes whatever is left of the work; an unsealed
+ *                       bundle leaves nothing behind
+ *
+ * Memory does not grow with the number of records: each record is
+ * written out as soon as it is checked.
+ */
+#ifndef PEX_BUNDLE_H
+#define PEX_BUNDLE_H
+
+#include <jansson.h>
+
+#include "portex/collector.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pex_bundle pex_bundle;
+
+struct pex_bundle_options {
+	int xml;          /* write data/bundle.xml (default on) */
+	int compression;  /* deflate level 1..9 (default 6) */
+};
+#define PEX_BUNDLE_OPTIONS_INIT { 1, 6 }
+
+int pex_bundle_open(pex_bundle **out, const char *out_path,
+		    const struct pex_bundle_options *opts);
+
+/* Borrowed record; it must carry id, source and matched_by. A record that
+ * fails its schema is an error (PEX_EINVALID) naming the record, the
+ * place in it and the rule. */
+int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
+		   const json_t *record);
+
+unsigned long long pex_bundle_count(const pex_bundle *b,
+				    enum pex_record_kind kind);
+
+/*
+ * envelope (borrowed): the top-level members of data/bundle.json other
+ * than the record collections: schema, bundle_id, request_id,
+ * generated_at, complete, engine, controller, subject, categories,
+ * sources, warnings. The manifest is derived from it.
+ */
+int pex_bundle_seal(pex_bundle *b, const json_t *envelope);
+
+void pex_bundle_free(pex_bundle *b);
+
+/*
+ * Check a sealed bundle as its receiver would, trusting nothing but the
+ * zip: every file the manifest lists exists with its size and SHA-256,
+ * no file is unlisted, every JSON and XML file meets the schema the
+ * manifest names (taken from the bundle's own schemas/ folder), and
+ * data/bundle.json agrees with the manifest. *problems: new array of
+ * one-line strings. Returns 0 when all holds, 1 when there are problems,
+ * negative when the bundle cannot be read at all.
+ */
+int pex_bundle_verify(const char *path, json_t **problems);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

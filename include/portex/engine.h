@@ -1,0 +1,49 @@
+/*
+ * Running sources: the engine side of the collector interface.
+ *
+ * pex_source_new() makes one instance of a collector from its options
+ * (a JSON object, borrowed), applying the collector's config map. The
+ * export pipeline and the tests both drive collectors through this.
+ */
+#ifndef PEX_ENGINE_H
+#define PEX_ENGINE_H
+
+#include "portex/collector.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Creates and initialises (calls init) a source. basedir: directory that
+ * relative paths in the options are resolved against (may be NULL: cwd).
+ * On failure *out is NULL and pex_error_last() names the source. */
+int pex_source_new(struct pex_source **out, const char *id,
+		   const char *collector, const json_t *options,
+		   const char *basedir);
+/* Calls collect. Returns its result. */
+int pex_source_collect(struct pex_source *src,
+		       const struct pex_identity_set *ids, pex_emit_fn emit,
+		       void *emit_data);
+/* Calls fini and frees. Accepts NULL. */
+void pex_source_free(struct pex_source *src);
+
+/* The warnings counted so far: new JSON array of
+ * {"source":..,"message":..,"count":N}. */
+json_t *pex_source_warnings(const struct pex_source *src);
+/* Identities the source reported (pex_source_add_identity); borrowed. */
+const struct pex_identity_set *pex_source_identities(
+	const struct pex_source *src);
+
+/* Parse "type:value" (and for ip "ip:ADDR@START/END" or
+ * "ip:ADDR@START/PT30M") into id; normalises the value. */
+int pex_identity_parse(struct pex_identity *id, const char *text);
+/* Append a copy of id to set. */
+int pex_identity_set_add(struct pex_identity_set *set,
+			 const struct pex_identity *id);
+void pex_identity_clear(struct pex_identity *id);
+void pex_identity_set_clear(struct pex_identity_set *set);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

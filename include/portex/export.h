@@ -1,0 +1,64 @@
+/*
+ * One export: every configured source, for one subject, into one bundle.
+ *
+ * Sources run in the order of the config. Identities a source reports
+ * (a CRM row's customer id) are handed to the sources after it, and to
+ * the ones before it in a further round, until no new identity appears
+ * (at most PEX_EXPORT_ROUNDS_MAX rounds). Weak identities (ip) reach only
+ * sources whose config says `weak_identities: true`.
+ *
+ * The engine checks every record a collector emits: it must meet its
+ * schema and it must be matched by an identity that collector was given;
+ * anything else fails the source. A failed source fails the export (no
+ * bundle) unless allow_partial is set: then the bundle says
+ * "complete": false and names the source and the reason.
+ */
+#ifndef PEX_EXPORT_H
+#define PEX_EXPORT_H
+
+#include <jansson.h>
+
+#include "portex/collector.h"
+#include "portex/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PEX_EXPORT_ROUNDS_MAX 4
+
+/* Progress: called when a source starts (records 0, done 0), every few
+ * thousand records, and when it ends (done 1). */
+typedef void (*pex_progress_fn)(void *data, const char *source_id,
+				unsigned long long records, int done);
+
+struct pex_export_request {
+	const pex_config *cfg;
+	const struct pex_identity_set *identities;
+	const char *request_id; /* may be NULL */
+	const char *out_path;
+	int allow_partial;
+	pex_progress_fn progress;
+	void *progress_data;
+};
+
+/* Export result codes (besides negative PEX_E* failures). */
+#define PEX_EXPORT_COMPLETE 0
+#define PEX_EXPORT_PARTIAL 1 /* bundle written, "complete": false */
+
+/*
+ * Runs the export. *summary (new reference, also on failure when it got
+ * far enough to have one) describes the sources, the record counts, the
+ * warnings and the bundle. On failure no file exists at out_path.
+ */
+int pex_export(const struct pex_export_request *req, json_t **summary);
+
+/* Try every source of a config: initialise it (open the database, read
+ * the file header) without exporting anything. *report: new array of
+ * {"id","collector","status","error"?}. Returns 0 when all are usable. */
+int pex_check_sources(const pex_config *cfg, json_t **report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

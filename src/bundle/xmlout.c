@@ -1,0 +1,185 @@
+/* JSON model to XML text; see xmlout.h. */
+#include "bundle/xmlout.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portex/error.h"
+
+static const struct {
+	const char *list;
+	const char *item;
+} singulars[] = {
+	{ "addresses", "address" },   { "attachments", "attachment" },
+	{ "categories", "category" }, { "contacts", "contact" },
+	{ "devices", "device" },      { "emails", "email" },
+	{ "events", "event" },        { "files", "file" },
+	{ "identities", "identity" }, { "ip_addresses", "ip_address" },
+	{ "lawful_basis", "basis" },  { "messages", "message" },
+	{ "missing", "source" },      { "pages", "page" },
+	{ "phones", "phone" },        { "purposes", "purpose" },
+	{ "recipients", "recipient" }, { "sessions", "session" },
+	{ "sources", "source" },      { "tags", "tag" },
+	{ "tickets", "ticket" },      { "warnings", "warning" },
+	{ "websites", "website" },
+};
+
+const char *pex_xml_item_name(const char *list_name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(singulars) / sizeof(singulars[0]); i++)
+		if (!strcmp(singulars[i].list, list_name))
+			return singulars[i].item;
+	return "item";
+}
+
+int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
+{
+	size_t i, start = 0;
+	int rc = 0;
+
+	for (i = 0; i < len && !rc; i++) {
+		const char *rep;
+
+		switch (s[i]) {
+		case '&': rep = "&amp;"; break;
+		case '<': rep = "&lt;"; break;
+		case '>': rep = "&gt;"; break;
+		case '"': rep = "&quot;"; break;
+		case '\r': rep = "&#13;"; break;
+		default: continue;
+		}
+		rc = pex_buf_append(out, s + start, i - start);
+		if (!rc)
+			rc = pex_buf_append(out, rep, strlen(rep));
+		start = i + 1;
+	}
+	return rc ? rc : pex_buf_append(out, s + start, len - start);
+}
+
+static int open_tag(struct pex_buf *out, const char *name)
+{
+	int rc = pex_buf_putc(out, '<');
+
+	if (!rc)
+		rc = pex_buf_append(out, name, strlen(name));
+	return rc ? rc : pex_buf_putc(out, '>');
+}
+
+static int close_tag(struct pex_buf *out, const char *name)
+{
+	int rc = pex_buf_append(out, "</", 2);
+
+	if (!rc)
+		rc = pex_buf_append(out, name, strlen(name));
+	return rc ? rc : pex_buf_putc(out, '>');
+}
+
+static int scalar_text(struct pex_buf *out, const json_t *v)
+{
+	char num[64];
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return pex_xml_escape(out, json_string_value(v),
+				      json_string_length(v));
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		return pex_buf_append(out, num, strlen(num));
+	case JSON_REAL: {
+		/* the same digits jansson writes in the JSON */
+		char *s = json_dumps(v, JSON_ENCODE_ANY);
+		int rc;
+
+		if (!s)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		rc = pex_buf_append(out, s, strlen(s));
+		free(s);
+		return rc;
+	}
+	case JSON_TRUE:
+		return pex_buf_append(out, "true", 4);
+	case JSON_FALSE:
+		return pex_buf_append(out, "false", 5);
+	default:
+		return 0;
+	}
+}
+
+static int write_extra(struct pex_buf *out, const json_t *extra)
+{
+	const char *key;
+	json_t *v;
+	int rc = pex_buf_append(out, "<extra>", 7);
+
+	json_object_foreach((json_t *)extra, key, v) {
+		const char *type = NULL;
+
+		if (rc)
+			break;
+		if (json_is_number(v))
+			type = "number";
+		else if (json_is_boolean(v))
+			type = "boolean";
+		else if (json_is_null(v))
+			type = "null";
+		rc = pex_buf_append(out, "<field name=\"", 13);
+		if (!rc)
+			rc = pex_xml_escape(out, key, strlen(key));
+		if (!rc && type)
+			rc = pex_buf_printf(out, "\" type=\"%s", type);
+		if (!rc)
+			rc = pex_buf_append(out, "\">", 2);
+		if (!rc && (json_is_object(v) || json_is_array(v))) {
+			char *s = json_dumps(v, JSON_COMPACT);
+
+			rc = s ? pex_xml_escape(out, s, strlen(s))
+			       : pex_error_set(PEX_ENOMEM, "out of memory");
+			free(s);
+		} else if (!rc) {
+			rc = scalar_text(out, v);
+		}
+		if (!rc)
+			rc = pex_buf_append(out, "</field>", 8);
+	}
+	return rc ? rc : pex_buf_append(out, "</extra>", 8);
+}
+
+int pex_xml_write(struct pex_buf *out, const char *name, const json_t *v)
+{
+	const char *key;
+	json_t *child;
+	size_t i;
+	int rc;
+
+	if (json_is_null(v))
+		return 0; /* absent in XML */
+	if (!strcmp(name, "extra") && json_is_object(v))
+		return write_extra(out, v);
+	rc = open_tag(out, name);
+	if (rc)
+		return rc;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, child) {
+			rc = pex_xml_write(out, key, child);
+			if (rc)
+				return rc;
+		}
+	} else if (json_is_array(v)) {
+		const char *item = pex_xml_item_name(name);
+
+		json_array_foreach(v, i, child) {
+			rc = pex_xml_write(out, item, child);
+			if (rc)
+				return rc;
+		}
+	} else {
+		rc = scalar_text(out, v);
+		if (rc)
+			return rc;
+	}
+	return close_tag(out, name);
+}

@@ -1,0 +1,63 @@
+/* portex: the command line front end. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "export", pex_cmd_export,
+	  "collect one person's data from every source into a bundle" },
+	{ "verify", pex_cmd_verify,
+	  "check a bundle: hashes, manifest and schemas" },
+	{ "validate", pex_cmd_validate,
+	  "validate JSON or XML documents against a schema" },
+	{ "check", pex_cmd_check,
+	  "validate a config and try every source in it" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: portex COMMAND [OPTIONS]\n\n"
+		   "portex answers data subject access and portability "
+		   "requests: it pulls\none person's records from the "
+		   "configured sources and writes a zipped,\n"
+		   "schema-validated JSON and XML bundle.\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-9s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(f, "\n`portex COMMAND --help` shows a command's options; "
+		   "`man portex` has the rest.\n"
+		   "exit codes: 0 done, 1 failed, 2 usage error, 3 bundle "
+		   "written but incomplete\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return PEX_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return PEX_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+		printf("portex %s\n", PEX_VERSION);
+		return PEX_EXIT_OK;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "portex: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return PEX_EXIT_USAGE;
+}

@@ -1,0 +1,182 @@
+/*
+ * Loading and checking portex.yaml; see include/portex/config.h.
+ * Structure is checked by the config schema; each source's options are
+ * checked later by its collector's config map (the engine reports those
+ * with the source's line, see pex_config_line()).
+ */
+#include "portex/config.h"
+
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/yaml.h"
+#include "core/buf.h"
+#include "model/schemas.h"
+#include "portex/error.h"
+#include "portex/jsonschema.h"
+
+#define PEX_CONFIG_ERRORS_MAX 20
+
+struct pex_config {
+	char *path;
+	char *dir;
+	json_t *root;
+	json_t *lines;
+};
+
+void pex_config_free(pex_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->dir);
+	json_decref(cfg->root);
+	json_decref(cfg->lines);
+	free(cfg);
+}
+
+const json_t *pex_config_root(const pex_config *cfg)
+{
+	return cfg->root;
+}
+
+const char *pex_config_path(const pex_config *cfg)
+{
+	return cfg->path;
+}
+
+const char *pex_config_dir(const pex_config *cfg)
+{
+	return cfg->dir;
+}
+
+int pex_config_line(const pex_config *cfg, const char *pointer)
+{
+	char *p = strdup(pointer);
+	int line = 0;
+
+	while (p) {
+		json_t *l = json_object_get(cfg->lines, p);
+		char *slash;
+
+		if (l) {
+			line = (int)json_integer_value(l);
+			break;
+		}
+		slash = strrchr(p, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+	}
+	free(p);
+	return line;
+}
+
+char *pex_config_pointer_to_path(const char *pointer)
+{
+	struct pex_buf b = PEX_BUF_INIT(64 * 1024);
+	const char *p = pointer;
+
+	if (!*p)
+		return strdup("(top level)");
+	while (*p == '/') {
+		const char *end = strchr(p + 1, '/');
+		size_t n = end ? (size_t)(end - p - 1) : strlen(p + 1);
+		int numeric = n > 0 && strspn(p + 1, "0123456789") >= n;
+
+		if (numeric)
+			pex_buf_printf(&b, "[%.*s]", (int)n, p + 1);
+		else
+			pex_buf_printf(&b, "%s%.*s", b.len ? "." : "",
+				       (int)n, p + 1);
+		p += n + 1;
+	}
+	/* undo ~1 and ~0 escapes for display */
+	if (b.data) {
+		char *r = b.data, *w = b.data;
+
+		while (*r) {
+			if (r[0] == '~' && (r[1] == '0' || r[1] == '1')) {
+				*w++ = r[1] == '0' ? '~' : '/';
+				r += 2;
+			} else {
+				*w++ = *r++;
+			}
+		}
+		*w = '\0';
+	}
+	return pex_buf_detach(&b);
+}
+
+struct collect_errors {
+	const pex_config *cfg;
+	struct pex_buf out;
+	int count;
+};
+
+static int on_error(const pex_schema_error *e, void *payload)
+{
+	struct collect_errors *c = payload;
+	char *path;
+
+	if (c->count++ >= PEX_CONFIG_ERRORS_MAX)
+		return 1;
+	path = pex_config_pointer_to_path(e->instance_path);
+	pex_buf_printf(&c->out, "%s%s:%d: %s: %s", c->out.len ? "\n" : "",
+		       c->cfg->path, pex_config_line(c->cfg, e->instance_path),
+		       path ? path : e->instance_path, e->message);
+	free(path);
+	return 0;
+}
+
+int pex_config_load(pex_config **out, const char *path)
+{
+	struct collect_errors ce = { 0 };
+	pex_schema *schema = NULL;
+	pex_config *cfg;
+	char *tmp;
+	int rc;
+
+	*out = NULL;
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	cfg->path = strdup(path);
+	tmp = strdup(path);
+	cfg->dir = tmp ? strdup(dirname(tmp)) : NULL;
+	free(tmp);
+	if (!cfg->path || !cfg->dir) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	rc = pex_yaml_load_file(path, &cfg->root, &cfg->lines);
+	if (rc)
+		goto cleanup;
+	rc = pex_schemas_compile(&schema, "urn:portex:schema:1:config");
+	if (rc) {
+		pex_error_wrap(rc, "config schema");
+		goto cleanup;
+	}
+	ce.cfg = cfg;
+	pex_buf_init(&ce.out, 64 * 1024);
+	rc = pex_schema_validate(schema, cfg->root, PEX_SCHEMA_ALL_ERRORS,
+				 on_error, &ce);
+	if (rc == 1) {
+		if (ce.count > PEX_CONFIG_ERRORS_MAX)
+			pex_buf_printf(&ce.out, "\n(%d more problems)",
+				       ce.count - PEX_CONFIG_ERRORS_MAX);
+		rc = pex_error_set(PEX_EINVALID, "%s", ce.out.data);
+	} else if (rc < 0) {
+		pex_error_wrap(rc, "%s", path);
+	}
+cleanup:
+	pex_buf_free(&ce.out);
+	pex_schema_free(schema);
+	if (rc) {
+		pex_config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}

@@ -1,0 +1,192 @@
+/* Timestamp parsing and printing; see timeutil.h. */
+#include "core/timeutil.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "portex/error.h"
+
+long long pex_days_from_civil(long long y, unsigned m, unsigned d)
+{
+	long long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int digits(const char *s, size_t len, size_t *pos, int n, int *out)
+{
+	int v = 0, i;
+
+	if (*pos + (size_t)n > len)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char c = s[*pos + (size_t)i];
+
+		if (c < '0' || c > '9')
+			return -1;
+		v = v * 10 + (c - '0');
+	}
+	*pos += (size_t)n;
+	*out = v;
+	return 0;
+}
+
+static int expect(const char *s, size_t len, size_t *pos, char c)
+{
+	if (*pos >= len || s[*pos] != c)
+		return -1;
+	(*pos)++;
+	return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+	static const int dm[] = { 31, 28, 31, 30, 31, 30,
+				  31, 31, 30, 31, 30, 31 };
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return m == 2 && leap ? 29 : dm[m - 1];
+}
+
+int pex_time_parse(const char *s, size_t len, time_t *out)
+{
+	size_t p = 0;
+	int y, mo, d, h = 0, mi = 0, se = 0, oh = 0, om = 0, sign = 0;
+	long long t;
+
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	while (p < len && (s[p] == ' ' || s[p] == '\t'))
+		p++;
+	if (digits(s, len, &p, 4, &y) || expect(s, len, &p, '-') ||
+	    digits(s, len, &p, 2, &mo) || expect(s, len, &p, '-') ||
+	    digits(s, len, &p, 2, &d))
+		goto bad;
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
+		goto bad;
+	if (p < len) {
+		if (s[p] != 'T' && s[p] != 't' && s[p] != ' ')
+			goto bad;
+		p++;
+		if (digits(s, len, &p, 2, &h) || expect(s, len, &p, ':') ||
+		    digits(s, len, &p, 2, &mi))
+			goto bad;
+		if (p < len && s[p] == ':') {
+			p++;
+			if (digits(s, len, &p, 2, &se))
+				goto bad;
+			if (p < len && (s[p] == '.' || s[p] == ',')) {
+				p++;
+				if (p >= len || s[p] < '0' || s[p] > '9')
+					goto bad;
+				while (p < len && s[p] >= '0' && s[p] <= '9')
+					p++;
+			}
+		}
+		if (h > 23 || mi > 59 || se > 60)
+			goto bad;
+		if (p < len && (s[p] == 'Z' || s[p] == 'z')) {
+			p++;
+		} else if (p < len && (s[p] == '+' || s[p] == '-')) {
+			sign = s[p] == '-' ? -1 : 1;
+			p++;
+			if (digits(s, len, &p, 2, &oh))
+				goto bad;
+			if (p < len && s[p] == ':')
+				p++;
+			if (digits(s, len, &p, 2, &om) || oh > 23 || om > 59)
+				goto bad;
+		}
+	}
+	if (p != len)
+		goto bad;
+	if (se == 60)
+		se = 59; /* a leap second is kept inside its minute */
+	t = pex_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400LL +
+	    h * 3600LL + mi * 60LL + se;
+	t -= sign * (oh * 3600LL + om * 60LL);
+	*out = (time_t)t;
+	return 0;
+bad:
+	return pex_error_set(PEX_EINVALID, "not a date-time: \"%.*s\"",
+			     (int)(len > 64 ? 64 : len), s);
+}
+
+int pex_duration_parse(const char *s, size_t len, long long *out)
+{
+	size_t p = 0;
+	long long total = 0, v;
+	int in_time = 0, any = 0;
+
+	if (!len || (s[0] != 'P' && s[0] != 'p'))
+		goto bad;
+	p = 1;
+	while (p < len) {
+		if (s[p] == 'T' || s[p] == 't') {
+			in_time = 1;
+			p++;
+			continue;
+		}
+		v = 0;
+		if (s[p] < '0' || s[p] > '9')
+			goto bad;
+		while (p < len && s[p] >= '0' && s[p] <= '9') {
+			if (v > 1000000000LL)
+				goto bad;
+			v = v * 10 + (s[p] - '0');
+			p++;
+		}
+		if (p >= len)
+			goto bad;
+		switch (s[p]) {
+		case 'W': case 'w':
+			if (in_time) goto bad;
+			total += v * 7 * 86400; break;
+		case 'D': case 'd':
+			if (in_time) goto bad;
+			total += v * 86400; break;
+		case 'H': case 'h':
+			if (!in_time) goto bad;
+			total += v * 3600; break;
+		case 'M': case 'm':
+			if (!in_time) goto bad;
+			total += v * 60; break;
+		case 'S': case 's':
+			if (!in_time) goto bad;
+			total += v; break;
+		default:
+			goto bad;
+		}
+		any = 1;
+		p++;
+	}
+	if (!any)
+		goto bad;
+	*out = total;
+	return 0;
+bad:
+	return pex_error_set(PEX_EINVALID,
+			     "not an ISO 8601 duration (PT30M, P1D): \"%.*s\"",
+			     (int)(len > 64 ? 64 : len), s);
+}
+
+char *pex_time_format(time_t t, char buf[PEX_TIME_BUFSZ])
+{
+	struct tm tm;
+	char tmp[80];
+
+	/* years outside 0..9999 cannot be written as RFC 3339 */
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099)
+		memset(&tm, 0, sizeof(tm)), tm.tm_year = 70, tm.tm_mday = 1;
+	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec);
+	memcpy(buf, tmp, PEX_TIME_BUFSZ - 1);
+	buf[PEX_TIME_BUFSZ - 1] = '\0';
+	return buf;
+}

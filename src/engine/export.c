@@ -1,0 +1,478 @@
+/*
+ * The export pipeline; see include/portex/export.h.
+ */
+#include "portex/export.h"
+
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/timeutil.h"
+#include "model/kinds.h"
+#include "portex/bundle.h"
+#include "portex/engine.h"
+#include "portex/error.h"
+#include "portex/mapper.h"
+
+#define PEX_PROGRESS_EVERY 4096
+
+struct run {
+	const struct pex_export_request *req;
+	pex_bundle *bundle;
+	json_t *src_cfg;       /* borrowed: the source's config entry */
+	const char *source_id;
+	const struct pex_identity_set *given; /* what the collector got */
+	unsigned long long records;
+	json_t *seen;          /* ids of non-event records already written */
+	struct pex_buf idbuf;
+};
+
+static int identity_given(const struct pex_identity_set *ids,
+			  const json_t *mb)
+{
+	const char *type = json_string_value(json_object_get(mb, "type"));
+	const char *value = json_string_value(json_object_get(mb, "value"));
+	const char *window = json_string_value(json_object_get(mb,
+							       "window"));
+	size_t i;
+
+	if (!type || !value)
+		return 0;
+	for (i = 0; i < ids->count; i++) {
+		const struct pex_identity *id = &ids->items[i];
+
+		if (strcmp(id->type, type) || strcmp(id->value, value))
+			continue;
+		if (!id->has_window)
+			return window == NULL;
+		if (window) {
+			json_t *w = pex_matched_by(id);
+			int same = !strcmp(window, json_string_value(
+					   json_object_get(w, "window")));
+
+			json_decref(w);
+			if (same)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int emit(void *data, enum pex_record_kind kind, json_t *record)
+{
+	struct run *r = data;
+	json_t *id, *mb;
+	int rc;
+
+	if (!json_is_object(record)) {
+		json_decref(record);
+		return pex_error_set(PEX_EUSAGE, "source %s emitted a record "
+				     "that is not an object", r->source_id);
+	}
+	/* Privacy guard: whatever the collector did, a record reaches the
+	 * bundle only when it names an identity this source was given. */
+	mb = json_object_get(record, "matched_by");
+	if (!identity_given(r->given, mb)) {
+		json_decref(record);
+		return pex_error_set(PEX_EINVALID,
+				     "source %s emitted a %s record not "
+				     "matched by any identity of the subject",
+				     r->source_id,
+				     pex_record_kind_name(kind));
+	}
+	id = json_object_get(record, "id");
+	pex_buf_reset(&r->idbuf);
+	rc = pex_buf_printf(&r->idbuf, "%s:%s", r->source_id,
+			    json_is_string(id) ? json_string_value(id) : "");
+	if (rc) {
+		json_decref(record);
+		return rc;
+	}
+	if (kind != PEX_REC_USAGE_EVENT) {
+		if (json_object_get(r->seen, r->idbuf.data)) {
+			json_decref(record); /* found again by another id */
+			return 0;
+		}
+		json_object_set_new(r->seen, r->idbuf.data, json_true());
+	}
+	json_object_set_new(record, "id", json_stringn_nocheck(r->idbuf.data,
+							       r->idbuf.len));
+	json_object_set_new(record, "source", json_string(r->source_id));
+	rc = pex_bundle_add(r->bundle, kind, record);
+	json_decref(record);
+	if (rc)
+		return pex_error_wrap(rc, "source %s", r->source_id);
+	r->records++;
+	if (r->req->progress && r->records % PEX_PROGRESS_EVERY == 0)
+		r->req->progress(r->req->progress_data, r->source_id,
+				 r->records, 0);
+	return 0;
+}
+
+static int same_identity(const struct pex_identity *a,
+			 const struct pex_identity *b)
+{
+	return !strcmp(a->type, b->type) && !strcmp(a->value, b->value) &&
+	       a->has_window == b->has_window &&
+	       a->not_before == b->not_before && a->not_after == b->not_after;
+}
+
+static int add_new_identities(struct pex_identity_set *all,
+			      const struct pex_identity_set *found)
+{
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < found->count; i++) {
+		for (j = 0; j < all->count; j++)
+			if (same_identity(&all->items[j], &found->items[i]))
+				break;
+		if (j < all->count)
+			continue;
+		rc = pex_identity_set_add(all, &found->items[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static json_t *identities_json(const struct pex_identity_set *ids)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; i < ids->count; i++) {
+		json_t *o = pex_matched_by(&ids->items[i]);
+
+		if (ids->items[i].from_source) {
+			json_t *f = json_pack("{s:s}", "source",
+					      ids->items[i].from_source);
+
+			if (ids->items[i].from_record)
+				json_object_set_new(f, "record", json_string(
+					ids->items[i].from_record));
+			json_object_set_new(o, "found_by", f);
+		}
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+static void uuid_v4(char out[37])
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1) {
+		/* libcrypto without entropy: fall back to the time */
+		unsigned long long t = (unsigned long long)time(NULL);
+
+		memset(b, 0, sizeof(b));
+		memcpy(b, &t, sizeof(t));
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static json_t *categories_json(const json_t *cfg)
+{
+	json_t *out = json_array(), *c;
+	const char *name;
+
+	json_object_foreach(json_object_get(cfg, "categories"), name, c) {
+		json_t *o = json_pack("{s:s}", "name", name);
+
+		json_object_update(o, c);
+		json_array_append_new(out, o);
+	}
+	return out;
+}
+
+/* The identities a source may see: weak ones only when it accepts them,
+ * and in later rounds only the ones it has not seen yet. */
+static void select_identities(const json_t *scfg,
+			      const struct pex_identity_set *all,
+			      size_t from, struct pex_identity_set *out)
+{
+	int weak_ok = json_is_true(json_object_get(scfg, "weak_identities"));
+	size_t i;
+
+	out->count = 0;
+	for (i = from; i < all->count; i++) {
+		if (all->items[i].has_window && !weak_ok)
+			continue;
+		out->items[out->count++] = all->items[i];
+	}
+}
+
+struct source_state {
+	json_t *status;       /* the bundle's sources[] entry */
+	struct pex_source *src;
+	size_t seen_upto;     /* identities [0, seen_upto) already given */
+	int failed;
+};
+
+static void set_failed(struct source_state *st, const char *why)
+{
+	st->failed = 1;
+	json_object_set_new(st->status, "status", json_string("failed"));
+	json_object_set_new(st->status, "error", json_string(why));
+}
+
+int pex_export(const struct pex_export_request *req, json_t **summary)
+{
+	const json_t *cfg = pex_config_root(req->cfg);
+	const json_t *sources = json_object_get(cfg, "sources");
+	struct pex_identity_set all = { 0 }, given = { 0 };
+	struct source_state *st = NULL;
+	struct run r = { 0 };
+	json_t *envelope = NULL, *statuses = json_array(),
+	       *warnings = json_array();
+	struct pex_bundle_options bopts = PEX_BUNDLE_OPTIONS_INIT;
+	char uuid[37], now[PEX_TIME_BUFSZ];
+	size_t i, nsrc = json_array_size(sources), failed = 0;
+	int rc = 0, round, complete;
+
+	*summary = NULL;
+	for (i = 0; i < req->identities->count; i++) {
+		rc = pex_identity_set_add(&all, &req->identities->items[i]);
+		if (rc)
+			goto cleanup;
+	}
+	if (json_is_false(json_object_get(json_object_get(cfg, "bundle"),
+					  "xml")))
+		bopts.xml = 0;
+	rc = pex_bundle_open(&r.bundle, req->out_path, &bopts);
+	if (rc)
+		goto cleanup;
+	r.req = req;
+	r.seen = json_object();
+	pex_buf_init(&r.idbuf, 64 * 1024);
+	st = calloc(nsrc ? nsrc : 1, sizeof(*st));
+	if (!st) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (i = 0; i < nsrc; i++) {
+		json_t *s = json_array_get(sources, i);
+
+		st[i].status = json_pack("{s:O, s:O, s:O, s:s, s:i}",
+			"id", json_object_get(s, "id"),
+			"collector", json_object_get(s, "collector"),
+			"category", json_object_get(s, "category"),
+			"status", "ok", "records", 0);
+		if (json_is_string(json_object_get(s, "description")))
+			json_object_set(st[i].status, "description",
+					json_object_get(s, "description"));
+		if (json_is_false(json_object_get(s, "enabled")))
+			json_object_set_new(st[i].status, "status",
+					    json_string("skipped"));
+		json_array_append(statuses, st[i].status);
+	}
+
+	for (round = 0; round < PEX_EXPORT_ROUNDS_MAX; round++) {
+		size_t before = all.count;
+
+		for (i = 0; i < nsrc; i++) {
+			json_t *s = json_array_get(sources, i);
+			const char *sid = json_string_value(json_object_get(s,
+									"id"));
+			struct pex_identity *items;
+
+			if (st[i].failed || json_is_false(json_object_get(s,
+							   "enabled")))
+				continue;
+			items = calloc(all.count + 1, sizeof(*items));
+			if (!items) {
+				rc = pex_error_set(PEX_ENOMEM, "out of memory");
+				goto cleanup;
+			}
+			given.items = items;
+			select_identities(s, &all, st[i].seen_upto, &given);
+			st[i].seen_upto = all.count;
+			if (!given.count) {
+				free(items);
+				given.items = NULL;
+				continue;
+			}
+			if (!st[i].src) {
+				char line[32] = "";
+
+				rc = pex_source_new(&st[i].src, sid,
+					json_string_value(json_object_get(s,
+						"collector")),
+					json_object_get(s, "options"),
+					pex_config_dir(req->cfg));
+				if (rc) {
+					snprintf(line, sizeof(line),
+						 "/sources/%zu", i);
+					pex_error_wrap(rc, "%s:%d",
+						pex_config_path(req->cfg),
+						pex_config_line(req->cfg,
+								line));
+					set_failed(&st[i], pex_error_last());
+					rc = 0;
+					free(items);
+					given.items = NULL;
+					continue;
+				}
+			}
+			if (req->progress)
+				req->progress(req->progress_data, sid,
+					      r.records, 0);
+			r.source_id = sid;
+			r.given = &given;
+			r.records = json_integer_value(json_object_get(
+				st[i].status, "records"));
+			rc = pex_source_collect(st[i].src, &given, emit, &r);
+			json_object_set_new(st[i].status, "records",
+					    json_integer((json_int_t)r.records));
+			if (req->progress)
+				req->progress(req->progress_data, sid,
+					      r.records, 1);
+			free(items);
+			given.items = NULL;
+			if (rc == PEX_EIO && strstr(pex_error_last(),
+						    "cannot write")) {
+				goto cleanup; /* our own output failed */
+			}
+			if (rc) {
+				set_failed(&st[i], pex_error_last());
+				rc = 0;
+				continue;
+			}
+			rc = add_new_identities(&all, pex_source_identities(
+						st[i].src));
+			if (rc)
+				goto cleanup;
+		}
+		if (all.count == before)
+			break;
+	}
+
+	for (i = 0; i < nsrc; i++) {
+		if (st[i].failed)
+			failed++;
+		if (st[i].src) {
+			json_t *w = pex_source_warnings(st[i].src);
+
+			json_array_extend(warnings, w);
+			json_decref(w);
+		}
+	}
+	complete = failed == 0;
+	uuid_v4(uuid);
+	pex_time_format(time(NULL), now);
+	envelope = json_object();
+	json_object_set_new(envelope, "schema",
+			    json_string("urn:portex:bundle:1"));
+	json_object_set_new(envelope, "bundle_id", json_string(uuid));
+	if (req->request_id)
+		json_object_set_new(envelope, "request_id",
+				    json_string(req->request_id));
+	json_object_set_new(envelope, "generated_at", json_string(now));
+	json_object_set_new(envelope, "complete", json_boolean(complete));
+	json_object_set_new(envelope, "engine", json_pack("{s:s, s:s}",
+			    "name", "portex", "version", PEX_VERSION));
+	json_object_set(envelope, "controller",
+			json_object_get(cfg, "controller"));
+	json_object_set_new(envelope, "subject", json_pack("{s:o}",
+			    "identities", identities_json(&all)));
+	json_object_set_new(envelope, "categories", categories_json(cfg));
+	json_object_set(envelope, "sources", statuses);
+	json_object_set(envelope, "warnings", warnings);
+
+	*summary = json_pack("{s:s, s:s, s:b, s:O, s:O, s:{s:I, s:I, s:I, "
+			     "s:I, s:I, s:I}}",
+		"bundle", req->out_path, "bundle_id", uuid,
+		"complete", complete, "sources", statuses,
+		"warnings", warnings, "records",
+		"contacts", (json_int_t)pex_bundle_count(r.bundle,
+							 PEX_REC_CONTACT),
+		"tickets", (json_int_t)pex_bundle_count(r.bundle,
+							PEX_REC_TICKET),
+		"events", (json_int_t)pex_bundle_count(r.bundle,
+						       PEX_REC_USAGE_EVENT),
+		"sessions", (json_int_t)pex_bundle_count(r.bundle,
+							 PEX_REC_SESSION),
+		"devices", (json_int_t)pex_bundle_count(r.bundle,
+							PEX_REC_DEVICE),
+		"ip_addresses", (json_int_t)pex_bundle_count(r.bundle,
+						PEX_REC_IP_ADDRESS));
+	if (!complete && !req->allow_partial) {
+		json_object_set_new(*summary, "bundle", json_null());
+		rc = pex_error_set(PEX_ERROR,
+				   "%zu of %zu sources failed; no bundle was "
+				   "written (use --allow-partial to write an "
+				   "incomplete one)", failed, nsrc);
+		goto cleanup;
+	}
+	rc = pex_bundle_seal(r.bundle, envelope);
+	if (rc) {
+		json_object_set_new(*summary, "bundle", json_null());
+		goto cleanup;
+	}
+	rc = complete ? PEX_EXPORT_COMPLETE : PEX_EXPORT_PARTIAL;
+cleanup:
+	for (i = 0; st && i < nsrc; i++) {
+		pex_source_free(st[i].src);
+		json_decref(st[i].status);
+	}
+	free(st);
+	pex_bundle_free(r.bundle);
+	json_decref(r.seen);
+	pex_buf_free(&r.idbuf);
+	json_decref(envelope);
+	json_decref(statuses);
+	json_decref(warnings);
+	pex_identity_set_clear(&all);
+	return rc;
+}
+
+int pex_check_sources(const pex_config *cfg, json_t **report)
+{
+	const json_t *sources = json_object_get(pex_config_root(cfg),
+						"sources");
+	json_t *s;
+	size_t i;
+	int bad = 0;
+
+	*report = json_array();
+	json_array_foreach(sources, i, s) {
+		struct pex_source *src = NULL;
+		json_t *row = json_pack("{s:O, s:O}", "id",
+					json_object_get(s, "id"), "collector",
+					json_object_get(s, "collector"));
+		int rc;
+
+		if (json_is_false(json_object_get(s, "enabled"))) {
+			json_object_set_new(row, "status",
+					    json_string("skipped"));
+			json_array_append_new(*report, row);
+			continue;
+		}
+		rc = pex_source_new(&src, json_string_value(json_object_get(
+					    s, "id")),
+				    json_string_value(json_object_get(
+					    s, "collector")),
+				    json_object_get(s, "options"),
+				    pex_config_dir(cfg));
+		json_object_set_new(row, "status", json_string(rc ? "failed"
+								  : "ok"));
+		if (rc) {
+			json_object_set_new(row, "error",
+					    json_string(pex_error_last()));
+			bad++;
+		}
+		pex_source_free(src);
+		json_array_append_new(*report, row);
+	}
+	return bad ? PEX_ERROR : 0;
+}
