@@ -523,8 +523,11 @@ int pex_source_collect(struct pex_source *src,
 		       void *emit_data)
 {
 	int rc = src->col->collect(src, src->ctx, ids, emit, emit_data);
+	char prefix[128];
 
-	if (rc && !strstr(pex_error_last(), src->id))
+	/* name the source once, whoever produced the message */
+	snprintf(prefix, sizeof(prefix), "source %s:", src->id);
+	if (rc && strncmp(pex_error_last(), prefix, strlen(prefix)))
 		pex_error_wrap(rc, "source %s", src->id);
 	return rc;
 }
