@@ -29,7 +29,12 @@ void pex_source_free(struct pex_source *src);
 
 /* The warnings counted so far: new JSON array of
  * {"source":..,"message":..,"count":N}. */
-json_t *pex_source_warnings(const struct pex_source *src);
+json_t *pex_source_warnings(struct pex_source *src);
+
+/* Text replacements (pex_source_text) are counted per record: the engine
+ * keeps the count of a record it writes and drops that of a record it
+ * discards as already written (found again through another identity). */
+void pex_source_settle(struct pex_source *src, int keep);
 /* Identities the source reported (pex_source_add_identity); borrowed. */
 const struct pex_identity_set *pex_source_identities(
 	const struct pex_source *src);

@@ -24,6 +24,7 @@ struct run {
 	pex_bundle *bundle;
 	json_t *src_cfg;       /* borrowed: the source's config entry */
 	const char *source_id;
+	struct pex_source *src;
 	const struct pex_identity_set *given; /* what the collector got */
 	unsigned long long records;
 	json_t *seen;          /* ids of non-event records already written */
@@ -94,6 +95,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	if (kind != PEX_REC_USAGE_EVENT) {
 		if (json_object_get(r->seen, r->idbuf.data)) {
 			json_decref(record); /* found again by another id */
+			pex_source_settle(r->src, 0);
 			return 0;
 		}
 		json_object_set_new(r->seen, r->idbuf.data, json_true());
@@ -101,6 +103,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	json_object_set_new(record, "id", json_stringn_nocheck(r->idbuf.data,
 							       r->idbuf.len));
 	json_object_set_new(record, "source", json_string(r->source_id));
+	pex_source_settle(r->src, 1);
 	rc = pex_bundle_add(r->bundle, kind, record);
 	json_decref(record);
 	if (rc)
@@ -328,6 +331,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 				req->progress(req->progress_data, sid,
 					      r.records, 0);
 			r.source_id = sid;
+			r.src = st[i].src;
 			r.given = &given;
 			r.records = json_integer_value(json_object_get(
 				st[i].status, "records"));

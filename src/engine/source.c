@@ -32,6 +32,8 @@ struct pex_source {
 	unsigned long long warn_overflow;
 	unsigned long long replaced_chars;
 	unsigned long long replaced_values;
+	unsigned long long pending_chars;  /* in the record being built */
+	unsigned long long pending_values;
 	struct pex_identity_set found;
 	struct pex_buf text;
 };
@@ -118,8 +120,8 @@ json_t *pex_source_text(struct pex_source *src, const char *s, size_t len)
 	n = pex_text_sanitize(s, len, &src->text);
 	if (n < 0)
 		return NULL;
-	src->replaced_chars += (unsigned long long)n;
-	src->replaced_values++;
+	src->pending_chars += (unsigned long long)n;
+	src->pending_values++;
 	return json_stringn_nocheck(src->text.data, src->text.len);
 }
 
@@ -160,19 +162,30 @@ int pex_source_add_identity(struct pex_source *src, const char *type,
 	return rc;
 }
 
+void pex_source_settle(struct pex_source *src, int keep)
+{
+	if (keep) {
+		src->replaced_chars += src->pending_chars;
+		src->replaced_values += src->pending_values;
+	}
+	src->pending_chars = 0;
+	src->pending_values = 0;
+}
+
 const struct pex_identity_set *pex_source_identities(
 	const struct pex_source *src)
 {
 	return &src->found;
 }
 
-json_t *pex_source_warnings(const struct pex_source *src)
+json_t *pex_source_warnings(struct pex_source *src)
 {
 	json_t *arr = json_array();
 	const char *msg;
 	json_t *count;
 	char text[160];
 
+	pex_source_settle(src, 1);
 	json_object_foreach(src->warnings, msg, count) {
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:O}",
 						     "source", src->id,

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Bad input end to end: each case gets a clear message, the documented
+# exit code, and no half-written bundle.
+source "$(dirname "$0")/lib.sh"
+
+demo=$(demo_copy)
+cfg=$demo/portex.yaml
+zip=$WORK/out.zip
+S="-s email:alice@example.com"
+
+nobundle() {
+	[ ! -e "$zip" ] || fail "$1: a bundle was written"
+	no_leftovers "$WORK"
+	no_leftovers "$demo"
+}
+
+# -- usage errors: exit 2 ---------------------------------------------------
+run "$PORTEX" export -c "$cfg" -o "$zip"
+expect_code 2 "export without -s"
+expect_in "$err" "-s TYPE:VALUE" "usage message"
+run "$PORTEX" export -c "$cfg" -s alice@example.com -o "$zip"
+expect_code 2 "identity without a type"
+expect_in "$err" "TYPE:VALUE" "identity message"
+run "$PORTEX" export -c "$cfg" -s ip:203.0.113.7 -o "$zip"
+expect_code 2 "ip identity without a window"
+expect_in "$err" "time window" "ip window message"
+run "$PORTEX" frobnicate
+expect_code 2 "unknown command"
+for c in export verify validate check; do
+	run "$PORTEX" $c --help
+	expect_code 0 "$c --help"
+	expect_in "$out" "usage: portex $c" "$c --help text"
+done
+run "$PORTEX" --version
+expect_code 0 "--version"
+nobundle "usage errors"
+ok "usage errors exit 2 with a hint; --help and --version work"
+
+# -- malformed YAML -----------------------------------------------------------
+printf 'controller:\n  name: "unterminated\n  contact: x\n' > "$WORK/bad.yaml"
+run "$PORTEX" export -c "$WORK/bad.yaml" $S -o "$zip"
+expect_code 1 "malformed YAML"
+expect_in "$err" "bad.yaml:" "YAML error names the file"
+nobundle "malformed YAML"
+ok "malformed YAML: file and line, exit 1"
+
+# -- schema violations in the config: path and line -------------------------
+sed 's/^controller:/controler:/' "$cfg" > "$demo/typo.yaml"
+run "$PORTEX" export -c "$demo/typo.yaml" $S -o "$zip"
+expect_code 1 "unknown key"
+expect_in "$err" "typo.yaml:" "names the file"
+expect_in "$err" "controler" "names the unknown key"
+sed 's/^    collector: csv/    collector: csv\n    colour: blue/' "$cfg" > "$demo/k.yaml"
+run "$PORTEX" check -c "$demo/k.yaml"
+expect_code 1 "unknown source key"
+expect_in "$err" "sources[2]" "names the path"
+line=$(grep -n 'colour: blue' "$demo/k.yaml" | cut -d: -f1)
+expect_in "$err" "k.yaml:$line:" "names the line of the key"
+sed 's/      query: >/      qurey: >/' "$cfg" > "$demo/q.yaml"
+run "$PORTEX" export -c "$demo/q.yaml" $S -o "$zip"
+expect_code 1 "unknown collector option"
+expect_in "$err" "unknown option 'qurey'" "names the option"
+nobundle "config errors"
+ok "config mistakes: file, line and path; unknown keys are errors"
+
+# -- a missing database fails the source; --allow-partial marks it --------
+sed 's/database: crm.sqlite/database: gone.sqlite/' "$cfg" > "$demo/gone.yaml"
+run "$PORTEX" export -c "$demo/gone.yaml" $S -o "$zip"
+expect_code 1 "missing database"
+expect_in "$err" "gone.sqlite" "names the missing file"
+nobundle "missing database"
+run "$PORTEX" export -c "$demo/gone.yaml" $S -o "$zip" --allow-partial
+expect_code 3 "missing database with --allow-partial"
+v=$($CHECK get "$zip" '[d["complete"], m["complete"], [(s["id"], s["status"]) for s in m["sources"]], "gone.sqlite" in m["sources"][0]["error"]]')
+[ "$v" = '[false, false, [["crm", "failed"], ["contact-form", "failed"], ["newsletter", "ok"]], true]' ] \
+	|| fail "partial manifest: $v"
+unzip -p "$zip" README.txt | grep -q "NOT COMPLETE" || fail "README must say incomplete"
+rm -f "$zip"
+ok "a failed source: no bundle, or with --allow-partial one marked incomplete (exit 3)"
+
+# -- a locked database --------------------------------------------------------
+python3 - "$demo/crm.sqlite" "$WORK/locked" <<'PY' &
+import sqlite3, sys, time, os
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("BEGIN EXCLUSIVE")
+open(sys.argv[2], "w").close()
+time.sleep(30)
+PY
+locker=$!
+for _ in $(seq 100); do [ -e "$WORK/locked" ] && break; sleep 0.1; done
+sed 's/      id_column: customer_id/      id_column: customer_id\n      timeout_ms: 200/' "$cfg" > "$demo/lock.yaml"
+run "$PORTEX" export -c "$demo/lock.yaml" $S -o "$zip"
+kill $locker 2>/dev/null || true
+wait $locker 2>/dev/null || true
+expect_code 1 "locked database"
+expect_in "$err" "locked" "says it is locked"
+nobundle "locked database"
+ok "a locked database: clear message, no bundle"
+
+# -- CSV with broken quoting ----------------------------------------------------
+printf 'Email,First Name\n"alice@example.com,Alice\nbob@x,"Bob\n' > "$demo/newsletter.csv"
+run "$PORTEX" export -c "$cfg" $S -o "$zip"
+expect_code 1 "broken CSV"
+expect_in "$err" "newsletter.csv" "names the file"
+nobundle "broken CSV"
+ok "CSV with broken quoting fails the source with file and line"
+
+# -- invalid UTF-8 and control characters in source values ------------------
+printf 'Email,First Name,Last Name,Company,Subscribed On,Consent Text,Lists\nalice@example.com,Al\xffice,Re\x01nouf,Harbour \xc3\x28Trust,2025-02-03T10:00:00Z,ok,news\n' > "$demo/newsletter.csv"
+cp "$PEX_BUILD_DIR/demo/crm.sqlite" "$demo/crm.sqlite"
+run "$PORTEX" export -c "$cfg" $S -o "$zip"
+expect_code 1 "non-UTF-8 CSV is refused"
+expect_in "$err" "UTF-8" "says why"
+python3 - "$demo/crm.sqlite" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE customers SET notes = CAST(X'707265ff66657273016f6e650b' AS TEXT) WHERE customer_id = 'C-17'")
+c.commit()
+PY
+cp "$PEX_BUILD_DIR/demo/newsletter.csv" "$demo/newsletter.csv"
+run "$PORTEX" export -c "$cfg" $S -o "$zip"
+expect_code 0 "export with bad bytes in the database"
+v=$($CHECK get "$zip" '[r["extra"]["notes"] for r in d["contacts"] if r["id"]=="crm:C-17"]')
+[ "$v" = '["pre\ufffdfers\ufffdone\ufffd"]' ] || fail "replacement: $v"
+v=$($CHECK get "$zip" '[w["count"] for w in m["warnings"] if w["source"]=="crm" and "U+FFFD" in w["message"]]')
+[ "$v" = "[1]" ] || fail "replacement not counted in the manifest: $v"
+$CHECK same "$zip" || fail "JSON and XML differ after replacement"
+run "$PORTEX" verify "$zip"
+expect_code 0 "verify after replacement"
+rm -f "$zip"
+ok "invalid UTF-8 and control characters replaced in JSON and XML, counted in warnings"
+
+# -- unwritable output path -----------------------------------------------------
+run "$PORTEX" export -c "$cfg" $S -o /nonexistent-dir/out.zip
+expect_code 1 "output in a missing folder"
+expect_in "$err" "/nonexistent-dir" "names the folder"
+run "$PORTEX" export -c "$cfg" $S -o "$WORK"
+expect_code 1 "output is a folder"
+expect_in "$err" "is a folder" "says so"
+if [ "$(id -u)" -ne 0 ]; then
+	mkdir "$WORK/ro" && chmod 555 "$WORK/ro"
+	run "$PORTEX" export -c "$cfg" $S -o "$WORK/ro/out.zip"
+	expect_code 1 "read-only folder"
+fi
+nobundle "unwritable output"
+ok "unwritable output: clear message, exit 1, nothing left behind"
+
+echo "$PASS passed"
