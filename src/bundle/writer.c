@@ -413,6 +413,7 @@ struct entry {
 	struct pex_concat *stream; /* or a stream entry */
 	int64_t bytes;
 	char sha[PEX_SHA256_HEX];
+	zip_t *packed;      /* a stream entry, already compressed */
 };
 
 /* Reads a stream once: hashes it and, for the XML, validates it. */
@@ -485,6 +486,7 @@ struct zsrc {
 	struct pex_concat *c;
 	int64_t size;
 	time_t mtime;
+	pex_sha256 *h;  /* hash what libzip reads, when not NULL */
 	zip_error_t err;
 };
 
@@ -501,7 +503,8 @@ static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
 		return 0;
 	case ZIP_SOURCE_READ:
 		n = pex_concat_read(z->c, data, len);
-		if (n < 0) {
+		if (n < 0 || (n > 0 && z->h &&
+			      pex_sha256_update(z->h, data, (size_t)n))) {
 			zip_error_set(&z->err, ZIP_ER_READ, EIO);
 			return -1;
 		}
@@ -531,11 +534,26 @@ static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
 	}
 }
 
-static int add_entry(zip_t *za, const struct entry *e, time_t mtime, int level)
+static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
+		     int level, pex_sha256 *h)
 {
 	zip_source_t *src;
 	zip_int64_t idx;
 
+	if (e->packed) {
+		/* copied as compressed bytes, not compressed again */
+		src = zip_source_zip(za, e->packed, 0, 0, 0, -1);
+		if (!src)
+			return pex_error_set(PEX_ERROR, "zip: %s",
+					     zip_strerror(za));
+		idx = zip_file_add(za, e->name, src, ZIP_FL_ENC_UTF_8);
+		if (idx < 0) {
+			zip_source_free(src);
+			return pex_error_set(PEX_ERROR, "zip: %s",
+					     zip_strerror(za));
+		}
+		return 0;
+	}
 	if (e->stream) {
 		struct zsrc *z = calloc(1, sizeof(*z));
 
@@ -544,6 +562,7 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime, int level)
 		z->c = e->stream;
 		z->size = e->bytes;
 		z->mtime = mtime;
+		z->h = h;
 		zip_error_init(&z->err);
 		src = zip_source_function(za, concat_cb, z);
 		if (!src)
@@ -563,6 +582,81 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime, int level)
 	    zip_file_set_mtime(za, (zip_uint64_t)idx, mtime, 0))
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	return 0;
+}
+
+/*
+ * Compress a stream entry into a one-entry archive of its own, so that
+ * the JSON and the XML can be compressed at the same time on two cores;
+ * the final zip then copies the compressed bytes (zip_source_zip).
+ * Hashes the data on the way when h is not NULL.
+ */
+static int pack_stream(struct entry *e, const char *path, time_t mtime,
+		       int level, pex_sha256 *h)
+{
+	zip_t *za;
+	int zerr, rc;
+
+	za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
+	if (!za)
+		return pex_error_set(PEX_EIO, "cannot create %s", path);
+	rc = add_entry(za, e, mtime, level, h);
+	if (rc) {
+		zip_discard(za);
+		return rc;
+	}
+	if (zip_close(za)) {
+		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", path,
+				   zip_strerror(za));
+		zip_discard(za);
+		return rc;
+	}
+	e->packed = zip_open(path, ZIP_RDONLY, &zerr);
+	if (!e->packed)
+		return pex_error_set(PEX_EIO, "cannot reopen %s", path);
+	return 0;
+}
+
+struct prep {
+	struct entry *e;
+	int xsd;       /* validate against the bundle XSD first */
+	char *path;    /* where to pack it */
+	time_t mtime;
+	int level;
+	int rc;
+	char msg[4096];
+};
+
+static void *prepare_stream(void *arg)
+{
+	struct prep *p = arg;
+	pex_sha256 *h = NULL;
+	int rc = 0;
+
+	if (p->xsd) {
+		/* one pass validates and hashes, a second compresses */
+		struct scan sc = { 0 };
+
+		sc.e = p->e;
+		sc.xsd = 1;
+		scan_stream(&sc);
+		rc = sc.rc;
+		if (rc)
+			snprintf(p->msg, sizeof(p->msg), "%s", sc.msg);
+		if (!rc)
+			rc = pack_stream(p->e, p->path, p->mtime, p->level,
+					 NULL);
+	} else {
+		rc = pex_sha256_new(&h);
+		if (!rc)
+			rc = pack_stream(p->e, p->path, p->mtime, p->level, h);
+		if (!rc)
+			rc = pex_sha256_final(h, p->e->sha);
+		pex_sha256_free(h);
+	}
+	if (rc && !p->msg[0])
+		snprintf(p->msg, sizeof(p->msg), "%s", pex_error_last());
+	p->rc = rc;
+	return NULL;
 }
 
 static char *make_readme(const json_t *env, struct entry *ents, size_t n)
@@ -705,7 +799,8 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	struct entry ents[64];
 	size_t n = 0, i, nschemas = 0;
 	const struct pex_schema_file *sf;
-	struct scan sj = { 0 }, sx = { 0 };
+	struct prep pj = { 0 }, px = { 0 };
+	char *names[64] = { 0 };
 	pthread_t thr;
 	int threaded = 0, rc;
 	char *readme = NULL, *manifest_text = NULL;
@@ -747,49 +842,66 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		rc = build_xml(b, envelope, &xc);
 	if (rc)
 		goto cleanup;
-	ents[n++] = (struct entry){ "data/bundle.json", "application/json",
-				    "schemas/v1/bundle.schema.json", NULL, 0,
-				    &jc, 0, "" };
+	ents[n++] = (struct entry){ .name = "data/bundle.json",
+				    .media = "application/json",
+				    .schema = "schemas/v1/bundle.schema.json",
+				    .stream = &jc };
 	if (b->opts.xml)
-		ents[n++] = (struct entry){ "data/bundle.xml",
-					    "application/xml",
-					    "schemas/" PEX_BUNDLE_XSD, NULL, 0,
-					    &xc, 0, "" };
-	/* hash the JSON here while another thread validates and hashes
-	 * the XML */
-	sj.e = &ents[0];
-	if (b->opts.xml) {
-		sx.e = &ents[1];
-		sx.xsd = 1;
-		threaded = !pthread_create(&thr, NULL, scan_stream, &sx);
-		if (!threaded)
-			scan_stream(&sx);
+		ents[n++] = (struct entry){ .name = "data/bundle.xml",
+					    .media = "application/xml",
+					    .schema = "schemas/" PEX_BUNDLE_XSD,
+					    .stream = &xc };
+	for (i = 0; i < n; i++) {
+		ents[i].bytes = pex_concat_size(ents[i].stream);
+		if (ents[i].bytes < 0) {
+			rc = (int)ents[i].bytes;
+			goto cleanup;
+		}
 	}
-	scan_stream(&sj);
+	/* The JSON is hashed and compressed here while another thread
+	 * validates, hashes and compresses the XML. */
+	pj.e = &ents[0];
+	pj.path = join(b->workdir, "json.zip");
+	pj.mtime = px.mtime = mtime;
+	pj.level = px.level = b->opts.compression;
+	if (b->opts.xml) {
+		px.e = &ents[1];
+		px.xsd = 1;
+		px.path = join(b->workdir, "xml.zip");
+		threaded = !pthread_create(&thr, NULL, prepare_stream, &px);
+		if (!threaded)
+			prepare_stream(&px);
+	}
+	prepare_stream(&pj);
 	if (threaded)
 		pthread_join(thr, NULL);
-	if (sj.rc || sx.rc) {
-		rc = pex_error_set(sj.rc ? sj.rc : sx.rc, "%s",
-				   sj.rc ? sj.msg : sx.msg);
+	if (pj.rc || px.rc) {
+		rc = pex_error_set(pj.rc ? pj.rc : px.rc, "%s",
+				   pj.rc ? pj.msg : px.msg);
 		goto cleanup;
 	}
-	for (sf = pex_schema_files; sf->name && n + 2 < 64; sf++) {
-		static _Thread_local char names[48][160];
+	for (sf = pex_schema_files; sf->name; sf++) {
 		size_t len = strlen(sf->name);
 
-		if (nschemas >= 48)
-			break;
-		snprintf(names[nschemas], sizeof(names[0]), "schemas/%s",
-			 sf->name);
-		ents[n] = (struct entry){ names[nschemas],
-			len > 4 && !strcmp(sf->name + len - 4, ".xsd") ?
-			"application/xml" : "application/schema+json",
-			NULL, sf->data, sf->len, NULL, (int64_t)sf->len, "" };
+		if (n + 2 >= sizeof(ents) / sizeof(ents[0])) {
+			rc = pex_error_set(PEX_ELIMIT, "too many schemas");
+			goto cleanup;
+		}
+		names[nschemas] = join("schemas", sf->name);
+		if (!names[nschemas]) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		ents[n] = (struct entry){ .name = names[nschemas++],
+			.media = len > 4 && !strcmp(sf->name + len - 4, ".xsd")
+				 ? "application/xml"
+				 : "application/schema+json",
+			.data = sf->data, .len = sf->len,
+			.bytes = (int64_t)sf->len };
 		rc = pex_sha256_hex(sf->data, sf->len, ents[n].sha);
 		if (rc)
 			goto cleanup;
 		n++;
-		nschemas++;
 	}
 	readme = make_readme(envelope, ents, n);
 	if (!readme) {
@@ -797,9 +909,10 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		goto cleanup;
 	}
 	memmove(&ents[1], &ents[0], n * sizeof(ents[0]));
-	ents[0] = (struct entry){ "README.txt", "text/plain; charset=utf-8",
-				  NULL, readme, strlen(readme), NULL,
-				  (int64_t)strlen(readme), "" };
+	ents[0] = (struct entry){ .name = "README.txt",
+				  .media = "text/plain; charset=utf-8",
+				  .data = readme, .len = strlen(readme),
+				  .bytes = (int64_t)strlen(readme) };
 	rc = pex_sha256_hex(readme, strlen(readme), ents[0].sha);
 	n++;
 	if (rc)
@@ -827,16 +940,20 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		goto cleanup;
 	}
 	{
-		struct entry me = { "manifest.json", "application/json", NULL,
-				    manifest_text, strlen(manifest_text), NULL,
-				    0, "" };
+		struct entry me = { .name = "manifest.json",
+				    .media = "application/json",
+				    .data = manifest_text,
+				    .len = strlen(manifest_text) };
 
-		rc = add_entry(za, &ents[0], mtime, b->opts.compression);
+		rc = add_entry(za, &ents[0], mtime, b->opts.compression,
+			       NULL);
 		if (!rc)
-			rc = add_entry(za, &me, mtime, b->opts.compression);
+			rc = add_entry(za, &me, mtime, b->opts.compression,
+				       NULL);
 	}
 	for (i = 1; !rc && i < n; i++)
-		rc = add_entry(za, &ents[i], mtime, b->opts.compression);
+		rc = add_entry(za, &ents[i], mtime, b->opts.compression,
+			       NULL);
 	if (rc)
 		goto cleanup;
 	if (zip_close(za)) {
@@ -853,6 +970,17 @@ cleanup:
 		zip_discard(za);
 	if (rc)
 		unlink(b->tmp_path);
+	for (i = 0; i < n; i++)
+		if (ents[i].packed)
+			zip_discard(ents[i].packed);
+	if (pj.path)
+		unlink(pj.path);
+	if (px.path)
+		unlink(px.path);
+	free(pj.path);
+	free(px.path);
+	for (i = 0; i < nschemas; i++)
+		free(names[i]);
 	pex_concat_free(&jc);
 	pex_concat_free(&xc);
 	json_decref(check);

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Export speed and memory against gzip -6, in one run.
+#
+# For a subject with 1k, 100k and 1M rows in a SQLite source, time
+# `portex export` (reading, record validation, JSON, XML, XSD validation,
+# hashing, compression) and its peak memory, then time `gzip -6` over the
+# same uncompressed data/bundle.json + data/bundle.xml. Prints the ratios.
+# Targets: peak memory at 1M within 1.5x of 1k; export time at 1M at most
+# 1.5x gzip's.
+# usage: bench/export-bench.sh [SIZES...]   (default: 1000 100000 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("${@:-1000 100000 1000000}")
+[ $# -gt 0 ] || sizes=(1000 100000 1000000)
+
+scripts/install-deps.sh all
+bin=${PORTEX:-build/portex}
+if [ -z "${PORTEX:-}" ]; then
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j"$(nproc)" --target portex >/dev/null
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp bench/export-bench.yaml "$work/portex.yaml"
+
+secs() { # command...: wall seconds and peak KiB, "S KIB"
+	/usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null
+	cat "$work/time"
+}
+
+printf '%-9s %9s %9s %10s %9s %7s %12s\n' rows export_s peak_MiB \
+	data_MiB gzip6_s ratio bundle_MiB
+base_mem=
+for n in "${sizes[@]}"; do
+	python3 bench/export-gen.py "$work/hits.sqlite" "$n"
+	rm -f "$work/out.zip"
+	read -r t mem < <(secs "$bin" export -q -c "$work/portex.yaml" \
+		-s email:bench@example.com -o "$work/out.zip")
+	unzip -p "$work/out.zip" data/bundle.json data/bundle.xml > "$work/data"
+	read -r g _ < <(secs gzip -6 -k -c "$work/data")
+	data_mib=$(du -m "$work/data" | cut -f1)
+	zip_mib=$(du -m "$work/out.zip" | cut -f1)
+	ratio=$(python3 -c "print(f'{$t/max($g,0.01):.2f}')")
+	printf '%-9s %9s %9.1f %10s %9s %7s %12s\n' "$n" "$t" \
+		"$(python3 -c "print($mem/1024)")" "$data_mib" "$g" "$ratio" \
+		"$zip_mib"
+	[ -n "$base_mem" ] || base_mem=$mem
+	last_mem=$mem
+	rm -f "$work/data"
+done
+python3 -c "print(f'peak memory, largest vs smallest: {$last_mem/$base_mem:.2f}x (target <= 1.5x)')"
+echo "ratio = export time / gzip -6 time over the same JSON+XML (target <= 1.5, aim 1.0)"
