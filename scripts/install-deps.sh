@@ -7,13 +7,13 @@ build_pkgs=(
   build-essential cmake pkg-config
   libjansson-dev libxml2-dev libxml2-utils libzip-dev libarchive-dev
   libyaml-dev libpcre2-dev libsqlite3-dev sqlite3 libpq-dev
-  libcurl4-openssl-dev libmicrohttpd-dev libssl-dev uap-core
+  libcurl4-openssl-dev libmicrohttpd-dev libssl-dev zlib1g-dev uap-core
 )
 test_pkgs=(
   libcmocka-dev json-schema-test-suite clang libclang-rt-14-dev
-  unzip libarchive-tools python3 postgresql-15 time
+  unzip libarchive-tools python3 postgresql-15 time bzip2 xz-utils zstd
 )
-bench_pkgs=(gzip hyperfine)
+bench_pkgs=(gzip hyperfine ripgrep)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in

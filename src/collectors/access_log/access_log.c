@@ -1,40 +1,1000 @@
-/* Placeholder descriptor for the access_log collector: the build
- * registers every folder under src/collectors/, and the line parser in
- * logformat.c lives here before the collector glue does. Replaced when
- * the collector itself is written. */
+/*
+ * The access_log collector: usage data (requests, visits) and technical
+ * data (user agents, IP addresses) from web server access logs. See
+ * docs/internals/access_log.md.
+ *
+ * A line belongs to the subject when the value a `match` rule reads from
+ * it (the logged user, a cookie, a request header, the client address)
+ * equals one of the subject's identities of that rule's type, after
+ * pex_identity_normalize(); an identity with a time window (an IP address)
+ * counts only for lines whose time lies inside it, bounds included.
+ * Before any line is parsed, whole blocks are searched for the text of
+ * those identities (al_files.c), so the cost of a large log is close to
+ * the cost of reading it.
+ *
+ * Matching lines stream out as usage events; visits, devices and
+ * addresses are built alongside (al_usage.c). Lines that cannot be read
+ * are skipped and counted per file in the manifest's warnings; a file
+ * that is missing or cannot be decompressed fails the source.
+ *
+ * Ownership: the engine owns the option values in struct al_ctx; init
+ * builds the derived fields below them and fini frees those. Everything
+ * a collect call builds is freed before it returns, except the user-agent
+ * parser, which is loaded on first need and kept until fini.
+ */
+#include <ctype.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collectors/access_log/al_files.h"
+#include "collectors/access_log/al_usage.h"
+#include "collectors/access_log/logformat.h"
+#include "core/hash.h"
+#include "core/timeutil.h"
 #include "portex/collector.h"
 #include "portex/error.h"
+#include "portex/mapper.h"
+#include "portex/uaparser.h"
 
-static const struct pex_config_map access_log_config[] = {
+#define AL_MATCH_MAX 16          /* rules in `match` */
+#define AL_TRUSTED_MAX 256       /* networks in `trusted_proxies` */
+#define AL_SUFFIX_MAX 256        /* entries in `static_suffixes` */
+#define AL_TABLE_LIMIT 1000000   /* ceiling of the max_* options */
+#define AL_ID_MAX 1024           /* record ids (schema maxLength) */
+
+enum match_kind { M_USER, M_COOKIE, M_HEADER, M_IP };
+
+struct matcher {
+	enum match_kind kind;
+	const char *type;  /* identity type; borrowed from options or static */
+	const char *name;  /* cookie or header name (borrowed) */
+	int slot;          /* pex_logrec.named[] index */
+	int bytewise;      /* normalising the type changes nothing but
+			    * surrounding blanks: compare bytes directly */
+};
+
+struct al_ctx {
+	/* Options, filled by the engine from the config map. */
+	char **paths;
+	char *format;
+	char *format_style;
+	json_t *match;
+	char **trusted_proxies;
+	long long session_idle_minutes;
+	char **static_suffixes;
+	long long max_line_bytes;
+	char *uap_regexes;
+	long long max_devices;
+	long long max_ips;
+	long long max_open_sessions;
+	long long max_session_pages;
+	int prefilter;
+	int allow_trailing;
+
+	/* Derived in init, freed in fini. */
+	struct pex_logformat *fmt;
+	struct pex_cidr *trusted;
+	size_t ntrusted;
+	struct matcher matchers[AL_MATCH_MAX];
+	size_t nmatchers;
+	char *scratch;
+	size_t scratch_cap;
+	pex_uaparser *uap; /* loaded on first need */
+};
+
+static const struct pex_config_map al_config[] = {
+	{PEX_OPT_STRLIST, "paths", NULL, PEX_OPT_REQUIRED,
+	 offsetof(struct al_ctx, paths),
+	 "log files and globs, relative to the configuration file's "
+	 "directory; rotated and compressed files (access.log.2.gz) are "
+	 "read oldest first"},
+	{PEX_OPT_STR, "format", "combined", 0, offsetof(struct al_ctx, format),
+	 "a preset (common, combined, vhost_combined, nginx, traefik) or an "
+	 "Apache LogFormat / nginx log_format string"},
+	{PEX_OPT_STR, "format_style", NULL, 0,
+	 offsetof(struct al_ctx, format_style),
+	 "apache or nginx: how to read `format` (default: nginx when it "
+	 "holds $variables and no %directives)"},
+	{PEX_OPT_JSON, "match", "[\"user\", \"ip\"]", 0,
+	 offsetof(struct al_ctx, match),
+	 "how lines are tied to the subject: a list of user, ip, "
+	 "{cookie: NAME, type: TYPE}, {header: NAME, type: TYPE}"},
+	{PEX_OPT_STRLIST, "trusted_proxies", NULL, 0,
+	 offsetof(struct al_ctx, trusted_proxies),
+	 "networks (CIDR) of proxies whose X-Forwarded-For is believed"},
+	{PEX_OPT_INT, "session_idle_minutes", "30", 0,
+	 offsetof(struct al_ctx, session_idle_minutes),
+	 "idle minutes after which a new visit starts"},
+	{PEX_OPT_STRLIST, "static_suffixes", NULL, 0,
+	 offsetof(struct al_ctx, static_suffixes),
+	 "path endings of static assets, kept as events but not pages "
+	 "(default .css .js .png .jpg .jpeg .gif .svg .ico .woff .woff2 "
+	 ".map)"},
+	{PEX_OPT_INT, "max_line_bytes", "65536", 0,
+	 offsetof(struct al_ctx, max_line_bytes),
+	 "longest line read; longer ones are skipped and counted"},
+	{PEX_OPT_STR, "uap_regexes", NULL, 0,
+	 offsetof(struct al_ctx, uap_regexes),
+	 "uap-core regexes.yaml (default: the uap-core package's)"},
+	{PEX_OPT_INT, "max_devices", "10000", 0,
+	 offsetof(struct al_ctx, max_devices),
+	 "distinct user agents listed per collect"},
+	{PEX_OPT_INT, "max_ips", "10000", 0, offsetof(struct al_ctx, max_ips),
+	 "distinct client addresses listed per collect"},
+	{PEX_OPT_INT, "max_open_sessions", "1000", 0,
+	 offsetof(struct al_ctx, max_open_sessions),
+	 "visits held open at once"},
+	{PEX_OPT_INT, "max_session_pages", "10000", 0,
+	 offsetof(struct al_ctx, max_session_pages),
+	 "pages after which a visit is split"},
+	{PEX_OPT_BOOL, "prefilter", "true", 0,
+	 offsetof(struct al_ctx, prefilter),
+	 "search blocks for the subject's values before parsing lines; "
+	 "false parses every line (and counts every bad one)"},
+	{PEX_OPT_BOOL, "allow_trailing_fields", "false", 0,
+	 offsetof(struct al_ctx, allow_trailing),
+	 "accept lines with extra fields after the format's last"},
 	{.name = NULL},
 };
 
-static int access_log_init(struct pex_source *src, void *ctx)
+static const char *const default_suffixes[] = {
+	".css", ".js", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico",
+	".woff", ".woff2", ".map", NULL,
+};
+
+/* Open sessions' page text, in bytes: with the other caps this keeps a
+ * collect well under the 64 MB the design allows. */
+#define AL_OPEN_BYTES_MAX (16u << 20)
+
+/* ---- init ------------------------------------------------------------ */
+
+static int valid_type(const char *s)
 {
-	return pex_error_set(PEX_EUSAGE,
-			     "access_log collector: not available in this "
-			     "build yet");
+	size_t i;
+
+	if (!s || !(s[0] >= 'a' && s[0] <= 'z') || strlen(s) > 32)
+		return 0;
+	for (i = 1; s[i]; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
 }
 
-static int access_log_collect(struct pex_source *src, void *ctx,
-			      const struct pex_identity_set *ids,
-			      pex_emit_fn emit, void *emit_data)
+/* Whether values of type compare as bytes once trimmed: then the text in
+ * the log is the identity's text and the block search can look for it. */
+static int type_is_bytewise(const char *type)
 {
-	return pex_error_set(PEX_EUSAGE,
-			     "access_log collector: not available in this "
-			     "build yet");
+	static const char probe[] = "Ab-1 +2";
+	char *n = pex_identity_normalize(type, probe, sizeof(probe) - 1);
+	int same = n && !strcmp(n, probe);
+
+	free(n);
+	return same;
 }
 
-static void access_log_fini(struct pex_source *src, void *ctx)
+static int add_matcher(struct al_ctx *c, enum match_kind kind,
+		       const char *type, const char *name)
 {
+	struct matcher *m;
+	int slot = 0;
+
+	if (c->nmatchers >= AL_MATCH_MAX)
+		return pex_error_set(PEX_ELIMIT, "match: more than %d rules",
+				     AL_MATCH_MAX);
+	if (!valid_type(type))
+		return pex_error_set(PEX_EINVALID, "match: identity type "
+				     "'%s' must be lower-case letters, "
+				     "digits and _", type ? type : "");
+	if (kind == M_COOKIE) {
+		slot = pex_logformat_cookie_slot(c->fmt, name);
+		if (slot < 0)
+			return pex_error_set(PEX_EINVALID, "match: the format "
+					     "does not log cookie '%s'", name);
+	} else if (kind == M_HEADER) {
+		slot = pex_logformat_header_slot(c->fmt, name);
+		if (slot < 0)
+			return pex_error_set(PEX_EINVALID, "match: the format "
+					     "does not log header '%s'", name);
+	}
+	m = &c->matchers[c->nmatchers++];
+	m->kind = kind;
+	m->type = type;
+	m->name = name;
+	m->slot = slot;
+	m->bytewise = kind == M_IP || type_is_bytewise(type);
+	return 0;
+}
+
+/* "user", "ip", "cookie: NAME", "header: NAME". */
+static int parse_match_string(struct al_ctx *c, const char *s)
+{
+	const char *colon = strchr(s, ':');
+	const char *name;
+
+	if (!strcmp(s, "user"))
+		return add_matcher(c, M_USER, "username", NULL);
+	if (!strcmp(s, "ip"))
+		return add_matcher(c, M_IP, "ip", NULL);
+	if (colon) {
+		name = colon + 1;
+		while (*name == ' ')
+			name++;
+		if (!strncmp(s, "cookie:", 7) && *name)
+			return add_matcher(c, M_COOKIE, "cookie_id", name);
+	}
+	return pex_error_set(PEX_EINVALID, "match: '%s' is not user, ip, "
+			     "cookie: NAME or {header: NAME, type: TYPE}",
+			     s);
+}
+
+static int parse_match_object(struct al_ctx *c, json_t *o)
+{
+	const char *type = json_string_value(json_object_get(o, "type"));
+	json_t *cookie = json_object_get(o, "cookie");
+	json_t *header = json_object_get(o, "header");
+	int kinds = !!json_object_get(o, "user") + !!json_object_get(o, "ip") +
+		    !!cookie + !!header;
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v) {
+		if (strcmp(key, "user") && strcmp(key, "ip") &&
+		    strcmp(key, "cookie") && strcmp(key, "header") &&
+		    strcmp(key, "type"))
+			return pex_error_set(PEX_EINVALID, "match: unknown "
+					     "key '%s'", key);
+	}
+	if (kinds != 1)
+		return pex_error_set(PEX_EINVALID, "match: each rule names "
+				     "one of user, ip, cookie, header");
+	if (json_object_get(o, "type") && !type)
+		return pex_error_set(PEX_EINVALID, "match: type must be a "
+				     "string");
+	if (json_object_get(o, "user"))
+		return add_matcher(c, M_USER, type ? type : "username", NULL);
+	if (json_object_get(o, "ip")) {
+		if (type && strcmp(type, "ip"))
+			return pex_error_set(PEX_EINVALID, "match: an ip rule "
+					     "matches identities of type ip");
+		return add_matcher(c, M_IP, "ip", NULL);
+	}
+	if (cookie) {
+		if (!json_is_string(cookie) || !json_string_length(cookie))
+			return pex_error_set(PEX_EINVALID, "match: cookie "
+					     "must name the cookie");
+		return add_matcher(c, M_COOKIE, type ? type : "cookie_id",
+				   json_string_value(cookie));
+	}
+	if (!json_is_string(header) || !json_string_length(header))
+		return pex_error_set(PEX_EINVALID, "match: header must name "
+				     "the header");
+	if (!type)
+		return pex_error_set(PEX_EINVALID, "match: header '%s' needs "
+				     "a type (the identity type its values "
+				     "are)", json_string_value(header));
+	return add_matcher(c, M_HEADER, type, json_string_value(header));
+}
+
+static int parse_match(struct al_ctx *c)
+{
+	size_t i;
+	int rc;
+
+	if (json_is_string(c->match))
+		return parse_match_string(c, json_string_value(c->match));
+	if (!json_is_array(c->match) || !json_array_size(c->match))
+		return pex_error_set(PEX_EINVALID, "match must be a list of "
+				     "rules (user, ip, {cookie: NAME}, ...)");
+	for (i = 0; i < json_array_size(c->match); i++) {
+		json_t *e = json_array_get(c->match, i);
+
+		if (json_is_string(e))
+			rc = parse_match_string(c, json_string_value(e));
+		else if (json_is_object(e))
+			rc = parse_match_object(c, e);
+		else
+			rc = pex_error_set(PEX_EINVALID, "match[%zu] must be "
+					   "a name or a map", i);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int compile_format(struct al_ctx *c)
+{
+	const char *f = c->format;
+	enum pex_logformat_syntax syn;
+	int rc;
+
+	if (!strchr(f, '%') && !strchr(f, '$'))
+		return pex_logformat_preset(&c->fmt, f);
+	if (c->format_style && !strcmp(c->format_style, "apache"))
+		syn = PEX_LOGFORMAT_APACHE;
+	else if (c->format_style && !strcmp(c->format_style, "nginx"))
+		syn = PEX_LOGFORMAT_NGINX;
+	else if (c->format_style)
+		return pex_error_set(PEX_EINVALID, "format_style must be "
+				     "apache or nginx, not '%s'",
+				     c->format_style);
+	else
+		syn = strchr(f, '$') && !strchr(f, '%') ?
+		      PEX_LOGFORMAT_NGINX : PEX_LOGFORMAT_APACHE;
+	rc = pex_logformat_compile(&c->fmt, syn, f);
+	return rc ? pex_error_wrap(rc, "format") : 0;
+}
+
+static int check_range(const char *name, long long v, long long lo,
+		       long long hi)
+{
+	if (v < lo || v > hi)
+		return pex_error_set(PEX_EINVALID, "%s must be between %lld "
+				     "and %lld", name, lo, hi);
+	return 0;
+}
+
+static void al_fini(struct pex_source *src, void *ctx);
+
+static int al_setup(struct al_ctx *c)
+{
+	size_t i, n = 0;
+	int rc;
+
+	rc = check_range("session_idle_minutes", c->session_idle_minutes, 1,
+			 7 * 24 * 60);
+	if (!rc)
+		rc = check_range("max_line_bytes", c->max_line_bytes, 256,
+				 PEX_LOGLINE_MAX_LIMIT);
+	if (!rc)
+		rc = check_range("max_devices", c->max_devices, 1,
+				 AL_TABLE_LIMIT);
+	if (!rc)
+		rc = check_range("max_ips", c->max_ips, 1, AL_TABLE_LIMIT);
+	if (!rc)
+		rc = check_range("max_open_sessions", c->max_open_sessions, 1,
+				 AL_TABLE_LIMIT);
+	if (!rc)
+		rc = check_range("max_session_pages", c->max_session_pages, 1,
+				 AL_TABLE_LIMIT);
+	if (rc)
+		return rc;
+	if (!c->paths || !c->paths[0])
+		return pex_error_set(PEX_EINVALID, "paths: no file given");
+	rc = compile_format(c);
+	if (rc)
+		return rc;
+	if (!pex_logformat_has_time(c->fmt))
+		return pex_error_set(PEX_EINVALID, "format logs no time: "
+				     "requests could not be dated");
+	rc = pex_logformat_set_max_line(c->fmt, (size_t)c->max_line_bytes);
+	if (rc)
+		return rc;
+	pex_logformat_set_allow_trailing(c->fmt, c->allow_trailing);
+	for (i = 0; c->static_suffixes && c->static_suffixes[i]; i++)
+		if (i >= AL_SUFFIX_MAX)
+			return pex_error_set(PEX_ELIMIT, "static_suffixes: "
+					     "more than %d", AL_SUFFIX_MAX);
+	rc = parse_match(c);
+	if (rc)
+		return rc;
+	while (c->trusted_proxies && c->trusted_proxies[n])
+		n++;
+	if (n > AL_TRUSTED_MAX)
+		return pex_error_set(PEX_ELIMIT, "trusted_proxies: more than "
+				     "%d networks", AL_TRUSTED_MAX);
+	if (n && pex_logformat_header_slot(c->fmt, "X-Forwarded-For") < 0)
+		return pex_error_set(PEX_EINVALID, "trusted_proxies: the "
+				     "format does not log X-Forwarded-For");
+	if (n) {
+		c->trusted = calloc(n, sizeof(*c->trusted));
+		if (!c->trusted)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n; i++) {
+		if (pex_cidr_parse(c->trusted_proxies[i], &c->trusted[i]))
+			return pex_error_set(PEX_EINVALID, "trusted_proxies: "
+					     "'%s' is no network (CIDR)",
+					     c->trusted_proxies[i]);
+	}
+	c->ntrusted = n;
+	c->scratch_cap = (size_t)c->max_line_bytes + 2;
+	c->scratch = malloc(c->scratch_cap);
+	if (!c->scratch)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* The engine calls fini only after a successful init: a failed init
+ * releases what it built itself. */
+static int al_init(struct pex_source *src, void *ctx)
+{
+	int rc = al_setup(ctx);
+
+	if (rc)
+		al_fini(src, ctx);
+	return rc;
+}
+
+static void al_fini(struct pex_source *src, void *ctx)
+{
+	struct al_ctx *c = ctx;
+
+	pex_logformat_free(c->fmt);
+	free(c->trusted);
+	free(c->scratch);
+	pex_uaparser_free(c->uap);
+	c->fmt = NULL;
+	c->trusted = NULL;
+	c->scratch = NULL;
+	c->uap = NULL;
+}
+
+/* ---- matching -------------------------------------------------------- */
+
+/* One (identity, rule) pair a line is tested against. */
+struct cand {
+	const struct pex_identity *id;
+	const struct matcher *m;
+	size_t ident; /* index into the run's identity table */
+	size_t vlen;
+};
+
+enum bad_reason { BAD_TRUNCATED, BAD_MISMATCH, BAD_BINARY, BAD_TOO_LONG,
+		  BAD_XFF, BAD__COUNT };
+
+static const char *const bad_text[BAD__COUNT] = {
+	"truncated (the line ends before the format does)",
+	"not in the configured format",
+	"binary data",
+	"longer than max_line_bytes",
+	"X-Forwarded-For holds something that is no address, client unknown",
+};
+
+struct run {
+	struct pex_source *src;
+	struct al_ctx *c;
+	pex_emit_fn emit;
+	void *emit_data;
+	struct cand *cands;
+	size_t ncands;
+	int need_ip;
+	struct pex_al_ident *idents;
+	size_t nidents;
+	struct pex_al_usage *usage;
+	const char *const *suffixes;
+	const struct pex_al_file *file;
+	unsigned long long bad[BAD__COUNT];
+	unsigned long long bad_first[BAD__COUNT];
+	unsigned long long matched;
+};
+
+static void count_bad(struct run *r, enum bad_reason why,
+		      unsigned long long lineno)
+{
+	if (!r->bad[why]++)
+		r->bad_first[why] = lineno;
+}
+
+static int slice_equals(const struct pex_logslice *v, const char *s,
+			size_t n)
+{
+	const char *p = v->ptr;
+	size_t len = v->len;
+
+	while (len && isspace((unsigned char)*p)) {
+		p++;
+		len--;
+	}
+	while (len && isspace((unsigned char)p[len - 1]))
+		len--;
+	return len == n && !memcmp(p, s, n);
+}
+
+static int value_matches(const struct cand *k, const struct pex_logrec *rec,
+			 const char *client)
+{
+	const struct pex_logslice *v;
+	char *norm;
+	int same;
+
+	switch (k->m->kind) {
+	case M_IP:
+		return client && !strcmp(client, k->id->value);
+	case M_USER:
+		v = &rec->user;
+		break;
+	default:
+		v = &rec->named[k->m->slot];
+		break;
+	}
+	if (!v->ptr)
+		return 0;
+	if (k->m->bytewise)
+		return slice_equals(v, k->id->value, k->vlen);
+	norm = pex_identity_normalize(k->m->type, v->ptr, v->len);
+	same = norm && !strcmp(norm, k->id->value);
+	free(norm);
+	return same;
+}
+
+/* The client's canonical address into out, or 0 when unknown. */
+static int client_ip(struct run *r, const struct pex_logrec *rec,
+		     unsigned long long lineno, char out[PEX_IP_TEXT_MAX])
+{
+	const struct pex_logslice *peer = rec->client.ptr ? &rec->client :
+					  &rec->remote_addr;
+
+	if (!peer->ptr)
+		return 0;
+	if (r->c->ntrusted) {
+		if (pex_xff_client(rec->xff.ptr, rec->xff.len, peer->ptr,
+				   peer->len, r->c->trusted, r->c->ntrusted,
+				   out, PEX_IP_TEXT_MAX) == 0)
+			return 1;
+		/* The peer is a trusted proxy but the chain cannot be read:
+		 * who the client was is unknown, so no address matches. */
+		if (pex_ip_canonical(peer->ptr, peer->len, out,
+				     PEX_IP_TEXT_MAX) == 0)
+			count_bad(r, BAD_XFF, lineno);
+		return 0;
+	}
+	return pex_ip_canonical(peer->ptr, peer->len, out,
+				PEX_IP_TEXT_MAX) == 0;
+}
+
+static int is_static(const char *const *suffixes, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; suffixes[i]; i++) {
+		size_t l = strlen(suffixes[i]);
+
+		if (l && l <= n && !strncasecmp(p + n - l, suffixes[i], l))
+			return 1;
+	}
+	return 0;
+}
+
+static int put_slice(struct run *r, json_t *o, const char *key,
+		     const struct pex_logslice *v)
+{
+	if (!v->ptr)
+		return 0;
+	return json_object_set_new(o, key, pex_source_text(r->src, v->ptr,
+							   v->len));
+}
+
+/* A value the schema bounds goes to extra when it is out of bounds, so
+ * an odd line never fails the export. */
+static int put_bounded(struct run *r, json_t *o, json_t *extra,
+		       const char *key, const struct pex_logslice *v,
+		       size_t max)
+{
+	return put_slice(r, v->len <= max ? o : extra, key, v);
+}
+
+static json_t *event_json(struct run *r, const struct pex_logrec *rec,
+			  const char *id, size_t ident, const char *client)
+{
+	json_t *o = json_object(), *extra = json_object();
+	char t[PEX_TIME_BUFSZ];
+	int bad = !o || !extra;
+
+	bad |= json_object_set_new(o, "id", json_string(id));
+	bad |= json_object_set_new(o, "matched_by", json_deep_copy(
+		r->idents[ident].matched_by));
+	bad |= json_object_set_new(o, "at", json_string(
+		pex_time_format(rec->time, t)));
+	if (client)
+		bad |= json_object_set_new(o, "client_ip",
+					   json_string(client));
+	bad |= put_bounded(r, o, extra, "method", &rec->method, 64);
+	bad |= put_slice(r, o, "path", &rec->path);
+	if (rec->query.len)
+		bad |= put_slice(r, o, "query", &rec->query);
+	bad |= put_bounded(r, o, extra, "protocol", &rec->protocol, 32);
+	if (rec->flags & PEX_LOGREC_BAD_REQUEST)
+		bad |= put_slice(r, extra, "request", &rec->request);
+	if (rec->flags & PEX_LOGREC_HAS_STATUS)
+		bad |= json_object_set_new(rec->status >= 100 &&
+					   rec->status <= 999 ? o : extra,
+					   "status",
+					   json_integer(rec->status));
+	if (rec->flags & PEX_LOGREC_HAS_BYTES)
+		bad |= json_object_set_new(o, "bytes", json_integer(
+			(json_int_t)(rec->bytes > (uint64_t)INT64_MAX ?
+				     INT64_MAX : rec->bytes)));
+	if (rec->flags & PEX_LOGREC_HAS_DURATION)
+		bad |= json_object_set_new(o, "duration_ms", json_real(
+			(double)rec->duration_us / 1000.0));
+	bad |= put_slice(r, o, "referrer", &rec->referer);
+	bad |= put_slice(r, o, "user_agent", &rec->user_agent);
+	bad |= put_slice(r, o, "host", &rec->vhost);
+	bad |= put_slice(r, o, "user", &rec->user);
+	bad |= json_object_set(o, "extra", extra);
+	json_decref(extra);
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int on_line(void *data, const char *line, size_t len,
+		   unsigned long long lineno)
+{
+	struct run *r = data;
+	struct pex_logrec rec;
+	enum pex_logline_status st;
+	char client[PEX_IP_TEXT_MAX], id[AL_ID_MAX];
+	const char *cl = NULL;
+	struct pex_al_hit hit;
+	json_t *ev;
+	size_t i;
+	int rc;
+
+	if (!line) {
+		count_bad(r, BAD_TOO_LONG, lineno);
+		return 0;
+	}
+	st = pex_logline_parse(r->c->fmt, line, len, &rec, r->c->scratch,
+			       r->c->scratch_cap);
+	switch (st) {
+	case PEX_LOGLINE_OK:
+		break;
+	case PEX_LOGLINE_EMPTY:
+		return 0;
+	case PEX_LOGLINE_TRUNCATED:
+		count_bad(r, BAD_TRUNCATED, lineno);
+		return 0;
+	case PEX_LOGLINE_BINARY:
+		count_bad(r, BAD_BINARY, lineno);
+		return 0;
+	case PEX_LOGLINE_TOO_LONG:
+		count_bad(r, BAD_TOO_LONG, lineno);
+		return 0;
+	default:
+		count_bad(r, BAD_MISMATCH, lineno);
+		return 0;
+	}
+	if (!(rec.flags & PEX_LOGREC_HAS_TIME)) {
+		count_bad(r, BAD_MISMATCH, lineno);
+		return 0;
+	}
+	if (client_ip(r, &rec, lineno, client))
+		cl = client;
+	for (i = 0; i < r->ncands; i++) {
+		const struct cand *k = &r->cands[i];
+
+		/* A weak identity counts only inside its window. */
+		if (k->id->has_window && (rec.time < k->id->not_before ||
+					  rec.time > k->id->not_after))
+			continue;
+		if (value_matches(k, &rec, cl))
+			break;
+	}
+	if (i == r->ncands)
+		return 0;
+	snprintf(id, sizeof(id), "%s:%llu", r->file->name, lineno);
+	ev = event_json(r, &rec, id, r->cands[i].ident, cl);
+	if (!ev)
+		return pex_error_set(PEX_ENOMEM, "out of memory building an "
+				     "event");
+	rc = r->emit(r->emit_data, PEX_REC_USAGE_EVENT, ev);
+	if (rc)
+		return rc;
+	r->matched++;
+	hit = (struct pex_al_hit){
+		.ident = r->cands[i].ident,
+		.at = rec.time,
+		.event_id = id,
+		.path = rec.path.ptr,
+		.path_len = rec.path.len,
+		.ua = rec.user_agent.ptr,
+		.ua_len = rec.user_agent.len,
+		.ip = cl,
+	};
+	hit.is_static = hit.path && is_static(r->suffixes, hit.path,
+					      hit.path_len);
+	return pex_al_usage_add(r->usage, &hit);
+}
+
+/* ---- needles --------------------------------------------------------- */
+
+struct needles {
+	char **v;
+	size_t *lens;
+	size_t n, cap;
+	int off; /* some value cannot be searched for: parse every line */
+};
+
+static int needle_add(struct needles *nd, const char *s, size_t len)
+{
+	size_t i;
+
+	if (!len || len > PEX_LOGNEEDLE_LEN_MAX || memchr(s, '\n', len) ||
+	    memchr(s, '\0', len)) {
+		nd->off = 1;
+		return 0;
+	}
+	for (i = 0; i < nd->n; i++)
+		if (nd->lens[i] == len && !memcmp(nd->v[i], s, len))
+			return 0;
+	if (nd->n == nd->cap) {
+		size_t nc = nd->cap ? 2 * nd->cap : 8;
+		char **g = realloc(nd->v, nc * sizeof(*g));
+		size_t *gl;
+
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		nd->v = g;
+		gl = realloc(nd->lens, nc * sizeof(*gl));
+		if (!gl)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		nd->lens = gl;
+		nd->cap = nc;
+	}
+	nd->v[nd->n] = strndup(s, len);
+	if (!nd->v[nd->n])
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	nd->lens[nd->n++] = len;
+	return 0;
+}
+
+/* The value as Apache writes it: `"` and `\` escaped, bytes outside
+ * printable ASCII as \xhh. */
+static int needle_add_escaped(struct needles *nd, const char *s)
+{
+	char buf[4 * PEX_LOGNEEDLE_LEN_MAX + 1];
+	size_t o = 0;
+
+	for (; *s && o + 4 < sizeof(buf); s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+					      "\\x%02x", ch);
+		} else {
+			buf[o++] = (char)ch;
+		}
+	}
+	if (*s) {
+		nd->off = 1;
+		return 0;
+	}
+	return needle_add(nd, buf, o);
+}
+
+static int needles_for(struct needles *nd, const struct cand *k)
+{
+	const char *v = k->id->value;
+	char up[PEX_IP_TEXT_MAX];
+	size_t i, n = strlen(v);
+	int rc;
+
+	if (!k->m->bytewise) {
+		nd->off = 1;
+		return 0;
+	}
+	rc = needle_add(nd, v, n);
+	if (rc || k->m->kind != M_IP)
+		return rc ? rc : needle_add_escaped(nd, v);
+	/* Servers write addresses as inet_ntop does; some write IPv6 in
+	 * upper case. Other spellings need prefilter: false. */
+	if (n >= sizeof(up))
+		return 0;
+	for (i = 0; i <= n; i++)
+		up[i] = (char)toupper((unsigned char)v[i]);
+	return needle_add(nd, up, n);
+}
+
+static void needles_free(struct needles *nd)
+{
+	size_t i;
+
+	for (i = 0; i < nd->n; i++)
+		free(nd->v[i]);
+	free(nd->v);
+	free(nd->lens);
+}
+
+/* ---- collect --------------------------------------------------------- */
+
+static int ident_index(struct run *r, const struct pex_identity *id)
+{
+	char hex[PEX_SHA256_HEX], *dump;
+	json_t *mb;
+	size_t i;
+	int rc;
+
+	mb = pex_matched_by(id);
+	if (!mb)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	for (i = 0; i < r->nidents; i++) {
+		if (json_equal(r->idents[i].matched_by, mb)) {
+			json_decref(mb);
+			return (int)i;
+		}
+	}
+	dump = json_dumps(mb, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!dump) {
+		json_decref(mb);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	rc = pex_sha256_hex(dump, strlen(dump), hex);
+	free(dump);
+	if (rc) {
+		json_decref(mb);
+		return rc;
+	}
+	r->idents[r->nidents].matched_by = mb;
+	memcpy(r->idents[r->nidents].tag, hex, 16);
+	r->idents[r->nidents].tag[16] = '\0';
+	return (int)r->nidents++;
+}
+
+/* Pair each identity with the rules of its type: strong identities
+ * first, so a line that both the user name and a shared address match
+ * is credited to the user name. */
+static int build_cands(struct run *r, const struct pex_identity_set *ids)
+{
+	size_t i, j, pass;
+	int ix;
+
+	r->cands = calloc(ids->count * r->c->nmatchers + 1,
+			  sizeof(*r->cands));
+	r->idents = calloc(ids->count + 1, sizeof(*r->idents));
+	if (!r->cands || !r->idents)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < ids->count; i++) {
+			const struct pex_identity *id = &ids->items[i];
+
+			if (!!id->has_window != (int)pass || !id->value[0])
+				continue;
+			for (j = 0; j < r->c->nmatchers; j++) {
+				const struct matcher *m = &r->c->matchers[j];
+				struct cand *k;
+
+				if (strcmp(m->type, id->type))
+					continue;
+				/* An address alone would match everyone
+				 * who shared it: never without a window. */
+				if (m->kind == M_IP && !id->has_window)
+					continue;
+				ix = ident_index(r, id);
+				if (ix < 0)
+					return ix;
+				k = &r->cands[r->ncands++];
+				k->id = id;
+				k->m = m;
+				k->ident = (size_t)ix;
+				k->vlen = strlen(id->value);
+				if (m->kind == M_IP)
+					r->need_ip = 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static void report_bad(struct run *r)
+{
+	size_t i;
+
+	for (i = 0; i < BAD__COUNT; i++) {
+		if (!r->bad[i])
+			continue;
+		pex_source_warn(r->src, "%s: %llu line%s skipped: %s (first "
+				"at line %llu)", r->file->name, r->bad[i],
+				r->bad[i] == 1 ? "" : "s", bad_text[i],
+				r->bad_first[i]);
+		r->bad[i] = 0;
+	}
+}
+
+static int al_collect(struct pex_source *src, void *ctx,
+		      const struct pex_identity_set *ids, pex_emit_fn emit,
+		      void *emit_data)
+{
+	struct al_ctx *c = ctx;
+	struct run r = {.src = src, .c = c, .emit = emit,
+			.emit_data = emit_data};
+	struct needles nd = {0};
+	struct pex_logneedles *set = NULL;
+	struct pex_al_scan_opts so = {0};
+	struct pex_al_file *files = NULL;
+	struct pex_al_limits lim;
+	size_t nfiles = 0, i;
+	unsigned long long lines = 0, total = 0;
+	int rc;
+
+	r.suffixes = c->static_suffixes ?
+		     (const char *const *)c->static_suffixes :
+		     default_suffixes;
+	rc = build_cands(&r, ids);
+	if (rc)
+		goto cleanup;
+	/* Listed even when no identity applies, so that a missing file is
+	 * reported whatever the subject. */
+	rc = pex_al_files_list(src, c->paths, &files, &nfiles);
+	if (rc || !r.ncands)
+		goto cleanup;
+	for (i = 0; i < r.ncands && !rc; i++)
+		rc = needles_for(&nd, &r.cands[i]);
+	if (rc)
+		goto cleanup;
+	if (c->prefilter && !nd.off) {
+		so.needles = (const char *const *)nd.v;
+		so.needle_lens = nd.lens;
+		so.count = nd.n;
+		if (nd.n > PEX_AL_DIRECT_NEEDLES) {
+			rc = pex_logneedles_new(&set,
+						(const char *const *)nd.v,
+						nd.n);
+			if (rc)
+				goto cleanup;
+			so.set = set;
+		}
+	}
+	so.max_line = (size_t)c->max_line_bytes;
+	lim = (struct pex_al_limits){
+		.idle_seconds = c->session_idle_minutes * 60,
+		.max_devices = (size_t)c->max_devices,
+		.max_ips = (size_t)c->max_ips,
+		.max_open_sessions = (size_t)c->max_open_sessions,
+		.max_session_pages = (size_t)c->max_session_pages,
+		.max_open_bytes = AL_OPEN_BYTES_MAX,
+	};
+	rc = pex_al_usage_new(&r.usage, src, &lim, r.idents, r.nidents, emit,
+			      emit_data);
+	if (rc)
+		goto cleanup;
+	for (i = 0; i < nfiles; i++) {
+		r.file = &files[i];
+		rc = pex_al_scan(files[i].path, &so, on_line, &r, &lines);
+		report_bad(&r);
+		total += lines;
+		if (rc)
+			goto cleanup;
+	}
+	if (pex_al_usage_has_devices(r.usage) && !c->uap) {
+		rc = pex_uaparser_load(&c->uap, c->uap_regexes);
+		if (rc) {
+			pex_error_wrap(rc, "user agents");
+			goto cleanup;
+		}
+	}
+	rc = pex_al_usage_finish(r.usage, c->uap);
+	if (!rc)
+		pex_source_log(src, PEX_LOG_DEBUG, "%zu files, %llu lines, "
+			       "%llu requests of the subject", nfiles, total,
+			       r.matched);
+cleanup:
+	pex_al_usage_free(r.usage);
+	pex_logneedles_free(set);
+	needles_free(&nd);
+	pex_al_files_free(files, nfiles);
+	for (i = 0; i < r.nidents; i++)
+		json_decref(r.idents[i].matched_by);
+	free(r.idents);
+	free(r.cands);
+	return rc;
 }
 
 const struct pex_collector pex_collector_access_log = {
 	.name = "access_log",
-	.description = "web server access logs (Apache, nginx, Traefik)",
-	.config_map = access_log_config,
-	.ctx_size = 0,
-	.init = access_log_init,
-	.collect = access_log_collect,
-	.fini = access_log_fini,
+	.description = "web server access logs (Apache, nginx, Traefik): "
+		       "usage events, visits, devices, IP addresses",
+	.config_map = al_config,
+	.ctx_size = sizeof(struct al_ctx),
+	.init = al_init,
+	.collect = al_collect,
+	.fini = al_fini,
 };

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The access_log collector against grep-class tools, in one run:
+#   (a) portex collecting one subject's events by IP + window, plain log
+#   (b) rg -F for the same address on the same file
+#   (c) portex collecting 100 subjects in one batch   [slot: see below]
+#   (d) portex on the gzip'd log against zcat | rg -F
+# with peak memory (/usr/bin/time %M) and the ratios the issue sets:
+# (a)/(b) <= 1.5, (c) <= 2x (a), (d) <= 1.2x zcat|rg, peak < 64 MB.
+#
+# usage: bench/weblog-bench.sh [SIZE_MB]     (default 1024)
+# env:   PORTEX   a portex binary (default: a Release build made here)
+#        BENCH_DIR  work directory (default /tmp/weblog-bench); the
+#                   generated logs are kept there and reused
+#        RUNS     runs per measurement, the best is kept (default 3)
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SIZE_MB=${1:-1024}
+DIR=${BENCH_DIR:-/tmp/weblog-bench}
+RUNS=${RUNS:-3}
+mkdir -p "$DIR"
+
+"$ROOT/scripts/install-deps.sh" all || echo "weblog-bench: install-deps" \
+	"failed; going on with what is installed" >&2
+for tool in rg zcat gzip python3 /usr/bin/time; do
+	command -v "$tool" >/dev/null || {
+		echo "weblog-bench: $tool is missing (Debian: ripgrep, gzip," \
+		     "python3, time)" >&2
+		exit 1
+	}
+done
+
+if [ -z "${PORTEX:-}" ]; then
+	cmake -S "$ROOT" -B "$DIR/build" -DCMAKE_BUILD_TYPE=Release \
+		-DPEX_BUILD_TESTS=OFF >/dev/null
+	cmake --build "$DIR/build" -j"$(nproc)" --target portex >/dev/null
+	PORTEX=$DIR/build/portex
+fi
+
+LOG=$DIR/access-${SIZE_MB}m.log
+META=$LOG.json
+if [ ! -s "$META" ] || [ ! -s "$LOG" ]; then
+	echo "generating ${SIZE_MB} MB of combined log..." >&2
+	python3 "$ROOT/bench/weblog-gen.py" bench \
+		--size $((SIZE_MB * 1024 * 1024)) "$LOG" >"$META"
+fi
+[ -s "$LOG.gz" ] || gzip -k -6 "$LOG"
+meta() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$META" "$1"; }
+IP=$(meta ip)
+IDENT=$(meta identity)
+WANT=$(meta subject_lines)
+
+config() { # path -> a config reading that one file
+	cat <<EOF
+version: 1
+controller: {name: Bench Ltd, contact: privacy@bench.example,
+             authority: Jersey Office of the Information Commissioner}
+categories:
+  usage: {purposes: [security], lawful_basis: [legitimate_interests],
+          retention: 26 months}
+sources:
+  - id: weblog
+    collector: access_log
+    category: usage
+    weak_identities: true
+    options: {paths: ["$1"], format: combined, match: [ip]}
+EOF
+}
+config "$LOG" >"$DIR/plain.yaml"
+config "$LOG.gz" >"$DIR/gz.yaml"
+
+# measure NAME CMD...: best wall time of $RUNS runs and its peak RSS (KB)
+declare -A SECS MEM
+measure() {
+	local name=$1 best="" bmem=0 i t0 t1 s m
+	shift
+	for ((i = 0; i < RUNS; i++)); do
+		t0=$(date +%s%N)
+		/usr/bin/time -f %M -o "$DIR/time.out" "$@" >/dev/null
+		t1=$(date +%s%N)
+		s=$(( (t1 - t0) / 1000000 ))
+		m=$(tail -1 "$DIR/time.out")
+		if [ -z "$best" ] || [ "$s" -lt "$best" ]; then
+			best=$s
+			bmem=$m
+		fi
+	done
+	SECS[$name]=$best
+	MEM[$name]=$bmem
+	printf '  %-28s %8.3f s  %7d KB peak\n' "$name" \
+		"$(echo "$best / 1000" | bc -l)" "$bmem"
+}
+
+cat "$LOG" >/dev/null # the plain log in the page cache, as for rg
+echo "log: $LOG ($(du -h "$LOG" | cut -f1), gz $(du -h "$LOG.gz" | cut -f1))," \
+     "subject $IDENT, $WANT requests"
+echo "portex: $PORTEX"
+
+measure "(a) portex, plain" "$PORTEX" export -c "$DIR/plain.yaml" \
+	-s "$IDENT" -o "$DIR/a.zip"
+# rg writes its matches to a file: with stdout on /dev/null it would stop
+# at the first match.
+measure "(b) rg -F, plain" sh -c "rg -F '$IP' '$LOG' >'$DIR/rg.out'"
+echo "      ($(wc -l <"$DIR/rg.out") lines hold the address)"
+# ---- (c) batch: 100 subjects in one run ------------------------------
+# SLOT for the lead once `portex export --batch` exists: write 100
+# subjects (this one and 99 other addresses/windows) to a CSV and
+#   measure "(c) portex --batch 100" "$PORTEX" export -c "$DIR/plain.yaml" \
+#       --batch "$DIR/subjects.csv" --out-dir "$DIR/batch"
+# then report c/a below (target <= 2).
+echo "  (c) portex --batch 100       (not measured: --batch not built yet)"
+# ----------------------------------------------------------------------
+measure "(d) portex, gzip" "$PORTEX" export -c "$DIR/gz.yaml" \
+	-s "$IDENT" -o "$DIR/d.zip"
+measure "(d) zcat | rg -F" sh -c "zcat '$LOG.gz' | rg -F '$IP' >'$DIR/zrg.out'"
+
+GOT=$(python3 "$ROOT/tests/e2e/bundlecheck.py" ids "$DIR/a.zip" events | grep -c .)
+GOTD=$(python3 "$ROOT/tests/e2e/bundlecheck.py" ids "$DIR/d.zip" events | grep -c .)
+[ "$GOT" -eq "$WANT" ] && [ "$GOTD" -eq "$WANT" ] || {
+	echo "weblog-bench: portex found $GOT / $GOTD events, wanted $WANT" >&2
+	exit 1
+}
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+PEAK=${MEM["(a) portex, plain"]}
+[ "${MEM["(d) portex, gzip"]}" -gt "$PEAK" ] && PEAK=${MEM["(d) portex, gzip"]}
+echo "events: $GOT (plain), $GOTD (gzip), both exactly the subject's"
+echo "(a)/(b)             = $(ratio "${SECS["(a) portex, plain"]}" "${SECS["(b) rg -F, plain"]}")   (target <= 1.5)"
+echo "(d) portex/zcat|rg  = $(ratio "${SECS["(d) portex, gzip"]}" "${SECS["(d) zcat | rg -F"]}")   (target <= 1.2)"
+echo "peak memory portex  = $((PEAK / 1024)) MB   (target < 64 MB)"

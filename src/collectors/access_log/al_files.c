@@ -1,0 +1,706 @@
+/*
+ * Log files: listing in time order and block-wise scanning. See
+ * al_files.h and docs/internals/access_log.md.
+ */
+#include "collectors/access_log/al_files.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <glob.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "portex/error.h"
+
+/* ---- listing --------------------------------------------------------- */
+
+/* Where a file sits in its log's rotation, for sorting oldest first. */
+enum rot_class {
+	ROT_NUMBERED = 0, /* access.log.3.gz: higher number is older */
+	ROT_DATED = 1,    /* access.log-20260103.gz: date order */
+	ROT_LIVE = 2,     /* access.log: the newest */
+};
+
+struct entry {
+	struct pex_al_file f;
+	char *stem;   /* dir + name without rotation and compression */
+	enum rot_class cls;
+	unsigned long long num;
+	const char *digits; /* in f.path: the date of a dated rotation */
+	size_t ndigits;
+};
+
+static const char *const compress_ext[] = {
+	".gz", ".bz2", ".xz", ".lzma", ".lz", ".zst", ".zstd", ".lz4", ".Z",
+	NULL,
+};
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Split path into its stem and rotation. */
+static int classify(struct entry *e)
+{
+	const char *p = e->f.path;
+	size_t n = strlen(p), d = 0;
+	const char *const *x;
+
+	for (x = compress_ext; *x; x++) {
+		size_t l = strlen(*x);
+
+		if (n > l && !strcmp(p + n - l, *x)) {
+			n -= l;
+			break;
+		}
+	}
+	while (d < n && is_digit(p[n - 1 - d]))
+		d++;
+	e->cls = ROT_LIVE;
+	if (d > 0 && d < n) {
+		char sep = p[n - 1 - d];
+
+		if (sep == '.' && d <= 5) {
+			e->cls = ROT_NUMBERED;
+			e->num = strtoull(p + n - d, NULL, 10);
+			n -= d + 1;
+		} else if ((sep == '-' || sep == '.' || sep == '_') &&
+			   d >= 6 && d <= 14) {
+			e->cls = ROT_DATED;
+			e->digits = p + n - d;
+			e->ndigits = d;
+			n -= d + 1;
+		}
+	}
+	if (e->cls == ROT_LIVE)
+		n = strlen(p); /* a compressed live file keeps its name */
+	e->stem = strndup(p, n);
+	return e->stem ? 0 : pex_error_set(PEX_ENOMEM, "out of memory");
+}
+
+static int entry_cmp(const void *va, const void *vb)
+{
+	const struct entry *a = va, *b = vb;
+	int c = strcmp(a->stem, b->stem);
+
+	if (c)
+		return c;
+	if (a->cls != b->cls)
+		return a->cls < b->cls ? -1 : 1;
+	if (a->cls == ROT_NUMBERED && a->num != b->num)
+		return a->num > b->num ? -1 : 1;
+	if (a->cls == ROT_DATED) {
+		if (a->ndigits != b->ndigits)
+			return a->ndigits < b->ndigits ? -1 : 1;
+		c = memcmp(a->digits, b->digits, a->ndigits);
+		if (c)
+			return c;
+	}
+	return strcmp(a->f.path, b->f.path);
+}
+
+static int path_cmp(const void *va, const void *vb)
+{
+	const struct entry *a = va, *b = vb;
+
+	return strcmp(a->f.path, b->f.path);
+}
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+static int add_entry(struct entry **list, size_t *n, size_t *cap,
+		     const char *path)
+{
+	struct entry *e;
+
+	if (*n >= PEX_AL_FILES_MAX)
+		return pex_error_set(PEX_ELIMIT, "paths match more than %u "
+				     "files", PEX_AL_FILES_MAX);
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		struct entry *g = realloc(*list, nc * sizeof(*g));
+
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		*list = g;
+		*cap = nc;
+	}
+	e = &(*list)[*n];
+	memset(e, 0, sizeof(*e));
+	e->f.path = strdup(path);
+	if (!e->f.path)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	(*n)++;
+	return 0;
+}
+
+static int expand(struct pex_source *src, const char *pattern,
+		  struct entry **list, size_t *n, size_t *cap)
+{
+	char *path = pex_source_path(src, pattern);
+	struct stat st;
+	glob_t g;
+	size_t i, before = *n;
+	int rc = 0, grc;
+
+	memset(&g, 0, sizeof(g));
+	if (!path)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	if (!has_glob(pattern)) {
+		if (stat(path, &st) != 0) {
+			rc = pex_error_set(PEX_ENOTFOUND, "cannot open %s: %s",
+					   path, strerror(errno));
+			goto cleanup;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			rc = pex_error_set(PEX_EINVALID, "%s is not a regular "
+					   "file", path);
+			goto cleanup;
+		}
+		rc = add_entry(list, n, cap, path);
+		goto cleanup;
+	}
+	grc = glob(path, GLOB_ERR, NULL, &g);
+	if (grc != 0 && grc != GLOB_NOMATCH) {
+		rc = pex_error_set(PEX_EIO, "cannot list %s", path);
+		goto cleanup;
+	}
+	for (i = 0; grc == 0 && i < g.gl_pathc && !rc; i++) {
+		if (stat(g.gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode))
+			rc = add_entry(list, n, cap, g.gl_pathv[i]);
+	}
+	if (!rc && *n == before)
+		rc = pex_error_set(PEX_ENOTFOUND, "no log file matches %s",
+				   path);
+cleanup:
+	globfree(&g);
+	free(path);
+	return rc;
+}
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+/* Short names for ids: the file name, or, when two files share one, the
+ * path relative to the config's directory. */
+static int set_names(struct pex_source *src, struct entry *list, size_t n)
+{
+	const char *base = pex_source_basedir(src);
+	size_t blen = strlen(base), i, j;
+
+	for (i = 0; i < n; i++) {
+		const char *b = base_name(list[i].f.path);
+		const char *name = b;
+
+		for (j = 0; j < n; j++) {
+			if (j != i && !strcmp(b, base_name(list[j].f.path))) {
+				name = list[i].f.path;
+				if (!strncmp(name, base, blen) &&
+				    name[blen] == '/')
+					name += blen + 1;
+				break;
+			}
+		}
+		list[i].f.name = strdup(name);
+		if (!list[i].f.name)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+int pex_al_files_list(struct pex_source *src, char *const *patterns,
+		      struct pex_al_file **out, size_t *count)
+{
+	struct entry *list = NULL;
+	struct pex_al_file *files = NULL;
+	size_t n = 0, cap = 0, i, k;
+	int rc = 0;
+
+	*out = NULL;
+	*count = 0;
+	for (i = 0; patterns && patterns[i] && !rc; i++)
+		rc = expand(src, patterns[i], &list, &n, &cap);
+	if (rc)
+		goto cleanup;
+	if (!n) {
+		rc = pex_error_set(PEX_EINVALID, "paths: no file given");
+		goto cleanup;
+	}
+	/* Two patterns may name the same file: read it once. */
+	qsort(list, n, sizeof(*list), path_cmp);
+	for (i = 1, k = 1; i < n; i++) {
+		if (!strcmp(list[i].f.path, list[k - 1].f.path)) {
+			free(list[i].f.path);
+			continue;
+		}
+		list[k++] = list[i];
+	}
+	n = k;
+	for (i = 0; i < n && !rc; i++)
+		rc = classify(&list[i]);
+	if (rc)
+		goto cleanup;
+	qsort(list, n, sizeof(*list), entry_cmp);
+	rc = set_names(src, list, n);
+	if (rc)
+		goto cleanup;
+	files = calloc(n, sizeof(*files));
+	if (!files) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	for (i = 0; i < n; i++) {
+		files[i] = list[i].f;
+		list[i].f.path = NULL;
+		list[i].f.name = NULL;
+	}
+	*out = files;
+	*count = n;
+cleanup:
+	for (i = 0; i < n; i++) {
+		free(list[i].f.path);
+		free(list[i].f.name);
+		free(list[i].stem);
+	}
+	free(list);
+	return rc;
+}
+
+void pex_al_files_free(struct pex_al_file *files, size_t count)
+{
+	size_t i;
+
+	for (i = 0; files && i < count; i++) {
+		free(files[i].path);
+		free(files[i].name);
+	}
+	free(files);
+}
+
+/* ---- newline counting ------------------------------------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same with 32-byte vectors. */
+__attribute__((target("avx2")))
+static size_t count_avx2(const char *p, size_t n, size_t *done)
+{
+	const __m256i nl = _mm256_set1_epi8('\n');
+	const __m256i zero = _mm256_setzero_si256();
+	size_t c = 0, i = 0;
+
+	while (i + 128 <= n) {
+		__m256i acc = zero, sum;
+		int k;
+
+		for (k = 0; k < 63 && i + 128 <= n; k++, i += 128) {
+			const char *q = p + i;
+
+			acc = _mm256_sub_epi8(acc, _mm256_cmpeq_epi8(
+				_mm256_loadu_si256((const void *)q), nl));
+			acc = _mm256_sub_epi8(acc, _mm256_cmpeq_epi8(
+				_mm256_loadu_si256((const void *)(q + 32)),
+				nl));
+			acc = _mm256_sub_epi8(acc, _mm256_cmpeq_epi8(
+				_mm256_loadu_si256((const void *)(q + 64)),
+				nl));
+			acc = _mm256_sub_epi8(acc, _mm256_cmpeq_epi8(
+				_mm256_loadu_si256((const void *)(q + 96)),
+				nl));
+		}
+		sum = _mm256_sad_epu8(acc, zero);
+		c += (size_t)_mm256_extract_epi64(sum, 0) +
+		     (size_t)_mm256_extract_epi64(sum, 1) +
+		     (size_t)_mm256_extract_epi64(sum, 2) +
+		     (size_t)_mm256_extract_epi64(sum, 3);
+	}
+	*done = i;
+	return c;
+}
+#endif
+
+static int have_avx2(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	static int avx2 = -1;
+
+	if (avx2 < 0) {
+		__builtin_cpu_init();
+		avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+	}
+	return avx2;
+#else
+	return 0;
+#endif
+}
+
+size_t pex_al_count_newlines(const char *p, size_t n)
+{
+	size_t c = 0, i = 0;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (have_avx2())
+		c = count_avx2(p, n, &i);
+#endif
+#ifdef __SSE2__
+	/* Byte-wise compare, subtract the -1 masks into byte counters and
+	 * fold them with SAD before they can wrap: four vectors per round,
+	 * so at most 4 * 63 = 252 per counter. */
+	const __m128i nl = _mm_set1_epi8('\n');
+	const __m128i zero = _mm_setzero_si128();
+
+	while (i + 64 <= n) {
+		__m128i acc = zero, sum;
+		int k;
+
+		for (k = 0; k < 63 && i + 64 <= n; k++, i += 64) {
+			const char *q = p + i;
+			__m128i a = _mm_loadu_si128((const void *)q);
+			__m128i b = _mm_loadu_si128((const void *)(q + 16));
+			__m128i d = _mm_loadu_si128((const void *)(q + 32));
+			__m128i e = _mm_loadu_si128((const void *)(q + 48));
+
+			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(a, nl));
+			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(b, nl));
+			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(d, nl));
+			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(e, nl));
+		}
+		sum = _mm_sad_epu8(acc, zero);
+		c += (size_t)_mm_cvtsi128_si32(sum) +
+		     (size_t)_mm_cvtsi128_si32(_mm_srli_si128(sum, 8));
+	}
+#endif
+	for (; i < n; i++)
+		c += p[i] == '\n';
+	return c;
+}
+
+/* ---- searching ------------------------------------------------------- */
+
+/*
+ * Find needle in h: candidates are the positions where both the needle's
+ * first and last bytes sit at the right distance, 32 (AVX2) or 16 (SSE2)
+ * positions per step, each verified with memcmp. On log text this is
+ * about twice as fast as glibc's memmem for the short needles the
+ * collector searches (an address, a user name), and the search is most of
+ * the collector's time on a large log.
+ */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static const char *find_avx2(const char *h, size_t n, const char *nd,
+			     size_t m)
+{
+	const __m256i f = _mm256_set1_epi8(nd[0]);
+	const __m256i l = _mm256_set1_epi8(nd[m - 1]);
+	size_t i = 0;
+
+	for (; i + 32 + m - 1 <= n; i += 32) {
+		__m256i a = _mm256_loadu_si256((const void *)(h + i));
+		__m256i b = _mm256_loadu_si256((const void *)(h + i + m - 1));
+		unsigned mask = (unsigned)_mm256_movemask_epi8(
+			_mm256_and_si256(_mm256_cmpeq_epi8(a, f),
+					 _mm256_cmpeq_epi8(b, l)));
+
+		while (mask) {
+			unsigned k = (unsigned)__builtin_ctz(mask);
+
+			if (!memcmp(h + i + k + 1, nd + 1, m - 2))
+				return h + i + k;
+			mask &= mask - 1;
+		}
+	}
+	return memmem(h + i, n - i, nd, m);
+}
+#endif
+
+#ifdef __SSE2__
+static const char *find_sse2(const char *h, size_t n, const char *nd,
+			     size_t m)
+{
+	const __m128i f = _mm_set1_epi8(nd[0]);
+	const __m128i l = _mm_set1_epi8(nd[m - 1]);
+	size_t i = 0;
+
+	for (; i + 16 + m - 1 <= n; i += 16) {
+		__m128i a = _mm_loadu_si128((const void *)(h + i));
+		__m128i b = _mm_loadu_si128((const void *)(h + i + m - 1));
+		unsigned mask = (unsigned)_mm_movemask_epi8(
+			_mm_and_si128(_mm_cmpeq_epi8(a, f),
+				      _mm_cmpeq_epi8(b, l)));
+
+		while (mask) {
+			unsigned k = (unsigned)__builtin_ctz(mask);
+
+			if (!memcmp(h + i + k + 1, nd + 1, m - 2))
+				return h + i + k;
+			mask &= mask - 1;
+		}
+	}
+	return memmem(h + i, n - i, nd, m);
+}
+#endif
+
+const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
+{
+	if (m < 2)
+		return m ? memchr(h, nd[0], n) : h;
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (have_avx2())
+		return find_avx2(h, n, nd, m);
+#endif
+#ifdef __SSE2__
+	return find_sse2(h, n, nd, m);
+#else
+	return memmem(h, n, nd, m);
+#endif
+}
+
+/* ---- scanning -------------------------------------------------------- */
+
+struct scanner {
+	const struct pex_al_scan_opts *o;
+	pex_al_line_fn fn;
+	void *data;
+	unsigned long long lineno; /* lines finished so far */
+	char *carry;               /* a line split across blocks */
+	size_t clen, ccap, cmax;
+	int overflow;              /* the carried line was too long */
+};
+
+static int line_has_needle(const struct pex_al_scan_opts *o, const char *l,
+			   size_t len)
+{
+	size_t i;
+
+	if (o->count == 0)
+		return 1;
+	if (o->count > PEX_AL_DIRECT_NEEDLES)
+		return pex_logneedles_match(o->set, l, len);
+	for (i = 0; i < o->count; i++)
+		if (pex_al_find(l, len, o->needles[i], o->needle_lens[i]))
+			return 1;
+	return 0;
+}
+
+static int carry_add(struct scanner *s, const char *p, size_t n)
+{
+	if (s->overflow || n == 0)
+		return 0;
+	if (n > s->cmax - s->clen) {
+		s->overflow = 1;
+		return 0;
+	}
+	if (s->clen + n > s->ccap) {
+		size_t nc = s->ccap ? s->ccap : 4096;
+		char *g;
+
+		while (nc < s->clen + n)
+			nc *= 2;
+		if (nc > s->cmax)
+			nc = s->cmax;
+		g = realloc(s->carry, nc);
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		s->carry = g;
+		s->ccap = nc;
+	}
+	memcpy(s->carry + s->clen, p, n);
+	s->clen += n;
+	return 0;
+}
+
+static int carry_finish(struct scanner *s)
+{
+	int rc = 0;
+
+	s->lineno++;
+	if (s->overflow)
+		rc = s->fn(s->data, NULL, s->cmax, s->lineno);
+	else if (line_has_needle(s->o, s->carry, s->clen))
+		rc = s->fn(s->data, s->carry, s->clen, s->lineno);
+	s->clen = 0;
+	s->overflow = 0;
+	return rc;
+}
+
+/* Every line of r[0..n) (which ends with a newline). */
+static int scan_all(struct scanner *s, const char *r, size_t n)
+{
+	size_t pos = 0;
+	int rc;
+
+	while (pos < n) {
+		const char *nl = memchr(r + pos, '\n', n - pos);
+		size_t end = (size_t)(nl - r);
+
+		s->lineno++;
+		if (s->o->count == 0 ||
+		    line_has_needle(s->o, r + pos, end - pos)) {
+			rc = s->fn(s->data, r + pos, end - pos, s->lineno);
+			if (rc)
+				return rc;
+		}
+		pos = end + 1;
+	}
+	return 0;
+}
+
+/* Search the whole region for each needle and visit only the lines that
+ * hold a hit; newlines in between are counted, not walked. */
+static int scan_hits(struct scanner *s, const char *r, size_t n)
+{
+	const struct pex_al_scan_opts *o = s->o;
+	size_t hits[PEX_AL_DIRECT_NEEDLES], cur = 0, i;
+	int rc;
+
+	for (i = 0; i < o->count; i++) {
+		const char *h = pex_al_find(r, n, o->needles[i],
+					    o->needle_lens[i]);
+
+		hits[i] = h ? (size_t)(h - r) : n;
+	}
+	for (;;) {
+		size_t h = n, ls, le;
+		const char *p;
+
+		for (i = 0; i < o->count; i++)
+			if (hits[i] < h)
+				h = hits[i];
+		if (h >= n)
+			break;
+		p = h > cur ? memrchr(r + cur, '\n', h - cur) : NULL;
+		ls = p ? (size_t)(p - r) + 1 : cur;
+		s->lineno += pex_al_count_newlines(r + cur, ls - cur);
+		p = memchr(r + h, '\n', n - h);
+		le = (size_t)(p - r);
+		s->lineno++;
+		rc = s->fn(s->data, r + ls, le - ls, s->lineno);
+		if (rc)
+			return rc;
+		cur = le + 1;
+		for (i = 0; i < o->count; i++) {
+			if (hits[i] < cur) {
+				const char *x = pex_al_find(r + cur, n - cur,
+							    o->needles[i],
+							    o->needle_lens[i]);
+
+				hits[i] = x ? (size_t)(x - r) : n;
+			}
+		}
+	}
+	s->lineno += pex_al_count_newlines(r + cur, n - cur);
+	return 0;
+}
+
+static int scan_block(struct scanner *s, const char *p, size_t n)
+{
+	const char *last;
+	size_t pos = 0, end;
+	int rc;
+
+	if (s->clen || s->overflow) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		rc = carry_add(s, p, take);
+		if (rc || !nl)
+			return rc;
+		rc = carry_finish(s);
+		if (rc)
+			return rc;
+		pos = take + 1;
+	}
+	last = pos < n ? memrchr(p + pos, '\n', n - pos) : NULL;
+	if (!last)
+		return carry_add(s, p + pos, n - pos);
+	end = (size_t)(last - p) + 1;
+	if (s->o->count > 0 && s->o->count <= PEX_AL_DIRECT_NEEDLES)
+		rc = scan_hits(s, p + pos, end - pos);
+	else
+		rc = scan_all(s, p + pos, end - pos);
+	if (rc)
+		return rc;
+	return carry_add(s, p + end, n - end);
+}
+
+int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
+		pex_al_line_fn fn, void *data, unsigned long long *lines)
+{
+	struct scanner s = {.o = opts, .fn = fn, .data = data};
+	struct archive *a = archive_read_new();
+	struct archive_entry *ae;
+	int rc = 0, r;
+
+	*lines = 0;
+	s.cmax = opts->max_line + 2; /* room for "\r" before the cut */
+	if (!a)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	/* The compression filters by name rather than _all: "all" would
+	 * also decode uuencoded or RPM input, which a text log could start
+	 * like by chance. */
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_bzip2(a);
+	archive_read_support_filter_xz(a);
+	archive_read_support_filter_lzma(a);
+	archive_read_support_filter_lzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_read_support_filter_lz4(a);
+	archive_read_support_filter_compress(a);
+	archive_read_support_format_raw(a);
+	/* Raw needs a byte to bid on: an empty log (just rotated),
+	 * compressed or not, is read by the empty format instead. */
+	archive_read_support_format_empty(a);
+	if (archive_read_open_filename(a, path, PEX_AL_BLOCK) != ARCHIVE_OK) {
+		rc = pex_error_set(PEX_EIO, "cannot open %s: %s", path,
+				   archive_error_string(a));
+		goto cleanup;
+	}
+	r = archive_read_next_header(a, &ae);
+	if (r == ARCHIVE_EOF)
+		goto cleanup; /* empty file */
+	if (r < ARCHIVE_WARN) {
+		rc = pex_error_set(PEX_EINVALID, "cannot read %s: %s", path,
+				   archive_error_string(a));
+		goto cleanup;
+	}
+	for (;;) {
+		const void *buf;
+		size_t size;
+		la_int64_t off;
+
+		r = archive_read_data_block(a, &buf, &size, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			rc = pex_error_set(PEX_EINVALID, "cannot read %s: %s",
+					   path, archive_error_string(a));
+			goto cleanup;
+		}
+		rc = scan_block(&s, buf, size);
+		if (rc)
+			goto cleanup;
+	}
+	if (s.clen || s.overflow)
+		rc = carry_finish(&s); /* last line without newline */
+cleanup:
+	*lines = s.lineno;
+	free(s.carry);
+	archive_read_free(a);
+	return rc;
+}

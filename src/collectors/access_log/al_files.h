@@ -1,0 +1,80 @@
+/*
+ * Log files for the access_log collector: which files, in which order,
+ * and reading them line by line as fast as memory allows.
+ *
+ * pex_al_files_list() expands the configured paths and globs (relative to
+ * the config's directory) into a list ordered oldest first: for one log,
+ * access.log.3.gz, access.log.2.gz, access.log.1, access.log; date-stamped
+ * rotations (access.log-20260103.gz) in date order before the live file.
+ *
+ * pex_al_scan() reads one file through libarchive (raw format, so a plain
+ * file and a gzip, bzip2, xz, lzma, lzip, zstd, lz4 or compress file read
+ * alike) and calls back for the lines that may concern the subject: every
+ * line, or with needles only the lines that hold one of them, found by
+ * searching whole blocks (pex_al_find) rather than line by line. Line
+ * numbers are kept by counting newlines in the skipped text.
+ *
+ * Ownership: the list and its strings belong to the caller
+ * (pex_al_files_free). Lines handed to the callback are borrowed and valid
+ * only during the call. The scanner holds one line buffer of at most
+ * max_line + 2 bytes besides libarchive's own 1 MiB block.
+ */
+#ifndef PEX_AL_FILES_H
+#define PEX_AL_FILES_H
+
+#include <stddef.h>
+
+#include "collectors/access_log/logformat.h"
+#include "portex/collector.h"
+
+#define PEX_AL_FILES_MAX 100000   /* files matched by all patterns */
+#define PEX_AL_BLOCK (256u << 10) /* libarchive read size: fits L2 */
+#define PEX_AL_DIRECT_NEEDLES 8   /* more go through pex_logneedles */
+
+struct pex_al_file {
+	char *path; /* resolved path, opened */
+	char *name; /* short name used in record ids and warnings */
+};
+
+/* Expand patterns (NULL-terminated) into *out (*count entries), oldest
+ * rotation first. A plain path that does not exist, or a glob matching
+ * nothing, is PEX_ENOTFOUND naming it. */
+int pex_al_files_list(struct pex_source *src, char *const *patterns,
+		      struct pex_al_file **out, size_t *count);
+void pex_al_files_free(struct pex_al_file *files, size_t count);
+
+/*
+ * Called for each candidate line (without its line ending) with its
+ * 1-based number. line is NULL when the line was longer than the scanner
+ * could hold (over max_line + 2 bytes): it is then only counted. A
+ * non-zero return stops the scan and is returned by pex_al_scan().
+ */
+typedef int (*pex_al_line_fn)(void *data, const char *line, size_t len,
+			      unsigned long long lineno);
+
+struct pex_al_scan_opts {
+	/* With count == 0 every line is a candidate. Needles must not hold
+	 * a newline. Up to PEX_AL_DIRECT_NEEDLES are searched with memmem
+	 * over whole blocks; beyond that, set must be the same needles as
+	 * a pex_logneedles and lines are tested one by one. */
+	const char *const *needles;
+	const size_t *needle_lens;
+	size_t count;
+	const struct pex_logneedles *set;
+	size_t max_line;
+};
+
+/* Read path and call fn for candidate lines. PEX_EIO / PEX_EINVALID with
+ * a message naming the file when it cannot be opened or decompressed;
+ * *lines gets the number of lines read. */
+int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
+		pex_al_line_fn fn, void *data, unsigned long long *lines);
+
+/* First occurrence of nd[0..m) in h[0..n), or NULL; memmem's contract,
+ * SIMD inside. Exposed for the tests. */
+const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m);
+
+/* Newlines in p[0..n): exposed for the tests. */
+size_t pex_al_count_newlines(const char *p, size_t n);
+
+#endif

@@ -1,0 +1,657 @@
+/*
+ * Sessions, devices and client addresses of the subject's requests. See
+ * al_usage.h and docs/internals/access_log.md.
+ */
+#include "collectors/access_log/al_usage.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hash.h"
+#include "core/timeutil.h"
+#include "portex/error.h"
+
+/* ---- bounded tallies (devices, addresses) ---------------------------- */
+
+struct tally {
+	char *key;
+	size_t len;
+	uint64_t h;
+	size_t ident;
+	time_t first, last;
+	unsigned long long requests;
+};
+
+struct table {
+	struct tally *items;
+	size_t n, cap, max;
+	uint32_t *slots; /* item index + 1; 0 is empty */
+	size_t nslots;   /* a power of two, at least 2 * max */
+	int warned;
+};
+
+static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed)
+{
+	uint64_t h = 1469598103934665603ull ^ seed;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+/* 1 when counted, 0 when the table is full and key new; <0 on error. */
+static int table_add(struct table *t, const char *key, size_t len,
+		     size_t ident, time_t at)
+{
+	uint64_t h = hash_bytes(key, len, 0);
+	size_t i;
+	struct tally *e;
+
+	if (!t->slots) {
+		t->nslots = 64;
+		while (t->nslots < 2 * t->max)
+			t->nslots *= 2;
+		t->slots = calloc(t->nslots, sizeof(*t->slots));
+		if (!t->slots)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	for (i = h & (t->nslots - 1); t->slots[i];
+	     i = (i + 1) & (t->nslots - 1)) {
+		e = &t->items[t->slots[i] - 1];
+		if (e->h == h && e->len == len && !memcmp(e->key, key, len)) {
+			if (at < e->first)
+				e->first = at;
+			if (at > e->last)
+				e->last = at;
+			e->requests++;
+			return 1;
+		}
+	}
+	if (t->n >= t->max)
+		return 0;
+	if (t->n == t->cap) {
+		size_t nc = t->cap ? t->cap * 2 : 16;
+		struct tally *g;
+
+		if (nc > t->max)
+			nc = t->max;
+		g = realloc(t->items, nc * sizeof(*g));
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		t->items = g;
+		t->cap = nc;
+	}
+	e = &t->items[t->n];
+	e->key = malloc(len ? len : 1);
+	if (!e->key)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	memcpy(e->key, key, len);
+	e->len = len;
+	e->h = h;
+	e->ident = ident;
+	e->first = e->last = at;
+	e->requests = 1;
+	t->slots[i] = (uint32_t)++t->n;
+	return 1;
+}
+
+static void table_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		free(t->items[i].key);
+	free(t->items);
+	free(t->slots);
+}
+
+/* ---- sessions -------------------------------------------------------- */
+
+struct page {
+	char *path;
+	size_t len;
+	time_t at;
+};
+
+struct session {
+	struct session *prev, *next; /* least recently active first */
+	size_t ident;
+	uint64_t h;                  /* of the user agent */
+	char *ua;                    /* NULL: not logged */
+	size_t ua_len;
+	char *first_id;              /* event id of the first request */
+	time_t start, last;
+	unsigned long long requests;
+	struct page *pages;
+	size_t npages, pcap;
+	size_t bytes;                /* charged to open_bytes */
+};
+
+struct pex_al_usage {
+	struct pex_source *src;
+	struct pex_al_limits lim;
+	const struct pex_al_ident *idents;
+	size_t nidents;
+	pex_emit_fn emit;
+	void *emit_data;
+	struct session *head, *tail;
+	size_t nopen, open_bytes;
+	struct table devices, ips;
+	int warned_open, warned_split, warned_bytes;
+};
+
+int pex_al_usage_new(struct pex_al_usage **out, struct pex_source *src,
+		     const struct pex_al_limits *lim,
+		     const struct pex_al_ident *idents, size_t nidents,
+		     pex_emit_fn emit, void *emit_data)
+{
+	struct pex_al_usage *u = calloc(1, sizeof(*u));
+
+	*out = NULL;
+	if (!u)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	u->src = src;
+	u->lim = *lim;
+	u->idents = idents;
+	u->nidents = nidents;
+	u->emit = emit;
+	u->emit_data = emit_data;
+	u->devices.max = lim->max_devices;
+	u->ips.max = lim->max_ips;
+	*out = u;
+	return 0;
+}
+
+static void unlink_session(struct pex_al_usage *u, struct session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		u->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	else
+		u->tail = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void append_session(struct pex_al_usage *u, struct session *s)
+{
+	s->prev = u->tail;
+	s->next = NULL;
+	if (u->tail)
+		u->tail->next = s;
+	else
+		u->head = s;
+	u->tail = s;
+}
+
+static void session_free(struct session *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->npages; i++)
+		free(s->pages[i].path);
+	free(s->pages);
+	free(s->ua);
+	free(s->first_id);
+	free(s);
+}
+
+static int set_time(json_t *o, const char *key, time_t t)
+{
+	char buf[PEX_TIME_BUFSZ];
+
+	return json_object_set_new(o, key, json_string(pex_time_format(t,
+								       buf)));
+}
+
+static json_t *session_json(struct pex_al_usage *u, const struct session *s)
+{
+	json_t *rec = json_object(), *pages = json_array(),
+	       *extra = json_object();
+	char id[1100];
+	size_t i;
+	int bad = !rec || !pages || !extra;
+
+	snprintf(id, sizeof(id), "session:%s", s->first_id);
+	bad |= json_object_set_new(rec, "id", json_string(id));
+	bad |= json_object_set_new(rec, "matched_by", json_deep_copy(
+		u->idents[s->ident].matched_by));
+	bad |= set_time(rec, "start", s->start);
+	bad |= set_time(rec, "end", s->last);
+	bad |= json_object_set_new(rec, "requests",
+				   json_integer((json_int_t)s->requests));
+	for (i = 0; i < s->npages && !bad; i++) {
+		const struct page *p = &s->pages[i];
+		json_t *pg = json_object();
+
+		bad |= json_object_set_new(pg, "path", pex_source_text(
+			u->src, p->path, p->len));
+		bad |= set_time(pg, "at", p->at);
+		/* Time on a page runs until the next page of the visit
+		 * (static assets load with their page and say nothing
+		 * about reading time); the last page's is unknown. */
+		if (i + 1 < s->npages) {
+			time_t d = s->pages[i + 1].at - p->at;
+
+			bad |= json_object_set_new(pg, "seconds", json_integer(
+				d > 0 ? (json_int_t)d : 0));
+		}
+		bad |= json_array_append_new(pages, pg);
+	}
+	if (s->npages) {
+		const struct page *f = &s->pages[0],
+				  *l = &s->pages[s->npages - 1];
+
+		bad |= json_object_set_new(rec, "entry_page",
+			pex_source_text(u->src, f->path, f->len));
+		bad |= json_object_set_new(rec, "exit_page",
+			pex_source_text(u->src, l->path, l->len));
+	}
+	if (s->ua)
+		bad |= json_object_set_new(extra, "user_agent",
+			pex_source_text(u->src, s->ua, s->ua_len));
+	bad |= json_object_set(rec, "pages", pages);
+	bad |= json_object_set(rec, "extra", extra);
+	json_decref(pages);
+	json_decref(extra);
+	if (bad) {
+		json_decref(rec);
+		return NULL;
+	}
+	return rec;
+}
+
+/* Emit s and forget it. */
+static int close_session(struct pex_al_usage *u, struct session *s)
+{
+	json_t *rec = session_json(u, s);
+
+	unlink_session(u, s);
+	u->nopen--;
+	u->open_bytes -= s->bytes;
+	session_free(s);
+	if (!rec)
+		return pex_error_set(PEX_ENOMEM, "out of memory building a "
+				     "session");
+	return u->emit(u->emit_data, PEX_REC_SESSION, rec);
+}
+
+static int open_session(struct pex_al_usage *u, const struct pex_al_hit *h,
+			uint64_t uah, struct session **out)
+{
+	struct session *s;
+	int rc;
+
+	*out = NULL;
+	if (u->nopen >= u->lim.max_open_sessions && u->head) {
+		if (!u->warned_open++)
+			pex_source_warn(u->src, "more than %zu visits open at "
+					"once: the least recently active were "
+					"closed early",
+					u->lim.max_open_sessions);
+		rc = close_session(u, u->head);
+		if (rc)
+			return rc;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	s->ident = h->ident;
+	s->h = uah;
+	s->first_id = strdup(h->event_id);
+	if (h->ua) {
+		s->ua = malloc(h->ua_len ? h->ua_len : 1);
+		if (s->ua)
+			memcpy(s->ua, h->ua, h->ua_len);
+		s->ua_len = h->ua_len;
+	}
+	if (!s->first_id || (h->ua && !s->ua)) {
+		session_free(s);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	s->start = s->last = h->at;
+	s->bytes = sizeof(*s) + s->ua_len;
+	u->open_bytes += s->bytes;
+	u->nopen++;
+	append_session(u, s);
+	*out = s;
+	return 0;
+}
+
+static int add_page(struct session *s, const struct pex_al_hit *h)
+{
+	struct page *p;
+
+	if (s->npages == s->pcap) {
+		size_t nc = s->pcap ? s->pcap * 2 : 8;
+		struct page *g = realloc(s->pages, nc * sizeof(*g));
+
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		s->pages = g;
+		s->pcap = nc;
+	}
+	p = &s->pages[s->npages];
+	p->path = malloc(h->path_len ? h->path_len : 1);
+	if (!p->path)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	memcpy(p->path, h->path, h->path_len);
+	p->len = h->path_len;
+	p->at = h->at;
+	s->npages++;
+	return 0;
+}
+
+static int same_key(const struct session *s, const struct pex_al_hit *h,
+		    uint64_t uah)
+{
+	if (s->ident != h->ident || s->h != uah || !s->ua != !h->ua)
+		return 0;
+	return !s->ua || (s->ua_len == h->ua_len &&
+			  !memcmp(s->ua, h->ua, h->ua_len));
+}
+
+static int count_tables(struct pex_al_usage *u, const struct pex_al_hit *h)
+{
+	int rc;
+
+	if (h->ua) {
+		rc = table_add(&u->devices, h->ua, h->ua_len, h->ident,
+			       h->at);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && !u->devices.warned++)
+			pex_source_warn(u->src, "more than %zu distinct user "
+					"agents: the rest are not listed as "
+					"devices", u->devices.max);
+	}
+	if (h->ip) {
+		rc = table_add(&u->ips, h->ip, strlen(h->ip), h->ident,
+			       h->at);
+		if (rc < 0)
+			return rc;
+		if (rc == 0 && !u->ips.warned++)
+			pex_source_warn(u->src, "more than %zu distinct "
+					"client addresses: the rest are not "
+					"listed", u->ips.max);
+	}
+	return 0;
+}
+
+static int session_cmp(const void *va, const void *vb)
+{
+	const struct session *a = *(const struct session *const *)va;
+	const struct session *b = *(const struct session *const *)vb;
+
+	if (a->start != b->start)
+		return a->start < b->start ? -1 : 1;
+	return strcmp(a->first_id, b->first_id);
+}
+
+/* Close the open sessions idle at now (or all of them), in start order. */
+static int close_where(struct pex_al_usage *u, time_t now, int all)
+{
+	struct session **v, *s;
+	size_t i = 0, n = u->nopen;
+	int rc = 0;
+
+	if (!n)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	for (s = u->head; s && i < n; s = s->next)
+		if (all || (long long)s->last + u->lim.idle_seconds <
+			   (long long)now)
+			v[i++] = s;
+	qsort(v, i, sizeof(*v), session_cmp);
+	for (n = i, i = 0; i < n && !rc; i++)
+		rc = close_session(u, v[i]);
+	free(v);
+	return rc;
+}
+
+/* Close the visits that went idle. Files are read oldest first, so a
+ * visit this far behind the current request is over. */
+static int close_idle(struct pex_al_usage *u, time_t now)
+{
+	struct session *s;
+
+	for (s = u->head; s; s = s->next)
+		if ((long long)s->last + u->lim.idle_seconds < (long long)now)
+			return close_where(u, now, 0);
+	return 0;
+}
+
+int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
+{
+	uint64_t uah = h->ua ? hash_bytes(h->ua, h->ua_len, 1) : 0;
+	long long idle = u->lim.idle_seconds;
+	struct session *s;
+	int rc;
+
+	if (h->ident >= u->nidents)
+		return pex_error_set(PEX_EUSAGE, "bad identity index");
+	rc = close_idle(u, h->at);
+	if (rc)
+		return rc;
+	for (s = u->head; s; s = s->next)
+		if (same_key(s, h, uah) &&
+		    (long long)h->at + idle >= (long long)s->start)
+			break;
+	if (!s) {
+		rc = open_session(u, h, uah, &s);
+		if (rc)
+			return rc;
+	}
+	if (h->path && !h->is_static) {
+		if (s->npages >= u->lim.max_session_pages) {
+			if (!u->warned_split++)
+				pex_source_warn(u->src, "a visit longer than "
+						"%zu pages was split",
+						u->lim.max_session_pages);
+			rc = close_session(u, s);
+			if (!rc)
+				rc = open_session(u, h, uah, &s);
+			if (rc)
+				return rc;
+		}
+		rc = add_page(s, h);
+		if (rc)
+			return rc;
+		s->bytes += h->path_len + sizeof(struct page);
+		u->open_bytes += h->path_len + sizeof(struct page);
+	}
+	if (h->at < s->start)
+		s->start = h->at;
+	if (h->at > s->last)
+		s->last = h->at;
+	s->requests++;
+	unlink_session(u, s);
+	append_session(u, s);
+	/* Page text is the one thing that grows: keep it within bounds by
+	 * closing the least recently active visits (this one last). */
+	while (u->open_bytes > u->lim.max_open_bytes && u->head) {
+		if (!u->warned_bytes++)
+			pex_source_warn(u->src, "open visits held more than "
+					"%zu bytes of pages: the least "
+					"recently active were closed early",
+					u->lim.max_open_bytes);
+		rc = close_session(u, u->head);
+		if (rc)
+			return rc;
+	}
+	return count_tables(u, h);
+}
+
+/* ---- finishing ------------------------------------------------------- */
+
+static int close_all(struct pex_al_usage *u)
+{
+	return close_where(u, 0, 1);
+}
+
+/* "121.0.1": the version parts that are present, dot-joined. */
+static void join_version(char *out, size_t outsz, const char *a,
+			 const char *b, const char *c, const char *d)
+{
+	const char *parts[4] = {a, b, c, d};
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < 4 && parts[i][0]; i++) {
+		int w = snprintf(out + n, outsz - n, "%s%s", i ? "." : "",
+				 parts[i]);
+
+		if (w < 0 || (size_t)w >= outsz - n)
+			break;
+		n += (size_t)w;
+	}
+}
+
+static int put_text(struct pex_al_usage *u, json_t *o, const char *key,
+		    const char *s)
+{
+	if (!s[0])
+		return 0;
+	return json_object_set_new(o, key, pex_source_text(u->src, s,
+							   strlen(s)));
+}
+
+static int tally_common(struct pex_al_usage *u, json_t *rec,
+			const struct tally *t, const char *id)
+{
+	int bad = 0;
+
+	bad |= json_object_set_new(rec, "id", json_string(id));
+	bad |= json_object_set_new(rec, "matched_by", json_deep_copy(
+		u->idents[t->ident].matched_by));
+	bad |= set_time(rec, "first_seen", t->first);
+	bad |= set_time(rec, "last_seen", t->last);
+	bad |= json_object_set_new(rec, "requests",
+				   json_integer((json_int_t)t->requests));
+	bad |= json_object_set_new(rec, "extra", json_object());
+	return bad;
+}
+
+static int emit_device(struct pex_al_usage *u, const pex_uaparser *uap,
+		       pex_uaparser_scratch *scr, const struct tally *t)
+{
+	struct pex_ua_result *r = NULL;
+	char hex[PEX_SHA256_HEX], id[64], ver[4 * PEX_UA_FIELD_MAX];
+	json_t *rec = json_object();
+	int bad = !rec, rc;
+
+	rc = pex_sha256_hex(t->key, t->len, hex);
+	if (rc) {
+		json_decref(rec);
+		return rc;
+	}
+	snprintf(id, sizeof(id), "device:%.16s:%s", hex,
+		 u->idents[t->ident].tag);
+	bad |= tally_common(u, rec, t, id);
+	bad |= json_object_set_new(rec, "user_agent", pex_source_text(
+		u->src, t->key, t->len));
+	if (uap && !bad) {
+		r = malloc(sizeof(*r));
+		if (!r) {
+			json_decref(rec);
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		}
+		rc = pex_uaparser_parse(uap, scr, t->key, t->len, r);
+		if (rc) {
+			free(r);
+			json_decref(rec);
+			return rc;
+		}
+		bad |= put_text(u, rec, "browser", r->browser.family);
+		join_version(ver, sizeof(ver), r->browser.major,
+			     r->browser.minor, r->browser.patch,
+			     r->browser.patch_minor);
+		bad |= put_text(u, rec, "browser_version", ver);
+		bad |= put_text(u, rec, "os", r->os.family);
+		join_version(ver, sizeof(ver), r->os.major, r->os.minor,
+			     r->os.patch, r->os.patch_minor);
+		bad |= put_text(u, rec, "os_version", ver);
+		bad |= put_text(u, rec, "device", r->device.family);
+		bad |= put_text(u, rec, "device_brand", r->device.brand);
+		bad |= put_text(u, rec, "device_model", r->device.model);
+		free(r);
+	}
+	if (bad) {
+		json_decref(rec);
+		return pex_error_set(PEX_ENOMEM, "out of memory building a "
+				     "device");
+	}
+	return u->emit(u->emit_data, PEX_REC_DEVICE, rec);
+}
+
+static int emit_ip(struct pex_al_usage *u, const struct tally *t)
+{
+	json_t *rec = json_object();
+	char id[128];
+	int bad = !rec;
+
+	snprintf(id, sizeof(id), "ip:%.*s:%s", (int)t->len, t->key,
+		 u->idents[t->ident].tag);
+	bad |= tally_common(u, rec, t, id);
+	bad |= json_object_set_new(rec, "ip", json_stringn(t->key, t->len));
+	if (bad) {
+		json_decref(rec);
+		return pex_error_set(PEX_ENOMEM, "out of memory building an "
+				     "address");
+	}
+	return u->emit(u->emit_data, PEX_REC_IP_ADDRESS, rec);
+}
+
+int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
+{
+	pex_uaparser_scratch *scr = NULL;
+	size_t i;
+	int rc;
+
+	rc = close_all(u);
+	if (rc)
+		goto cleanup;
+	if (ua && u->devices.n) {
+		rc = pex_uaparser_scratch_new(ua, &scr);
+		if (rc)
+			goto cleanup;
+	}
+	for (i = 0; i < u->devices.n && !rc; i++)
+		rc = emit_device(u, ua, scr, &u->devices.items[i]);
+	for (i = 0; i < u->ips.n && !rc; i++)
+		rc = emit_ip(u, &u->ips.items[i]);
+cleanup:
+	pex_uaparser_scratch_free(scr);
+	return rc;
+}
+
+int pex_al_usage_has_devices(const struct pex_al_usage *u)
+{
+	return u && u->devices.n > 0;
+}
+
+void pex_al_usage_free(struct pex_al_usage *u)
+{
+	struct session *s, *next;
+
+	if (!u)
+		return;
+	for (s = u->head; s; s = next) {
+		next = s->next;
+		session_free(s);
+	}
+	table_free(&u->devices);
+	table_free(&u->ips);
+	free(u);
+}

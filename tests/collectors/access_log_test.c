@@ -1,0 +1,1681 @@
+/*
+ * The access_log collector driven through the engine (pex_source_new /
+ * pex_source_collect), on the logs in $PEX_CORPUS/access_logs/ and on logs
+ * the tests write themselves, where every subject's request is known:
+ * time windows, IPv6 spellings, X-Forwarded-For, user / cookie / header
+ * matching, visits, devices, rotated and compressed files, bad lines.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "collectors/access_log/al_files.h"
+#include "portex/engine.h"
+#include "portex/error.h"
+
+static char tmp_dir[] = "/tmp/pex_access_log_test_XXXXXX";
+static char corpus_dir[4096];
+static json_t *schema_props[PEX_REC__COUNT]; /* properties per kind */
+static json_t *schema_required[PEX_REC__COUNT];
+
+/* 2026-01-03T10:00:00Z */
+#define T0 ((time_t)1767434400)
+
+#define UA_FIREFOX "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) " \
+		   "Gecko/20100101 Firefox/121.0"
+#define UA_IPHONE "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS " \
+		  "X) AppleWebKit/605.1.15 (KHTML, like Gecko) " \
+		  "Version/17.1 Mobile/15E148 Safari/604.1"
+
+/* ---- helpers --------------------------------------------------------- */
+
+struct coll {
+	struct pex_source *src;
+	json_t *recs[PEX_REC__COUNT]; /* arrays of records per kind */
+	json_t *warnings;
+	int rc_new, rc;
+	char err[1024];
+};
+
+static int sink(void *data, enum pex_record_kind kind, json_t *rec)
+{
+	struct coll *c = data;
+
+	if ((int)kind < 0 || kind >= PEX_REC__COUNT) {
+		json_decref(rec);
+		return -1;
+	}
+	return json_array_append_new(c->recs[kind], rec);
+}
+
+/* Each record has its kind's required members and no member the kind's
+ * schema lacks. */
+static void check_shape(enum pex_record_kind kind, const json_t *rec)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach((json_t *)rec, key, v) {
+		if (!json_object_get(schema_props[kind], key))
+			fail_msg("%s record has member '%s' its schema lacks",
+				 pex_record_kind_name(kind), key);
+	}
+	for (i = 0; i < json_array_size(schema_required[kind]); i++) {
+		const char *k = json_string_value(json_array_get(
+			schema_required[kind], i));
+
+		if (!strcmp(k, "source"))
+			continue; /* filled by the engine */
+		if (!json_object_get(rec, k))
+			fail_msg("%s record lacks '%s'",
+				 pex_record_kind_name(kind), k);
+	}
+}
+
+/* Create the source "weblog" from options (JSON text; relative paths
+ * against the temporary directory, or dir) and collect for ids. */
+static void collect_in(struct coll *c, const char *dir, const char *options,
+		       const char *const *ids)
+{
+	struct pex_identity_set set = {0};
+	json_error_t jerr;
+	json_t *opts;
+	size_t i, k;
+
+	memset(c, 0, sizeof(*c));
+	for (k = 0; k < PEX_REC__COUNT; k++)
+		c->recs[k] = json_array();
+	opts = json_loads(options, 0, &jerr);
+	if (!opts)
+		fail_msg("bad test options %s: %s", options, jerr.text);
+	for (i = 0; ids && ids[i]; i++) {
+		struct pex_identity id;
+
+		if (pex_identity_parse(&id, ids[i]))
+			fail_msg("identity %s: %s", ids[i], pex_error_last());
+		assert_int_equal(pex_identity_set_add(&set, &id), 0);
+		pex_identity_clear(&id);
+	}
+	c->rc_new = pex_source_new(&c->src, "weblog", "access_log", opts,
+				   dir);
+	if (c->rc_new == 0)
+		c->rc = pex_source_collect(c->src, &set, sink, c);
+	snprintf(c->err, sizeof(c->err), "%s", pex_error_last());
+	if (c->src)
+		c->warnings = pex_source_warnings(c->src);
+	for (k = 0; k < PEX_REC__COUNT; k++)
+		for (i = 0; i < json_array_size(c->recs[k]); i++)
+			check_shape((enum pex_record_kind)k,
+				    json_array_get(c->recs[k], i));
+	pex_identity_set_clear(&set);
+	json_decref(opts);
+}
+
+static void collect(struct coll *c, const char *options,
+		    const char *const *ids)
+{
+	collect_in(c, tmp_dir, options, ids);
+}
+
+static void collect1(struct coll *c, const char *options, const char *id)
+{
+	const char *ids[] = {id, NULL};
+
+	collect(c, options, ids);
+}
+
+static void coll_free(struct coll *c)
+{
+	size_t k;
+
+	pex_source_free(c->src);
+	for (k = 0; k < PEX_REC__COUNT; k++)
+		json_decref(c->recs[k]);
+	json_decref(c->warnings);
+}
+
+static void assert_ok(const struct coll *c)
+{
+	if (c->rc_new || c->rc)
+		fail_msg("source failed (%d/%d): %s", c->rc_new, c->rc,
+			 c->err);
+}
+
+static void assert_err(const struct coll *c, const char *needle)
+{
+	if (!c->rc_new && !c->rc)
+		fail_msg("source succeeded; expected an error with \"%s\"",
+			 needle);
+	if (!strstr(c->err, needle))
+		fail_msg("error \"%s\" lacks \"%s\"", c->err, needle);
+}
+
+static const json_t *events(const struct coll *c)
+{
+	return c->recs[PEX_REC_USAGE_EVENT];
+}
+
+static const json_t *rec_at(const struct coll *c, enum pex_record_kind k,
+			    size_t i)
+{
+	const json_t *r = json_array_get(c->recs[k], i);
+
+	if (!r)
+		fail_msg("no %s record #%zu (%zu in all)",
+			 pex_record_kind_name(k), i,
+			 json_array_size(c->recs[k]));
+	return r;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		fail_msg("'%s' is not a string", key);
+	return json_string_value(v);
+}
+
+static long long num(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!json_is_integer(v))
+		fail_msg("'%s' is not an integer", key);
+	return json_integer_value(v);
+}
+
+/* The ids of the events, joined with spaces. */
+static const char *event_ids(const struct coll *c)
+{
+	static char buf[8192];
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < json_array_size(events(c)); i++) {
+		int w = snprintf(buf + n, sizeof(buf) - n, "%s%s",
+				 i ? " " : "",
+				 str(json_array_get(events(c), i), "id"));
+
+		assert_true(w > 0 && (size_t)w < sizeof(buf) - n);
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+/* The count of the warning whose message holds needle, or 0. */
+static long long warning_count(const struct coll *c, const char *needle)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(c->warnings); i++) {
+		const json_t *w = json_array_get(c->warnings, i);
+
+		if (strstr(str(w, "message"), needle))
+			return num(w, "count");
+	}
+	return 0;
+}
+
+static void write_file(const char *name, const char *data, size_t len)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+#define write_text(name, text) write_file((name), (text), strlen(text))
+
+/* Run a shell command in the temporary directory. */
+static void sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	int n;
+	va_list ap;
+
+	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ", tmp_dir);
+	va_start(ap, fmt);
+	vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("command failed: %s", cmd);
+}
+
+/* CLF time of t with a zone offset in minutes. */
+static const char *clf(time_t t, int offset_min, char out[32])
+{
+	struct tm tm;
+	time_t local = t + offset_min * 60;
+	int off = offset_min < 0 ? -offset_min : offset_min;
+
+	gmtime_r(&local, &tm);
+	strftime(out, 32, "%d/%b/%Y:%H:%M:%S", &tm);
+	snprintf(out + strlen(out), 32 - strlen(out), " %c%02d%02d",
+		 offset_min < 0 ? '-' : '+', off / 60, off % 60);
+	return out;
+}
+
+/* A log being built in memory. */
+struct logbuf {
+	char *data;
+	size_t len, cap;
+};
+
+static void lb_add(struct logbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->data ? b->data + b->len : NULL,
+			      b->data ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		assert_true(n >= 0);
+		if (b->data && (size_t)n < b->cap - b->len)
+			break;
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->data = realloc(b->data, b->cap);
+		assert_non_null(b->data);
+	}
+	b->len += (size_t)n;
+}
+
+/* One combined line. */
+static void lb_combined(struct logbuf *b, const char *ip, const char *user,
+			time_t t, const char *path, const char *ua)
+{
+	char ts[32];
+
+	lb_add(b, "%s - %s [%s] \"GET %s HTTP/1.1\" 200 512 \"-\" \"%s\"\n",
+	       ip, user, clf(t, 0, ts), path, ua);
+}
+
+static void lb_write(struct logbuf *b, const char *name)
+{
+	write_file(name, b->data ? b->data : "", b->len);
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+static const char *window(const char *ip, time_t from, time_t to)
+{
+	static char buf[256];
+	char a[32], z[32];
+	struct tm tm;
+
+	gmtime_r(&from, &tm);
+	strftime(a, sizeof(a), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	gmtime_r(&to, &tm);
+	strftime(z, sizeof(z), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(buf, sizeof(buf), "ip:%s@%s/%s", ip, a, z);
+	return buf;
+}
+
+/* ---- the corpus ------------------------------------------------------ */
+
+/*
+ * The corpus files with their formats and counts of valid, bad and blank
+ * lines, established independently of this code by a regular-expression
+ * count (see tests/unit/logformat_corpus_test.c, which holds the same
+ * table for the line parser alone). Here the whole collector must agree:
+ * every valid line becomes an event when the subject's identities are
+ * all the file's client addresses, and the skipped-line warnings add up
+ * to the bad lines.
+ */
+struct corpus_file {
+	const char *file;
+	const char *format;
+	const char *style;
+	int client_field; /* 0-based space-separated field holding %h */
+	int valid, bad, blank;
+};
+
+#define VHOST_COMBINED_NOPORT \
+	"%v %h %l %u %t \\\"%r\\\" %>s %b \\\"%{Referer}i\\\" " \
+	"\\\"%{User-Agent}i\\\""
+#define NGINX_XFF \
+	"$remote_addr - $remote_user [$time_local] \\\"$request\\\" $status " \
+	"$body_bytes_sent \\\"$http_referer\\\" \\\"$http_user_agent\\\" " \
+	"\\\"$http_x_forwarded_for\\\""
+
+static const struct corpus_file corpus[] = {
+	{"basjes_hackers-access.log", "combined", NULL, 0, 3456, 0, 0},
+	{"beats_apache_test.log", "combined", NULL, 0, 2, 5, 0},
+	{"beats_nginx_access.log", "nginx", NULL, 0, 12, 1, 0},
+	{"beats_nginx_test.log", "nginx", NULL, 0, 2, 5, 0},
+	{"elastic_apache_logs.log", "combined", NULL, 0, 9999, 1, 0},
+	{"elastic_integrations_apache_test-access-basic.log", "combined",
+	 NULL, 0, 4, 13, 0},
+	{"fail2ban/apache-badbots.log", "combined", NULL, 0, 3, 5, 3},
+	{"fail2ban/apache-fakegooglebot.log", VHOST_COMBINED_NOPORT, "apache",
+	 1, 1, 6, 0},
+	{"fail2ban/nginx-bad-request.log", NGINX_XFF, "nginx", 0, 8, 8, 7},
+	{"fail2ban/nginx-botsearch.log", NGINX_XFF, "nginx", 0, 8, 21, 14},
+	{"fail2ban/traefik-auth.log", "traefik", NULL, 0, 6, 10, 7},
+	{"lnav_bad_access_log.0.log", "combined", NULL, 0, 2, 1, 0},
+	{"matomo/common.log", "common", NULL, 0, 1, 0, 0},
+	{"matomo/common_complete.log", VHOST_COMBINED_NOPORT, "apache", 1, 1,
+	 0, 0},
+	{"matomo/common_encoding_big5.log", VHOST_COMBINED_NOPORT, "apache",
+	 1, 1, 0, 0},
+	{"matomo/common_vhost.log", "%v %h %l %u %t \\\"%r\\\" %>s %b",
+	 "apache", 1, 1, 0, 0},
+	{"matomo/gandi.log", "%v %h %l %u %t (%T s) \\\"%r\\\" %>s %b "
+	 "\\\"%{Referer}i\\\" \\\"%{User-Agent}i\\\"", "apache", 1, 2, 0, 0},
+	{"matomo/logs_to_tests.log", "combined", NULL, 0, 4, 1, 1},
+	{"matomo/ncsa_extended.log", "combined", NULL, 0, 1, 0, 0},
+	{"matomo/static_ignores.log", VHOST_COMBINED_NOPORT, "apache", 1, 4,
+	 0, 0},
+};
+
+/* Identities for every distinct client address of a file, each with a
+ * window over all time: read by splitting lines on spaces, not by the
+ * collector's parser. */
+static char **corpus_ids(const char *path, int field, size_t *count)
+{
+	FILE *f = fopen(path, "rb");
+	char line[70000];
+	char **ids = NULL;
+	size_t n = 0, i;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		char *tok = line, *end;
+		char id[512];
+		struct pex_identity pid;
+		int k;
+
+		for (k = 0; k < field && tok; k++) {
+			tok = strchr(tok, ' ');
+			tok = tok ? tok + 1 : NULL;
+		}
+		if (!tok)
+			continue;
+		end = strpbrk(tok, " \n");
+		if (!end || end - tok > 100)
+			continue;
+		snprintf(id, sizeof(id), "ip:%.*s@1970-01-01T00:00:00Z/"
+			 "2100-01-01T00:00:00Z", (int)(end - tok), tok);
+		if (pex_identity_parse(&pid, id))
+			continue;
+		pex_identity_clear(&pid);
+		for (i = 0; i < n; i++)
+			if (!strcmp(ids[i], id))
+				break;
+		if (i < n)
+			continue;
+		ids = realloc(ids, (n + 2) * sizeof(*ids));
+		assert_non_null(ids);
+		ids[n] = strdup(id);
+		assert_non_null(ids[n]);
+		ids[++n] = NULL;
+	}
+	fclose(f);
+	*count = n;
+	return ids;
+}
+
+static long long skipped_total(const struct coll *c)
+{
+	long long total = 0;
+	size_t i;
+
+	for (i = 0; i < json_array_size(c->warnings); i++) {
+		const json_t *w = json_array_get(c->warnings, i);
+		const char *m = str(w, "message");
+		const char *p = strstr(m, ": ");
+
+		if (p && strstr(m, " skipped: "))
+			total += strtoll(p + 2, NULL, 10);
+	}
+	return total;
+}
+
+static void test_corpus(void **state)
+{
+	size_t f, i;
+	int off = 0;
+
+	for (f = 0; f < sizeof(corpus) / sizeof(corpus[0]); f++) {
+		const struct corpus_file *x = &corpus[f];
+		char path[8192], opts[16384];
+		char **ids;
+		size_t nids;
+		long long ev[2], bad;
+		struct coll c;
+		int pre;
+
+		snprintf(path, sizeof(path), "%s/%s", corpus_dir, x->file);
+		ids = corpus_ids(path, x->client_field, &nids);
+		for (pre = 0; pre < 2; pre++) {
+			snprintf(opts, sizeof(opts),
+				 "{\"paths\": [\"%s\"], \"format\": \"%s\", "
+				 "%s%s%s \"match\": [\"ip\"], "
+				 "\"prefilter\": %s}", path, x->format,
+				 x->style ? "\"format_style\": \"" : "",
+				 x->style ? x->style : "",
+				 x->style ? "\"," : "",
+				 pre ? "true" : "false");
+			collect_in(&c, corpus_dir, opts,
+				   (const char *const *)ids);
+			assert_ok(&c);
+			ev[pre] = (long long)json_array_size(events(&c));
+			if (!pre)
+				bad = skipped_total(&c);
+			coll_free(&c);
+		}
+		printf("  %-52s %5lld events (valid %d), %3lld skipped "
+		       "(bad %d), %zu addresses\n", x->file, ev[0], x->valid,
+		       bad, x->bad, nids);
+		/* With the block search on, no event may go missing. */
+		if (ev[0] != x->valid || ev[1] != x->valid || bad != x->bad)
+			off++;
+		for (i = 0; i < nids; i++)
+			free(ids[i]);
+		free(ids);
+	}
+	assert_int_equal(off, 0);
+}
+
+/* The odd cases of the corpus one by one, through the collector. */
+#define EIA "elastic_integrations_apache_test-access-basic.log"
+#define EIA_FORMAT "%h %l %u %t \\\"%r\\\" %>s %b \\\"%{Referer}i\\\" " \
+	"\\\"%{User-Agent}i\\\" X-Forwarded-For=\\\"%{X-Forwarded-For}i\\\""
+
+static void test_corpus_odd_lines(void **state)
+{
+	struct coll c;
+	char opts[8192];
+	const json_t *e;
+
+	/* An IPv6 client, asked for in upper case: line 9 (line 11 has a
+	 * field too many). */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/" EIA "\"], "
+		 "\"format\": \"%s\"}", corpus_dir, EIA_FORMAT);
+	collect1(&c, opts, "ip:2A02:CF40:ADD:4002:91F2:A9B2:E09A:6FC6@"
+		 "2017-05-29T19:02:48Z/PT0S");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), EIA ":9");
+	e = rec_at(&c, PEX_REC_USAGE_EVENT, 0);
+	assert_string_equal(str(e, "client_ip"),
+			    "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6");
+	assert_string_equal(str(e, "path"),
+			    "/A%20Beka%20G1%20Howe/029_AND_30/"
+			    "15%20reading%20elephants.mp4");
+	assert_int_equal(warning_count(&c, EIA ": 1 line skipped: not in the "
+				       "configured format (first at line "
+				       "11)"), 1);
+	coll_free(&c);
+
+	/* An X-Forwarded-For chain behind two trusted hops (line 8): the
+	 * client is the first untrusted address from the right. */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/" EIA "\"], "
+		 "\"format\": \"%s\", \"trusted_proxies\": "
+		 "[\"89.160.20.112\", \"10.0.0.1/32\"]}", corpus_dir,
+		 EIA_FORMAT);
+	collect1(&c, opts, "ip:10.0.0.2@2017-05-29T00:00:00Z/P1D");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), EIA ":8");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 0),
+				"client_ip"), "10.0.0.2");
+	coll_free(&c);
+	/* Without trusting them, the peer is the client. */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/" EIA "\"], "
+		 "\"format\": \"%s\"}", corpus_dir, EIA_FORMAT);
+	collect1(&c, opts, "ip:10.0.0.2@2017-05-29T00:00:00Z/P1D");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 0);
+	coll_free(&c);
+
+	/* "::1" with "-" as request and byte count (common format). */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/beats_apache_test"
+		 ".log\"], \"format\": \"common\"}", corpus_dir);
+	collect1(&c, opts, "ip:0:0::1@2016-12-26T00:00:00Z/P1D");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "beats_apache_test.log:1 "
+			    "beats_apache_test.log:3");
+	e = rec_at(&c, PEX_REC_USAGE_EVENT, 1);
+	assert_string_equal(str(e, "at"), "2016-12-26T14:16:48Z");
+	assert_int_equal(num(e, "status"), 408);
+	assert_null(json_object_get(e, "bytes"));
+	assert_null(json_object_get(e, "method"));
+	assert_null(json_object_get(e, "path"));
+	assert_int_equal(num(rec_at(&c, PEX_REC_USAGE_EVENT, 0), "bytes"),
+			 209);
+	coll_free(&c);
+
+	/* A client written with its port (line 14) and a TLS handshake as
+	 * request (line 15, vhost_combined). */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/" EIA "\"]}",
+		 corpus_dir);
+	collect1(&c, opts, "ip:127.0.0.1@2023-11-13T10:44:01Z/PT0S");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), EIA ":14");
+	e = rec_at(&c, PEX_REC_USAGE_EVENT, 0);
+	assert_string_equal(str(e, "client_ip"), "127.0.0.1");
+	assert_int_equal(num(e, "status"), 400);
+	coll_free(&c);
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/" EIA "\"], "
+		 "\"format\": \"vhost_combined\"}", corpus_dir);
+	collect1(&c, opts, "ip:127.0.0.1@2023-11-13T10:44:31Z/PT0S");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), EIA ":15");
+	e = rec_at(&c, PEX_REC_USAGE_EVENT, 0);
+	assert_null(json_object_get(e, "path"));
+	assert_string_equal(str(json_object_get(e, "extra"), "request"),
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	coll_free(&c);
+
+	/* elastic_apache_logs.log line 8899 ends inside the user agent:
+	 * with its client as the subject it is counted, not emitted. */
+	snprintf(opts, sizeof(opts), "{\"paths\": [\"%s/elastic_apache_logs"
+		 ".log\"]}", corpus_dir);
+	collect1(&c, opts, "ip:46.118.127.106@2000-01-01T00:00:00Z/"
+		 "2100-01-01T00:00:00Z");
+	assert_ok(&c);
+	assert_int_equal(warning_count(&c, "elastic_apache_logs.log: 1 line "
+				       "skipped: truncated"), 1);
+	coll_free(&c);
+}
+
+/* ---- IP windows ------------------------------------------------------ */
+
+static void test_ip_window_bounds(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const json_t *mb;
+
+	/* A NAT address: the subject from T0 to T0+30m, others before and
+	 * after. The window's bounds are inside it. */
+	lb_combined(&b, "203.0.113.7", "-", T0 - 1, "/before", "other");
+	lb_combined(&b, "203.0.113.7", "-", T0, "/start", "subject");
+	lb_combined(&b, "198.51.100.1", "-", T0 + 60, "/someone-else",
+		    "other");
+	lb_combined(&b, "203.0.113.70", "-", T0 + 70, "/prefix-trap",
+		    "other");
+	lb_combined(&b, "203.0.113.7", "-", T0 + 600, "/middle", "subject");
+	lb_combined(&b, "203.0.113.7", "-", T0 + 1800, "/end", "subject");
+	lb_combined(&b, "203.0.113.7", "-", T0 + 1801, "/after", "other");
+	lb_combined(&b, "203.0.113.7", "-", T0 + 86400, "/next-day", "other");
+	lb_write(&b, "nat.log");
+	collect1(&c, "{\"paths\": [\"nat.log\"], \"match\": [\"ip\"]}",
+		 window("203.0.113.7", T0, T0 + 1800));
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "nat.log:2 nat.log:5 nat.log:6");
+	mb = json_object_get(rec_at(&c, PEX_REC_USAGE_EVENT, 0),
+			     "matched_by");
+	assert_string_equal(str(mb, "type"), "ip");
+	assert_string_equal(str(mb, "value"), "203.0.113.7");
+	assert_string_equal(str(mb, "window"),
+			    "2026-01-03T10:00:00Z/2026-01-03T10:30:00Z");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 0), "at"),
+			    "2026-01-03T10:00:00Z");
+	/* Visits, devices and addresses only from the window's lines. */
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 1);
+	assert_int_equal(num(rec_at(&c, PEX_REC_SESSION, 0), "requests"), 3);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_DEVICE]), 1);
+	assert_string_equal(str(rec_at(&c, PEX_REC_DEVICE, 0), "user_agent"),
+			    "subject");
+	assert_int_equal(json_array_size(c.recs[PEX_REC_IP_ADDRESS]), 1);
+	assert_int_equal(num(rec_at(&c, PEX_REC_IP_ADDRESS, 0), "requests"),
+			 3);
+	coll_free(&c);
+
+	/* Two windows for the same address: each line carries its own. */
+	{
+		const char *ids[] = {
+			"ip:203.0.113.7@2026-01-03T09:59:59Z/PT0S",
+			"ip:203.0.113.7@2026-01-03T10:30:01Z/PT1S",
+			NULL,
+		};
+
+		collect(&c, "{\"paths\": [\"nat.log\"]}", ids);
+		assert_ok(&c);
+		assert_string_equal(event_ids(&c), "nat.log:1 nat.log:7");
+		assert_string_equal(str(json_object_get(rec_at(&c,
+			PEX_REC_USAGE_EVENT, 1), "matched_by"), "window"),
+			"2026-01-03T10:30:01Z/2026-01-03T10:30:02Z");
+		coll_free(&c);
+	}
+
+	/* Times written in another zone are compared in UTC. */
+	{
+		char ts[32];
+
+		lb_add(&b, "203.0.113.7 - - [%s] \"GET /zoned HTTP/1.1\" 200 "
+		       "1 \"-\" \"z\"\n", clf(T0 + 60, 120, ts));
+		lb_add(&b, "203.0.113.7 - - [%s] \"GET /zoned-out HTTP/1.1\" "
+		       "200 1 \"-\" \"z\"\n", clf(T0 + 7200, -300, ts));
+		lb_write(&b, "zoned.log");
+		collect1(&c, "{\"paths\": [\"zoned.log\"]}",
+			 window("203.0.113.7", T0, T0 + 1800));
+		assert_ok(&c);
+		assert_string_equal(event_ids(&c), "zoned.log:1");
+		coll_free(&c);
+	}
+}
+
+/* An ip identity that reaches the collector without a window (another
+ * source could report one) must not match anything. */
+static void test_ip_without_window_ignored(void **state)
+{
+	struct logbuf b = {0};
+	struct pex_identity_set set = {0};
+	struct pex_identity id = {0};
+	struct coll c = {0};
+	json_t *opts;
+	size_t k;
+
+	lb_combined(&b, "203.0.113.7", "-", T0, "/", "x");
+	lb_write(&b, "nowin.log");
+	id.type = (char *)"ip";
+	id.value = (char *)"203.0.113.7";
+	assert_int_equal(pex_identity_set_add(&set, &id), 0);
+	for (k = 0; k < PEX_REC__COUNT; k++)
+		c.recs[k] = json_array();
+	opts = json_pack("{s:[s]}", "paths", "nowin.log");
+	assert_int_equal(pex_source_new(&c.src, "weblog", "access_log", opts,
+					tmp_dir), 0);
+	assert_int_equal(pex_source_collect(c.src, &set, sink, &c), 0);
+	assert_int_equal(json_array_size(events(&c)), 0);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 0);
+	json_decref(opts);
+	pex_identity_set_clear(&set);
+	coll_free(&c);
+}
+
+static void test_ipv6_canonical(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const char *ids[] = {
+		"ip:2001:DB8:0::1@2026-01-03T00:00:00Z/P1D",
+		"ip:::ffff:192.0.2.1@2026-01-03T00:00:00Z/P1D",
+		NULL,
+	};
+
+	lb_combined(&b, "2001:db8::1", "-", T0, "/canonical", "a");
+	lb_combined(&b, "2001:DB8::1", "-", T0 + 1, "/upper", "a");
+	lb_combined(&b, "2001:db8::10", "-", T0 + 2, "/other", "a");
+	lb_combined(&b, "2001:0db8:0000:0000:0000:0000:0000:0001", "-",
+		    T0 + 3, "/expanded", "a");
+	lb_combined(&b, "192.0.2.1", "-", T0 + 4, "/v4", "a");
+	lb_combined(&b, "::ffff:192.0.2.1", "-", T0 + 5, "/mapped", "a");
+	lb_combined(&b, "192.0.2.10", "-", T0 + 6, "/v4-other", "a");
+	lb_write(&b, "v6.log");
+	/* With the block search: the spellings servers write. */
+	collect(&c, "{\"paths\": [\"v6.log\"]}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c),
+			    "v6.log:1 v6.log:2 v6.log:5 v6.log:6");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 1),
+				"client_ip"), "2001:db8::1");
+	assert_string_equal(str(json_object_get(rec_at(&c,
+		PEX_REC_USAGE_EVENT, 3), "matched_by"), "value"),
+		"192.0.2.1");
+	/* One address record per canonical address. */
+	assert_int_equal(json_array_size(c.recs[PEX_REC_IP_ADDRESS]), 2);
+	coll_free(&c);
+	/* Without it every spelling, the expanded one too. */
+	collect(&c, "{\"paths\": [\"v6.log\"], \"prefilter\": false}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c),
+			    "v6.log:1 v6.log:2 v6.log:4 v6.log:5 v6.log:6");
+	coll_free(&c);
+}
+
+/* ---- X-Forwarded-For ------------------------------------------------- */
+
+static void test_xff_trusted_proxies(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	char ts[32];
+	static const struct {
+		const char *peer, *xff, *path;
+	} lines[] = {
+		/* through our proxy: the client is the header's */
+		{"10.0.0.5", "203.0.113.7", "/via-proxy"},
+		/* two proxies of ours */
+		{"10.0.0.5", "203.0.113.7, 10.0.0.6", "/two-proxies"},
+		/* a forged entry left of the real client is ignored */
+		{"10.0.0.5", "1.2.3.4, 203.0.113.7", "/forged-left"},
+		/* someone else through the proxy */
+		{"10.0.0.5", "198.51.100.9", "/other"},
+		/* an untrusted peer claiming to be the subject */
+		{"198.51.100.20", "203.0.113.7", "/forged"},
+		/* the subject without a proxy */
+		{"203.0.113.7", "-", "/direct"},
+		/* an unreadable hop right of the client: unknown client */
+		{"10.0.0.5", "203.0.113.7, junk", "/junk"},
+		/* IPv6 with port in the header */
+		{"10.0.0.5", "[2001:db8::7]:4711", "/v6-port"},
+	};
+	size_t i;
+	const char *ids[] = {
+		"ip:203.0.113.7@2026-01-03T00:00:00Z/P1D",
+		"ip:2001:db8::7@2026-01-03T00:00:00Z/P1D",
+		NULL,
+	};
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		lb_add(&b, "%s - - [%s] \"GET %s HTTP/1.1\" 200 5 \"-\" "
+		       "\"ua\" \"%s\"\n", lines[i].peer,
+		       clf(T0 + (time_t)i, 0, ts), lines[i].path,
+		       lines[i].xff);
+	lb_write(&b, "xff.log");
+	collect(&c, "{\"paths\": [\"xff.log\"], \"format\": \"$remote_addr - "
+		"$remote_user [$time_local] \\\"$request\\\" $status "
+		"$body_bytes_sent \\\"$http_referer\\\" \\\"$http_user_agent"
+		"\\\" \\\"$http_x_forwarded_for\\\"\", \"trusted_proxies\": "
+		"[\"10.0.0.0/24\"]}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "xff.log:1 xff.log:2 xff.log:3 "
+			    "xff.log:6 xff.log:8");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 0),
+				"client_ip"), "203.0.113.7");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 4),
+				"client_ip"), "2001:db8::7");
+	assert_int_equal(warning_count(&c, "xff.log: 1 line skipped: "
+				       "X-Forwarded-For"), 1);
+	coll_free(&c);
+
+	/* Without trusted proxies the peer is the client. */
+	collect(&c, "{\"paths\": [\"xff.log\"], \"format\": \"$remote_addr - "
+		"$remote_user [$time_local] \\\"$request\\\" $status "
+		"$body_bytes_sent \\\"$http_referer\\\" \\\"$http_user_agent"
+		"\\\" \\\"$http_x_forwarded_for\\\"\"}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "xff.log:6");
+	coll_free(&c);
+}
+
+/* ---- strong identities ----------------------------------------------- */
+
+static void test_user_match(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const json_t *e;
+
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/a", "ua");
+	lb_combined(&b, "192.0.2.2", "bob", T0 + 1, "/b", "ua");
+	lb_combined(&b, "192.0.2.3", "alice2", T0 + 2, "/c", "ua");
+	lb_combined(&b, "192.0.2.4", "Alice", T0 + 3, "/d", "ua");
+	/* a year later: strong identities have no window */
+	lb_combined(&b, "198.51.100.4", "alice", T0 + 366 * 86400, "/e",
+		    "ua");
+	/* Apache escapes bytes outside ASCII in %u */
+	lb_combined(&b, "192.0.2.5", "zo\\xc3\\xab", T0 + 5, "/f", "ua");
+	lb_combined(&b, "192.0.2.6", "-", T0 + 6, "/alice", "alice");
+	lb_write(&b, "users.log");
+	collect1(&c, "{\"paths\": [\"users.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "users.log:1 users.log:5");
+	e = rec_at(&c, PEX_REC_USAGE_EVENT, 0);
+	assert_string_equal(str(e, "user"), "alice");
+	assert_string_equal(str(e, "method"), "GET");
+	assert_string_equal(str(e, "path"), "/a");
+	assert_string_equal(str(e, "protocol"), "HTTP/1.1");
+	assert_int_equal(num(e, "status"), 200);
+	assert_int_equal(num(e, "bytes"), 512);
+	assert_null(json_object_get(e, "referrer"));
+	assert_string_equal(str(json_object_get(e, "matched_by"), "type"),
+			    "username");
+	assert_null(json_object_get(json_object_get(e, "matched_by"),
+				    "window"));
+	coll_free(&c);
+
+	collect1(&c, "{\"paths\": [\"users.log\"]}", "username:zo\xc3\xab");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "users.log:6");
+	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 0), "user"),
+			    "zo\xc3\xab");
+	coll_free(&c);
+
+	/* A rule with another identity type. */
+	collect1(&c, "{\"paths\": [\"users.log\"], \"match\": [{\"user\": "
+		 "true, \"type\": \"login\"}]}", "login:bob");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "users.log:2");
+	coll_free(&c);
+
+	/* Identities of types no rule reads find nothing. */
+	collect1(&c, "{\"paths\": [\"users.log\"]}", "email:alice@x.org");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 0);
+	coll_free(&c);
+}
+
+/* A line matched by both the user name and the address goes to the
+ * strong identity, once. */
+static void test_strong_before_weak(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const char *ids[] = {
+		"ip:192.0.2.1@2026-01-03T00:00:00Z/P1D",
+		"username:alice",
+		NULL,
+	};
+
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/both", "ua");
+	lb_combined(&b, "192.0.2.1", "-", T0 + 1, "/ip-only", "ua");
+	lb_write(&b, "both.log");
+	collect(&c, "{\"paths\": [\"both.log\"]}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "both.log:1 both.log:2");
+	assert_string_equal(str(json_object_get(rec_at(&c,
+		PEX_REC_USAGE_EVENT, 0), "matched_by"), "type"), "username");
+	assert_string_equal(str(json_object_get(rec_at(&c,
+		PEX_REC_USAGE_EVENT, 1), "matched_by"), "type"), "ip");
+	/* one visit per identity */
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 2);
+	coll_free(&c);
+}
+
+static void test_cookie_and_header_match(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	char ts[32];
+	const char *ids[] = {"cookie_id:abc123", "customer_id:C-17", NULL};
+
+	lb_add(&b, "192.0.2.1 - - [%s] \"GET /one HTTP/1.1\" 200 1 \"abc123\" "
+	       "\"-\"\n", clf(T0, 0, ts));
+	lb_add(&b, "192.0.2.2 - - [%s] \"GET /two HTTP/1.1\" 200 1 \"zzz\" "
+	       "\"C-17\"\n", clf(T0 + 1, 0, ts));
+	lb_add(&b, "192.0.2.3 - - [%s] \"GET /three HTTP/1.1\" 200 1 "
+	       "\"abc1234\" \"C-170\"\n", clf(T0 + 2, 0, ts));
+	lb_add(&b, "192.0.2.4 - - [%s] \"GET /four?abc123 HTTP/1.1\" 200 1 "
+	       "\"-\" \"-\"\n", clf(T0 + 3, 0, ts));
+	lb_write(&b, "cookie.log");
+	collect(&c, "{\"paths\": [\"cookie.log\"], \"format\": \"%h %l %u %t "
+		"\\\"%r\\\" %>s %b \\\"%{sid}C\\\" \\\"%{X-Customer}i\\\"\", "
+		"\"match\": [{\"cookie\": \"sid\"}, {\"header\": "
+		"\"X-Customer\", \"type\": \"customer_id\"}]}", ids);
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "cookie.log:1 cookie.log:2");
+	assert_string_equal(str(json_object_get(rec_at(&c,
+		PEX_REC_USAGE_EVENT, 0), "matched_by"), "type"), "cookie_id");
+	assert_string_equal(str(json_object_get(rec_at(&c,
+		PEX_REC_USAGE_EVENT, 1), "matched_by"), "type"),
+		"customer_id");
+	coll_free(&c);
+
+	/* nginx's $cookie_NAME */
+	lb_add(&b, "192.0.2.1 - - [%s] \"GET /n HTTP/1.1\" 200 1 sid=abc123 "
+	       "abc123\n", clf(T0, 0, ts));
+	lb_write(&b, "cookie-nginx.log");
+	collect1(&c, "{\"paths\": [\"cookie-nginx.log\"], \"format\": "
+		 "\"$remote_addr - $remote_user [$time_local] "
+		 "\\\"$request\\\" $status $body_bytes_sent $http_cookie "
+		 "$cookie_sid\", "
+		 "\"match\": [\"cookie: sid\"]}", "cookie_id:abc123");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "cookie-nginx.log:1");
+	coll_free(&c);
+}
+
+/* ---- sessions -------------------------------------------------------- */
+
+static void test_sessions(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const json_t *s, *pages;
+	time_t t2 = T0 + 100 + 31 * 60;
+
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 1, "/style.css",
+		    UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 2, "/img/Logo.PNG",
+		    UA_FIREFOX);
+	lb_combined(&b, "192.0.2.9", "bob", T0 + 20, "/bob", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 40, "/about?x=1",
+		    UA_FIREFOX);
+	/* the same person on a phone meanwhile: a visit of its own */
+	lb_combined(&b, "192.0.2.77", "alice", T0 + 50, "/m", UA_IPHONE);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 100, "/contact",
+		    UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 130, "/app.js",
+		    UA_FIREFOX);
+	/* 31 idle minutes later: a new visit */
+	lb_combined(&b, "192.0.2.1", "alice", t2, "/again", UA_FIREFOX);
+	lb_write(&b, "visits.log");
+	collect1(&c, "{\"paths\": [\"visits.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 8);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 3);
+
+	s = rec_at(&c, PEX_REC_SESSION, 0);
+	assert_string_equal(str(s, "id"), "session:visits.log:1");
+	assert_string_equal(str(s, "start"), "2026-01-03T10:00:00Z");
+	assert_string_equal(str(s, "end"), "2026-01-03T10:02:10Z");
+	assert_int_equal(num(s, "requests"), 6);
+	assert_string_equal(str(s, "entry_page"), "/");
+	assert_string_equal(str(s, "exit_page"), "/contact");
+	pages = json_object_get(s, "pages");
+	assert_int_equal(json_array_size(pages), 3);
+	assert_string_equal(str(json_array_get(pages, 0), "path"), "/");
+	assert_int_equal(num(json_array_get(pages, 0), "seconds"), 40);
+	assert_string_equal(str(json_array_get(pages, 1), "path"), "/about");
+	assert_string_equal(str(json_array_get(pages, 1), "at"),
+			    "2026-01-03T10:00:40Z");
+	assert_int_equal(num(json_array_get(pages, 1), "seconds"), 60);
+	assert_string_equal(str(json_array_get(pages, 2), "path"),
+			    "/contact");
+	assert_null(json_object_get(json_array_get(pages, 2), "seconds"));
+	assert_string_equal(str(json_object_get(s, "extra"), "user_agent"),
+			    UA_FIREFOX);
+	assert_string_equal(str(json_object_get(s, "matched_by"), "value"),
+			    "alice");
+
+	s = rec_at(&c, PEX_REC_SESSION, 1);
+	assert_string_equal(str(s, "id"), "session:visits.log:6");
+	assert_int_equal(json_array_size(json_object_get(s, "pages")), 1);
+
+	s = rec_at(&c, PEX_REC_SESSION, 2);
+	assert_string_equal(str(s, "id"), "session:visits.log:9");
+	assert_string_equal(str(s, "entry_page"), "/again");
+	assert_string_equal(str(s, "exit_page"), "/again");
+	assert_int_equal(num(s, "requests"), 1);
+	coll_free(&c);
+
+	/* A longer idle limit joins the two desktop visits. */
+	collect1(&c, "{\"paths\": [\"visits.log\"], \"session_idle_minutes\": "
+		 "60, \"static_suffixes\": [\".css\"]}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 2);
+	s = rec_at(&c, PEX_REC_SESSION, 0);
+	pages = json_object_get(s, "pages");
+	/* only .css is static now */
+	assert_int_equal(json_array_size(pages), 6);
+	assert_string_equal(str(json_array_get(pages, 1), "path"),
+			    "/img/Logo.PNG");
+	assert_string_equal(str(s, "exit_page"), "/again");
+	coll_free(&c);
+}
+
+/* Memory bounds: beyond them visits close early or split and devices are
+ * not listed, each with a warning, never silently. */
+static void test_limits(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	int i;
+
+	for (i = 0; i < 6; i++) {
+		char ua[16], path[16];
+
+		snprintf(ua, sizeof(ua), "agent-%d", i % 3);
+		snprintf(path, sizeof(path), "/p%d", i);
+		lb_combined(&b, "192.0.2.1", "alice", T0 + i, path, ua);
+	}
+	lb_write(&b, "limits.log");
+	collect1(&c, "{\"paths\": [\"limits.log\"], \"max_devices\": 2, "
+		 "\"max_open_sessions\": 2}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 6);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_DEVICE]), 2);
+	assert_int_equal(warning_count(&c, "more than 2 distinct user "
+				       "agents"), 1);
+	assert_int_equal(warning_count(&c, "more than 2 visits open"), 1);
+	/* every request is in exactly one visit */
+	{
+		long long total = 0;
+		size_t k;
+
+		for (k = 0; k < json_array_size(c.recs[PEX_REC_SESSION]); k++)
+			total += num(rec_at(&c, PEX_REC_SESSION, k),
+				     "requests");
+		assert_int_equal(total, 6);
+	}
+	coll_free(&c);
+
+	collect1(&c, "{\"paths\": [\"limits.log\"], \"max_session_pages\": "
+		 "1}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 6);
+	assert_int_equal(warning_count(&c, "longer than 1 pages was split"),
+			 1);
+	coll_free(&c);
+}
+
+/* ---- devices and addresses ------------------------------------------- */
+
+static void test_devices(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const json_t *d;
+	size_t i;
+
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 5, "/a", UA_FIREFOX);
+	lb_combined(&b, "2001:db8::5", "alice", T0 + 9, "/b", UA_IPHONE);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 3600, "/c", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 3601, "/d", "-");
+	lb_write(&b, "devices.log");
+	collect1(&c, "{\"paths\": [\"devices.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_DEVICE]), 2);
+	d = rec_at(&c, PEX_REC_DEVICE, 0);
+	assert_string_equal(str(d, "user_agent"), UA_FIREFOX);
+	assert_string_equal(str(d, "browser"), "Firefox");
+	assert_string_equal(str(d, "browser_version"), "121.0");
+	assert_string_equal(str(d, "os"), "Ubuntu");
+	assert_string_equal(str(d, "device"), "Other");
+	assert_string_equal(str(d, "first_seen"), "2026-01-03T10:00:00Z");
+	assert_string_equal(str(d, "last_seen"), "2026-01-03T11:00:00Z");
+	assert_int_equal(num(d, "requests"), 3);
+	assert_non_null(strstr(str(d, "id"), "device:"));
+	d = rec_at(&c, PEX_REC_DEVICE, 1);
+	assert_string_equal(str(d, "browser"), "Mobile Safari");
+	assert_string_equal(str(d, "browser_version"), "17.1");
+	assert_string_equal(str(d, "os"), "iOS");
+	assert_string_equal(str(d, "os_version"), "17.1");
+	assert_string_equal(str(d, "device"), "iPhone");
+	assert_string_equal(str(d, "device_brand"), "Apple");
+	assert_string_equal(str(d, "device_model"), "iPhone");
+	assert_int_equal(num(d, "requests"), 1);
+
+	assert_int_equal(json_array_size(c.recs[PEX_REC_IP_ADDRESS]), 2);
+	for (i = 0; i < 2; i++) {
+		const json_t *a = rec_at(&c, PEX_REC_IP_ADDRESS, i);
+
+		if (!strcmp(str(a, "ip"), "192.0.2.1")) {
+			assert_int_equal(num(a, "requests"), 4);
+			assert_string_equal(str(a, "last_seen"),
+					    "2026-01-03T11:00:01Z");
+		} else {
+			assert_string_equal(str(a, "ip"), "2001:db8::5");
+			assert_int_equal(num(a, "requests"), 1);
+		}
+	}
+	coll_free(&c);
+
+	/* A rule file that does not exist fails the source, naming it. */
+	collect1(&c, "{\"paths\": [\"devices.log\"], \"uap_regexes\": "
+		 "\"/nonexistent/regexes.yaml\"}", "username:alice");
+	assert_err(&c, "/nonexistent/regexes.yaml");
+	coll_free(&c);
+}
+
+/* ---- files ----------------------------------------------------------- */
+
+static int have(const char *tool)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+	return system(cmd) == 0;
+}
+
+static void test_rotated_compressed(void **state)
+{
+	static const char *const tools[] = {"gzip", "bzip2", "xz", "zstd"};
+	/* (file, compressor or NULL), oldest first after sorting */
+	static const char *const files[][2] = {
+		{"access.log.5", "zstd -q --rm"},
+		{"access.log.4", "xz"},
+		{"access.log.3", "bzip2"},
+		{"access.log.2", "gzip"},
+		{"access.log.1", NULL},
+		{"access.log", NULL},
+	};
+	struct coll c;
+	size_t i;
+	char want[1024] = "";
+
+	for (i = 0; i < 4; i++)
+		if (!have(tools[i]))
+			fail_msg("%s is not installed: install the Debian "
+				 "packages gzip bzip2 xz-utils zstd",
+				 tools[i]);
+	sh("mkdir -p rot");
+	for (i = 0; i < 6; i++) {
+		struct logbuf b = {0};
+		char name[64], path[16];
+		time_t day = T0 + (time_t)i * 86400;
+
+		snprintf(path, sizeof(path), "/day%zu", i);
+		lb_combined(&b, "198.51.100.1", "-", day, "/other", "x");
+		lb_combined(&b, "192.0.2.1", "alice", day + 1, path, "x");
+		snprintf(name, sizeof(name), "rot/%s", files[i][0]);
+		lb_write(&b, name);
+		if (files[i][1])
+			sh("%s rot/%s", files[i][1], files[i][0]);
+	}
+	/* A visit across the rotation: the last line of access.log.1 and
+	 * the first of access.log are one session. */
+	sh("printf '%%s\\n' '192.0.2.1 - alice [07/Jan/2026:23:59:50 +0000] "
+	   "\"GET /late HTTP/1.1\" 200 1 \"-\" \"x\"' >> rot/access.log.1");
+	sh("printf '%%s\\n%%s\\n' '192.0.2.1 - alice [08/Jan/2026:00:00:10 "
+	   "+0000] \"GET /early HTTP/1.1\" 200 1 \"-\" \"x\"' \"$(cat "
+	   "rot/access.log)\" > rot/tmp && mv rot/tmp rot/access.log");
+	collect1(&c, "{\"paths\": [\"rot/access.log*\"]}", "username:alice");
+	assert_ok(&c);
+	snprintf(want, sizeof(want), "access.log.5.zst:2 access.log.4.xz:2 "
+		 "access.log.3.bz2:2 access.log.2.gz:2 access.log.1:2 "
+		 "access.log.1:3 access.log:1 access.log:3");
+	assert_string_equal(event_ids(&c), want);
+	for (i = 1; i < json_array_size(events(&c)); i++)
+		assert_true(strcmp(str(rec_at(&c, PEX_REC_USAGE_EVENT, i - 1),
+				       "at"),
+				   str(rec_at(&c, PEX_REC_USAGE_EVENT, i),
+				       "at")) < 0);
+	/* day0..day4 alone; day4 + /late + /early together; day5 */
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 7);
+	{
+		const json_t *s = rec_at(&c, PEX_REC_SESSION, 5);
+
+		assert_string_equal(str(s, "id"), "session:access.log.1:3");
+		assert_string_equal(str(s, "entry_page"), "/late");
+		assert_string_equal(str(s, "exit_page"), "/early");
+	}
+	coll_free(&c);
+
+	/* Date-stamped rotations and a list of patterns naming a file
+	 * twice: date order, each file once. */
+	sh("mkdir -p dated && cp rot/access.log dated/site.log && "
+	   "zcat rot/access.log.2.gz | gzip > dated/site.log-20260105.gz && "
+	   "cp rot/access.log.1 dated/site.log-20260107");
+	collect1(&c, "{\"paths\": [\"dated/site.log\", \"dated/site.log-*\", "
+		 "\"dated/*\"]}", "username:alice");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "site.log-20260105.gz:2 "
+			    "site.log-20260107:2 site.log-20260107:3 "
+			    "site.log:1 site.log:3");
+	coll_free(&c);
+}
+
+static void test_missing_and_broken_files(void **state)
+{
+	struct coll c;
+
+	collect1(&c, "{\"paths\": [\"no-such.log\"]}", "username:alice");
+	assert_err(&c, "no-such.log");
+	coll_free(&c);
+	/* Missing files fail also when no identity applies. */
+	collect1(&c, "{\"paths\": [\"no-such.log\"]}", "email:a@b.c");
+	assert_err(&c, "no-such.log");
+	coll_free(&c);
+	collect1(&c, "{\"paths\": [\"nothing-here-*.log\"]}",
+		 "username:alice");
+	assert_err(&c, "no log file matches");
+	coll_free(&c);
+	/* A .gz whose data is damaged */
+	write_text("plain-for-gz.log", "192.0.2.1 - alice [03/Jan/2026:10:00"
+		   ":00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n");
+	sh("gzip -n -c plain-for-gz.log > broken.log.gz && "
+	   "printf 'XXXXXXXXXXXXXXXX' | dd of=broken.log.gz bs=1 seek=12 "
+	   "conv=notrunc 2>/dev/null");
+	collect1(&c, "{\"paths\": [\"broken.log.gz\"]}", "username:alice");
+	assert_err(&c, "broken.log.gz");
+	coll_free(&c);
+	/* A truncated .xz */
+	sh("xz -c plain-for-gz.log | head -c 40 > cut.log.xz");
+	collect1(&c, "{\"paths\": [\"cut.log.xz\"]}", "username:alice");
+	assert_err(&c, "cut.log.xz");
+	coll_free(&c);
+	/* A directory is not a log */
+	sh("mkdir -p adir");
+	collect1(&c, "{\"paths\": [\"adir\"]}", "username:alice");
+	assert_err(&c, "not a regular file");
+	coll_free(&c);
+	/* Empty files are fine, compressed or not. */
+	write_text("empty.log", "");
+	sh("gzip -c empty.log > empty2.log.gz");
+	collect1(&c, "{\"paths\": [\"empty.log\", \"empty2.log.gz\"]}",
+		 "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 0);
+	coll_free(&c);
+}
+
+/* ---- bad lines ------------------------------------------------------- */
+
+static void test_bad_lines(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	char ts[32], *huge;
+	size_t hlen = 3u << 20;
+	int pre;
+
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/ok1", "ua");
+	/* truncated: the last line of a log being written */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"GET /trunc HTTP/1.1\" 200\n",
+	       clf(T0 + 1, 0, ts));
+	/* wrong field count */
+	lb_add(&b, "192.0.2.1 alice [%s] \"GET /fields HTTP/1.1\" 200 1 \"-\" "
+	       "\"ua\"\n", clf(T0 + 2, 0, ts));
+	/* binary junk with the user name in it */
+	lb_add(&b, "\x16\x03\x01 alice \x01\x02\n");
+	/* too long for max_line_bytes (300) */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"GET /%0400d HTTP/1.1\" 200 1 "
+	       "\"-\" \"ua\"\n", clf(T0 + 3, 0, ts), 7);
+	/* blank lines are no trouble */
+	lb_add(&b, "\n\r\n");
+	/* non-UTF-8 in quoted fields is kept, replaced */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"GET /caf\xe9 HTTP/1.1\" 200 1 "
+	       "\"-\" \"b\xff\"\n", clf(T0 + 4, 0, ts));
+	/* a bad time */
+	lb_add(&b, "192.0.2.1 - alice [31/Apr/2026:10:00:00 +0000] \"GET /x "
+	       "HTTP/1.1\" 200 1 \"-\" \"ua\"\n");
+	/* a request line that is no request: kept, raw text in extra */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"\\x16\\x03\\x01\" 400 0 \"-\" "
+	       "\"-\"\n", clf(T0 + 5, 0, ts));
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 6, "/ok2", "ua");
+	/* an over-long method */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"%070d / HTTP/1.1\" 200 1 \"-\" "
+	       "\"-\"\n", clf(T0 + 7, 0, ts), 1);
+	/* the last line has no newline */
+	lb_add(&b, "192.0.2.1 - alice [%s] \"GET /last HTTP/1.1\" 200 1 \"-\" "
+	       "\"ua\"", clf(T0 + 8, 0, ts));
+	lb_write(&b, "bad.log");
+	for (pre = 0; pre < 2; pre++) {
+		char opts[256];
+
+		snprintf(opts, sizeof(opts), "{\"paths\": [\"bad.log\"], "
+			 "\"max_line_bytes\": 300, \"prefilter\": %s}",
+			 pre ? "true" : "false");
+		collect1(&c, opts, "username:alice");
+		assert_ok(&c);
+		assert_string_equal(event_ids(&c), "bad.log:1 bad.log:8 "
+				    "bad.log:10 bad.log:11 bad.log:12 "
+				    "bad.log:13");
+		assert_int_equal(warning_count(&c, "bad.log: 1 line skipped: "
+					       "truncated (the line ends "
+					       "before the format does) "
+					       "(first at line 2)"), 1);
+		assert_int_equal(warning_count(&c, "bad.log: 2 lines skipped: "
+					       "not in the configured format "
+					       "(first at line 3)"), 1);
+		assert_int_equal(warning_count(&c, "bad.log: 1 line skipped: "
+					       "binary data"), 1);
+		assert_int_equal(warning_count(&c, "bad.log: 1 line skipped: "
+					       "longer than max_line_bytes"),
+				 1);
+		assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 1),
+					"path"), "/caf\xef\xbf\xbd");
+		assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 1),
+					"user_agent"), "b\xef\xbf\xbd");
+		assert_null(json_object_get(rec_at(&c, PEX_REC_USAGE_EVENT,
+						   2), "path"));
+		/* control characters XML cannot carry are replaced */
+		assert_string_equal(str(json_object_get(rec_at(&c,
+			PEX_REC_USAGE_EVENT, 2), "extra"), "request"),
+			"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+		/* a 70-byte method is no method: the request is kept */
+		assert_null(json_object_get(rec_at(&c, PEX_REC_USAGE_EVENT,
+						   4), "method"));
+		assert_non_null(strstr(str(json_object_get(rec_at(&c,
+			PEX_REC_USAGE_EVENT, 4), "extra"), "request"),
+			"0000001 / HTTP/1.1"));
+		assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 5),
+					"path"), "/last");
+		coll_free(&c);
+	}
+
+	/* A line far longer than a read block, holding the subject's
+	 * value, between good lines. */
+	huge = malloc(hlen + 512);
+	assert_non_null(huge);
+	{
+		size_t n = (size_t)snprintf(huge, 512, "192.0.2.1 - alice "
+					    "[%s] \"GET /", clf(T0, 0, ts));
+
+		memset(huge + n, 'a', hlen);
+		n += hlen;
+		n += (size_t)snprintf(huge + n, 512, " HTTP/1.1\" 200 1 \"-\" "
+				      "\"ua\"\n");
+		lb_combined(&b, "192.0.2.1", "alice", T0, "/before", "ua");
+		lb_add(&b, "%s", huge);
+		lb_combined(&b, "192.0.2.1", "alice", T0 + 1, "/after", "ua");
+	}
+	free(huge);
+	lb_write(&b, "huge.log");
+	collect1(&c, "{\"paths\": [\"huge.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "huge.log:1 huge.log:3");
+	assert_int_equal(warning_count(&c, "huge.log: 1 line skipped: longer "
+				       "than max_line_bytes"), 1);
+	coll_free(&c);
+}
+
+/* Random bytes, NULs and long lines with the needle sprinkled in: the
+ * collector must neither crash nor emit a line whose user differs. */
+static void test_hostile_file(void **state)
+{
+	size_t n = 1u << 20, i;
+	char *junk = malloc(n);
+	struct coll c;
+	unsigned seed = 12345;
+
+	assert_non_null(junk);
+	for (i = 0; i < n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		junk[i] = (char)(seed >> 16);
+		if (i % 97 == 0 && i + 6 < n) {
+			memcpy(junk + i, " alice", 6);
+			i += 5;
+		}
+	}
+	write_file("junk.log", junk, n);
+	free(junk);
+	collect1(&c, "{\"paths\": [\"junk.log\"]}", "username:alice");
+	assert_ok(&c);
+	for (i = 0; i < json_array_size(events(&c)); i++)
+		assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, i),
+					"user"), "alice");
+	assert_true(skipped_total(&c) > 0);
+	coll_free(&c);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void test_bad_options(void **state)
+{
+	static const struct {
+		const char *opts, *msg;
+	} cases[] = {
+		{"{}", "'paths' is required"},
+		{"{\"paths\": [\"x\"], \"format\": \"nosuch\"}", "nosuch"},
+		{"{\"paths\": [\"x\"], \"format\": \"%h %Z\"}", "%Z"},
+		{"{\"paths\": [\"x\"], \"format\": \"%h %b\"}",
+		 "logs no time"},
+		{"{\"paths\": [\"x\"], \"format\": \"$remote_addr $status\", "
+		 "\"format_style\": \"iis\"}", "apache or nginx"},
+		{"{\"paths\": [\"x\"], \"match\": [\"email\"]}", "'email'"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"header\": \"X-Id\", "
+		 "\"type\": \"t\"}]}", "does not log header 'X-Id'"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"header\": "
+		 "\"User-Agent\"}]}", "needs a type"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"cookie\": \"sid\"}]}",
+		 "does not log cookie 'sid'"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"user\": true, \"type\": "
+		 "\"Bad-Type\"}]}", "identity type"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"user\": true, \"ip\": "
+		 "true}]}", "one of"},
+		{"{\"paths\": [\"x\"], \"match\": [{\"ip\": true, \"type\": "
+		 "\"username\"}]}", "type ip"},
+		{"{\"paths\": [\"x\"], \"match\": []}", "list of rules"},
+		{"{\"paths\": [\"x\"], \"trusted_proxies\": [\"10.0.0.0/8\"]}",
+		 "X-Forwarded-For"},
+		{"{\"paths\": [\"x\"], \"format\": \"%h %t %{X-Forwarded-For}i"
+		 "\", \"trusted_proxies\": [\"10.0.0.0/99\"]}", "10.0.0.0/99"},
+		{"{\"paths\": [\"x\"], \"session_idle_minutes\": 0}",
+		 "session_idle_minutes"},
+		{"{\"paths\": [\"x\"], \"max_line_bytes\": 100000000}",
+		 "max_line_bytes"},
+		{"{\"paths\": [\"x\"], \"max_devices\": 0}", "max_devices"},
+		{"{\"paths\": [\"x\"], \"colour\": \"red\"}", "colour"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct coll c;
+
+		collect1(&c, cases[i].opts, "username:alice");
+		if (c.rc_new == 0)
+			fail_msg("options %s were accepted", cases[i].opts);
+		assert_err(&c, cases[i].msg);
+		coll_free(&c);
+	}
+}
+
+/* ---- the scanner ----------------------------------------------------- */
+
+struct seen {
+	char lines[64][128];
+	unsigned long long nums[64];
+	size_t n;
+	size_t too_long;
+};
+
+static int seen_line(void *data, const char *line, size_t len,
+		     unsigned long long lineno)
+{
+	struct seen *s = data;
+
+	if (!line) {
+		s->too_long++;
+		return 0;
+	}
+	assert_true(s->n < 64 && len < 128);
+	memcpy(s->lines[s->n], line, len);
+	s->lines[s->n][len] = '\0';
+	s->nums[s->n++] = lineno;
+	return 0;
+}
+
+static void test_count_newlines(void **state)
+{
+	char buf[5000];
+	size_t i, off, len, want;
+	unsigned seed = 7;
+
+	for (i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (seed >> 16) % 5 == 0 ? '\n' : (char)(seed >> 8);
+	}
+	for (off = 0; off < 20; off++) {
+		for (len = 0; len + off <= sizeof(buf); len += 61) {
+			want = 0;
+			for (i = 0; i < len; i++)
+				want += buf[off + i] == '\n';
+			assert_int_equal(pex_al_count_newlines(buf + off, len),
+					 want);
+		}
+	}
+}
+
+/* The SIMD search against glibc's memmem on text of a small alphabet,
+ * where near-misses are everywhere, at every alignment and length. */
+static void test_find_like_memmem(void **state)
+{
+	char hay[3000], nd[16];
+	unsigned seed = 99;
+	size_t i, trial;
+
+	for (i = 0; i < sizeof(hay); i++) {
+		seed = seed * 1103515245u + 12345u;
+		hay[i] = "0123.\n"[(seed >> 16) % 6];
+	}
+	for (trial = 0; trial < 20000; trial++) {
+		size_t m, off, len;
+
+		seed = seed * 1103515245u + 12345u;
+		m = 1 + (seed >> 16) % 12;
+		seed = seed * 1103515245u + 12345u;
+		off = (seed >> 16) % 200;
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 16) % (sizeof(hay) - off);
+		for (i = 0; i < m; i++) {
+			seed = seed * 1103515245u + 12345u;
+			nd[i] = "0123."[(seed >> 16) % 5];
+		}
+		assert_ptr_equal(pex_al_find(hay + off, len, nd, m),
+				 memmem(hay + off, len, nd, m));
+	}
+}
+
+static void test_scan_lines(void **state)
+{
+	const char *needles[] = {"needle", "other"};
+	size_t lens[] = {6, 5};
+	struct pex_al_scan_opts o = {needles, lens, 2, NULL, 64};
+	struct pex_al_scan_opts all = {NULL, NULL, 0, NULL, 64};
+	struct seen s;
+	unsigned long long lines;
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/scan.txt", tmp_dir);
+	write_text("scan.txt", "a\nneedle one\r\nb\n\nc other d needle\n"
+		   "needleneedle\nlast needle");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pex_al_scan(path, &o, seen_line, &s, &lines), 0);
+	assert_int_equal(lines, 7);
+	assert_int_equal(s.n, 4);
+	assert_string_equal(s.lines[0], "needle one\r");
+	assert_int_equal(s.nums[0], 2);
+	assert_string_equal(s.lines[1], "c other d needle");
+	assert_int_equal(s.nums[1], 5);
+	assert_string_equal(s.lines[2], "needleneedle");
+	assert_string_equal(s.lines[3], "last needle");
+	assert_int_equal(s.nums[3], 7);
+
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pex_al_scan(path, &all, seen_line, &s, &lines), 0);
+	assert_int_equal(s.n, 7);
+	assert_string_equal(s.lines[3], "");
+
+	/* only newlines; nothing at all */
+	write_text("scan.txt", "\n\n\n");
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pex_al_scan(path, &all, seen_line, &s, &lines), 0);
+	assert_int_equal(lines, 3);
+	write_text("scan.txt", "");
+	assert_int_equal(pex_al_scan(path, &all, seen_line, &s, &lines), 0);
+	assert_int_equal(lines, 0);
+}
+
+/* Lines cut by the read block boundary: a long file of numbered lines,
+ * every line found with its right number. */
+static void test_scan_block_boundaries(void **state)
+{
+	struct logbuf b = {0};
+	const char *needles[] = {"#7#"};
+	size_t lens[] = {3};
+	struct pex_al_scan_opts o = {needles, lens, 1, NULL, 1000};
+	unsigned long long lines, i, n = 300000;
+	struct seen s;
+	char path[4200];
+
+	for (i = 1; i <= n; i++)
+		lb_add(&b, "%llu %s\n", i, i % 50000 == 0 ? "#7#" : "x");
+	lb_write(&b, "blocks.txt");
+	snprintf(path, sizeof(path), "%s/blocks.txt", tmp_dir);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(pex_al_scan(path, &o, seen_line, &s, &lines), 0);
+	assert_int_equal(lines, n);
+	assert_int_equal(s.n, 6);
+	for (i = 0; i < 6; i++) {
+		char want[32];
+
+		assert_int_equal(s.nums[i], (i + 1) * 50000);
+		snprintf(want, sizeof(want), "%llu #7#", (i + 1) * 50000);
+		assert_string_equal(s.lines[i], want);
+	}
+}
+
+/* ---- setup ----------------------------------------------------------- */
+
+static int load_schemas(const char *srcdir)
+{
+	int k;
+
+	for (k = 0; k < PEX_REC__COUNT; k++) {
+		char path[4200];
+		json_t *s;
+
+		snprintf(path, sizeof(path), "%s/schemas/v1/%s.schema.json",
+			 srcdir,
+			 pex_record_kind_name((enum pex_record_kind)k));
+		s = json_load_file(path, 0, NULL);
+		if (!s)
+			return -1;
+		schema_props[k] = json_incref(json_object_get(s,
+							      "properties"));
+		schema_required[k] = json_incref(json_object_get(s,
+								 "required"));
+		json_decref(s);
+	}
+	return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	return remove(path);
+}
+
+int main(void)
+{
+	const char *c = getenv("PEX_CORPUS");
+	const char *srcdir = getenv("PEX_SOURCE_DIR");
+	struct stat st;
+	int failed, k;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_corpus_odd_lines),
+		cmocka_unit_test(test_ip_window_bounds),
+		cmocka_unit_test(test_ip_without_window_ignored),
+		cmocka_unit_test(test_ipv6_canonical),
+		cmocka_unit_test(test_xff_trusted_proxies),
+		cmocka_unit_test(test_user_match),
+		cmocka_unit_test(test_strong_before_weak),
+		cmocka_unit_test(test_cookie_and_header_match),
+		cmocka_unit_test(test_sessions),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_rotated_compressed),
+		cmocka_unit_test(test_missing_and_broken_files),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_hostile_file),
+		cmocka_unit_test(test_bad_options),
+		cmocka_unit_test(test_count_newlines),
+		cmocka_unit_test(test_find_like_memmem),
+		cmocka_unit_test(test_scan_lines),
+		cmocka_unit_test(test_scan_block_boundaries),
+	};
+
+	if (!c || stat(c, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		printf("access_log_test: skipped: the test corpus is absent "
+		       "(PEX_CORPUS=%s); it lives in ../shared/corpus\n",
+		       c ? c : "(unset)");
+		return 77;
+	}
+	snprintf(corpus_dir, sizeof(corpus_dir), "%s/access_logs", c);
+	if (load_schemas(srcdir ? srcdir : ".") < 0) {
+		fprintf(stderr, "access_log_test: cannot load schemas/v1/ "
+				"(set PEX_SOURCE_DIR)\n");
+		return 1;
+	}
+	if (!mkdtemp(tmp_dir)) {
+		fprintf(stderr, "access_log_test: mkdtemp: %s\n",
+			strerror(errno));
+		return 1;
+	}
+	failed = cmocka_run_group_tests(tests, NULL, NULL);
+	nftw(tmp_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	for (k = 0; k < PEX_REC__COUNT; k++) {
+		json_decref(schema_props[k]);
+		json_decref(schema_required[k]);
+	}
+	return failed;
+}

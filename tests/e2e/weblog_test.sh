@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# End-to-end: the access_log collector through the real binary. A generated
+# day of traffic (bench/weblog-gen.py e2e) in which the subject used a NAT
+# address that other people used before and after them; the log is rotated
+# and the older half gzip'd. The bundle must hold exactly the subject's
+# events, visits, devices and address, and nothing of the others.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+GEN="$PEX_SOURCE_DIR/bench/weblog-gen.py"
+WCHECK="python3 $E2E_DIR/weblog_check.py"
+D="$WORK/weblog"
+
+python3 "$GEN" e2e "$D"
+gzip "$D/access.log.1"
+cat >"$D/portex.yaml" <<'EOF'
+version: 1
+controller:
+  name: LeanIT Test Ltd
+  contact: privacy@leanit.example
+  authority: Jersey Office of the Information Commissioner
+categories:
+  usage:
+    purposes: [keeping the website secure and working]
+    lawful_basis: [legitimate_interests]
+    retention: 26 months
+sources:
+  - id: weblog
+    collector: access_log
+    category: usage
+    description: the website's access logs
+    weak_identities: true
+    options:
+      paths: [access.log*]
+      format: combined
+      match: [ip]
+      session_idle_minutes: 30
+EOF
+IDENT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["identity"])' "$D/expected.json")
+
+run "$PORTEX" export -c "$D/portex.yaml" -s "$IDENT" -o "$WORK/subject.zip"
+expect_code 0 "export by NAT address and window"
+expect_in "$out" "complete" "export summary"
+ok "export by $IDENT"
+
+run $WCHECK "$WORK/subject.zip" "$D/expected.json" weblog
+expect_code 0 "bundle against expected.json"
+echo "$out" | sed 's/^/    /'
+ok "exactly the subject's events, sessions, devices, address"
+
+run $CHECK same "$WORK/subject.zip"
+expect_code 0 "JSON and XML hold the same values"
+run $CHECK hashes "$WORK/subject.zip"
+expect_code 0 "manifest hashes"
+ok "bundle consistent (same, hashes)"
+
+# Without weak_identities the source never sees the address: no records.
+sed 's/weak_identities: true/weak_identities: false/' "$D/portex.yaml" \
+	>"$D/strict.yaml"
+run "$PORTEX" export -c "$D/strict.yaml" -s "$IDENT" -o "$WORK/strict.zip"
+expect_code 0 "export without weak identities"
+n=$($CHECK ids "$WORK/strict.zip" events | grep -c . || true)
+[ "$n" -eq 0 ] || fail "weak identity used without weak_identities: $n"
+ok "weak identities stay out unless the source accepts them"
+
+# A narrower window (its middle hour) gives the subject's requests inside
+# it and nothing else.
+read -r NARROW want < <(python3 - "$D/expected.json" <<'PY'
+import datetime as dt, json, sys
+e = json.load(open(sys.argv[1]))
+ip, w = e["identity"][3:].split("@")
+f = "%Y-%m-%dT%H:%M:%SZ"
+a, b = (dt.datetime.strptime(x, f) for x in w.split("/"))
+h = dt.timedelta(minutes=30)
+lo, hi = (a + h).strftime(f), (b - h).strftime(f)
+n = sum(1 for x in e["events"] if lo <= x["at"] <= hi)
+print("ip:%s@%s/%s %d" % (ip, lo, hi, n))
+PY
+)
+run "$PORTEX" export -c "$D/portex.yaml" -s "$NARROW" -o "$WORK/narrow.zip"
+expect_code 0 "export with a narrower window"
+run $CHECK absent "$WORK/narrow.zip" "Edg/119" "OPR/104"
+expect_code 0 "no one else's user agent in a narrower window"
+n=$($CHECK ids "$WORK/narrow.zip" events | grep -c . || true)
+[ "$n" -eq "$want" ] || fail "narrow window: $n events, wanted $want"
+[ "$n" -gt 0 ] || fail "narrow window: no events at all"
+ok "a narrower window gives the subject's requests inside it only ($n)"
+
+# A missing log fails the source; the bundle is not complete.
+sed 's/paths: \[access.log\*\]/paths: [access.log, missing.log]/' \
+	"$D/portex.yaml" >"$D/missing.yaml"
+run "$PORTEX" export -c "$D/missing.yaml" -s "$IDENT" -o "$WORK/missing.zip"
+[ "$code" -ne 0 ] || fail "a missing log file did not fail the export"
+expect_in "$out$err" "missing.log" "missing file named"
+ok "a missing log file fails the source"
+
+echo "weblog: $PASS checks passed"
