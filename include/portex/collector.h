@@ -18,6 +18,12 @@
  * The collector sets every field but "source", which the engine fills, and
  * gives "id" as a value unique within the source (the engine prefixes it
  * with "<source id>:"). Every record must carry "matched_by".
+ *
+ * When a record matches several of the identities given to collect(),
+ * its matched_by is the first of them in the order of the set. The engine
+ * relies on this: in a later resolver round it passes the identities the
+ * source has already seen first, followed by the new ones, and drops a
+ * record credited to an old identity as already written.
  */
 #ifndef PEX_COLLECTOR_H
 #define PEX_COLLECTOR_H

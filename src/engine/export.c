@@ -26,13 +26,15 @@ struct run {
 	const char *source_id;
 	struct pex_source *src;
 	const struct pex_identity_set *given; /* what the collector got */
+	size_t nold;           /* given[0, nold) came in earlier rounds */
 	unsigned long long records;
 	json_t *seen;          /* ids of non-event records already written */
 	struct pex_buf idbuf;
 };
 
-static int identity_given(const struct pex_identity_set *ids,
-			  const json_t *mb)
+/* Index of the identity in ids that matched_by names, or -1. */
+static long identity_index(const struct pex_identity_set *ids,
+			   const json_t *mb)
 {
 	const char *type = json_string_value(json_object_get(mb, "type"));
 	const char *value = json_string_value(json_object_get(mb, "value"));
@@ -41,14 +43,17 @@ static int identity_given(const struct pex_identity_set *ids,
 	size_t i;
 
 	if (!type || !value)
-		return 0;
+		return -1;
 	for (i = 0; i < ids->count; i++) {
 		const struct pex_identity *id = &ids->items[i];
 
 		if (strcmp(id->type, type) || strcmp(id->value, value))
 			continue;
-		if (!id->has_window)
-			return window == NULL;
+		if (!id->has_window) {
+			if (!window)
+				return (long)i;
+			continue;
+		}
 		if (window) {
 			json_t *w = pex_matched_by(id);
 			int same = !strcmp(window, json_string_value(
@@ -56,16 +61,17 @@ static int identity_given(const struct pex_identity_set *ids,
 
 			json_decref(w);
 			if (same)
-				return 1;
+				return (long)i;
 		}
 	}
-	return 0;
+	return -1;
 }
 
 static int emit(void *data, enum pex_record_kind kind, json_t *record)
 {
 	struct run *r = data;
 	json_t *id, *mb;
+	long which;
 	int rc;
 
 	if (!json_is_object(record)) {
@@ -76,13 +82,22 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	/* Privacy guard: whatever the collector did, a record reaches the
 	 * bundle only when it names an identity this source was given. */
 	mb = json_object_get(record, "matched_by");
-	if (!identity_given(r->given, mb)) {
+	which = identity_index(r->given, mb);
+	if (which < 0) {
 		json_decref(record);
 		return pex_error_set(PEX_EINVALID,
 				     "source %s emitted a %s record not "
 				     "matched by any identity of the subject",
 				     r->source_id,
 				     pex_record_kind_name(kind));
+	}
+	if ((size_t)which < r->nold) {
+		/* credited to an identity of an earlier round: written
+		 * then (collectors credit the first identity that
+		 * matches, and the old ones come first) */
+		json_decref(record);
+		pex_source_settle(r->src, 0);
+		return 0;
 	}
 	id = json_object_get(record, "id");
 	pex_buf_reset(&r->idbuf);
@@ -198,20 +213,25 @@ static json_t *categories_json(const json_t *cfg)
 	return out;
 }
 
-/* The identities a source may see: weak ones only when it accepts them,
- * and in later rounds only the ones it has not seen yet. */
+/* The identities a source may see: weak ones only when it accepts them.
+ * Those it saw in earlier rounds (index < seen) come first; *nold says
+ * how many. */
 static void select_identities(const json_t *scfg,
 			      const struct pex_identity_set *all,
-			      size_t from, struct pex_identity_set *out)
+			      size_t seen, struct pex_identity_set *out,
+			      size_t *nold)
 {
 	int weak_ok = json_is_true(json_object_get(scfg, "weak_identities"));
 	size_t i;
 
 	out->count = 0;
-	for (i = from; i < all->count; i++) {
+	*nold = 0;
+	for (i = 0; i < all->count; i++) {
 		if (all->items[i].has_window && !weak_ok)
 			continue;
 		out->items[out->count++] = all->items[i];
+		if (i < seen)
+			(*nold)++;
 	}
 }
 
@@ -298,9 +318,10 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 				goto cleanup;
 			}
 			given.items = items;
-			select_identities(s, &all, st[i].seen_upto, &given);
+			select_identities(s, &all, st[i].seen_upto, &given,
+					  &r.nold);
 			st[i].seen_upto = all.count;
-			if (!given.count) {
+			if (given.count == r.nold) { /* nothing new for it */
 				free(items);
 				given.items = NULL;
 				continue;

@@ -511,11 +511,28 @@ static void test_rc_outlook_any_column(void **state)
 		"Address\": \"email\"}}",
 		ids);
 	assert_ok(&r);
-	/* One row, emitted once, matched by its first matching column. */
+	/* One row, emitted once, credited to the first identity in the
+	 * order given that it matches (whatever the column). */
 	assert_int_equal(json_array_size(r.records), 1);
 	assert_matched_by(json_array_get(r.records, 0), "email",
-			  "test2@domain.tld");
+			  "test3@domain.tld");
 	run_free(&r);
+
+	{
+		const char *rev[] = {"email:test2@domain.tld",
+				     "email:test3@domain.tld", NULL};
+
+		run_ids(&r, rc_dir,
+			"{\"path\": \"outlook.csv\", \"match\": {\"E-mail "
+			"Address\": \"email\", \"E-mail 2 Address\": "
+			"\"email\", \"E-mail 3 Address\": \"email\"}}",
+			rev);
+		assert_ok(&r);
+		assert_int_equal(json_array_size(r.records), 1);
+		assert_matched_by(json_array_get(r.records, 0), "email",
+				  "test2@domain.tld");
+		run_free(&r);
+	}
 }
 
 static void test_rc_all_bom(void **state)

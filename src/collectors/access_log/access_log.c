@@ -844,7 +844,7 @@ static int ident_index(struct run *r, const struct pex_identity *id)
  * is credited to the user name. */
 static int build_cands(struct run *r, const struct pex_identity_set *ids)
 {
-	size_t i, j, pass;
+	size_t i, j;
 	int ix;
 
 	r->cands = calloc(ids->count * r->c->nmatchers + 1,
@@ -852,33 +852,33 @@ static int build_cands(struct run *r, const struct pex_identity_set *ids)
 	r->idents = calloc(ids->count + 1, sizeof(*r->idents));
 	if (!r->cands || !r->idents)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < ids->count; i++) {
-			const struct pex_identity *id = &ids->items[i];
+	/* In the order given: the engine relies on a line being credited
+	 * to the first identity that matches it (see collector.h). */
+	for (i = 0; i < ids->count; i++) {
+		const struct pex_identity *id = &ids->items[i];
 
-			if (!!id->has_window != (int)pass || !id->value[0])
+		if (!id->value[0])
+			continue;
+		for (j = 0; j < r->c->nmatchers; j++) {
+			const struct matcher *m = &r->c->matchers[j];
+			struct cand *k;
+
+			if (strcmp(m->type, id->type))
 				continue;
-			for (j = 0; j < r->c->nmatchers; j++) {
-				const struct matcher *m = &r->c->matchers[j];
-				struct cand *k;
-
-				if (strcmp(m->type, id->type))
-					continue;
-				/* An address alone would match everyone
-				 * who shared it: never without a window. */
-				if (m->kind == M_IP && !id->has_window)
-					continue;
-				ix = ident_index(r, id);
-				if (ix < 0)
-					return ix;
-				k = &r->cands[r->ncands++];
-				k->id = id;
-				k->m = m;
-				k->ident = (size_t)ix;
-				k->vlen = strlen(id->value);
-				if (m->kind == M_IP)
-					r->need_ip = 1;
-			}
+			/* An address alone would match everyone who
+			 * shared it: never without a window. */
+			if (m->kind == M_IP && !id->has_window)
+				continue;
+			ix = ident_index(r, id);
+			if (ix < 0)
+				return ix;
+			k = &r->cands[r->ncands++];
+			k->id = id;
+			k->m = m;
+			k->ident = (size_t)ix;
+			k->vlen = strlen(id->value);
+			if (m->kind == M_IP)
+				r->need_ip = 1;
 		}
 	}
 	return 0;

@@ -506,8 +506,12 @@ static int match_row(const struct run *r, const struct pex_csv_record *rec,
 {
 	size_t i, k;
 
+	size_t best = r->nwanted;
+
+	/* The first identity in the order given wins, whichever column it
+	 * is found in (see collector.h). */
 	*by = NULL;
-	for (i = 0; i < r->c->nmatch && *by == NULL; i++) {
+	for (i = 0; i < r->c->nmatch; i++) {
 		const struct id_column *m = &r->c->match_cols[i];
 		const struct pex_csv_field *f = &rec->fields[m->index];
 		char *norm;
@@ -519,14 +523,16 @@ static int match_row(const struct run *r, const struct pex_csv_record *rec,
 			return pex_error_set(PEX_ENOMEM, "out of memory");
 		/* Whole values only: alice@example.com is not
 		 * malice@example.com nor alice@example.co. */
-		for (k = 0; norm[0] != '\0' && k < r->nwanted; k++)
+		for (k = 0; norm[0] != '\0' && k < best; k++)
 			if (strcmp(r->wanted[k].id->type, m->type) == 0 &&
 			    strcmp(r->wanted[k].norm, norm) == 0) {
-				*by = r->wanted[k].id;
+				best = k;
 				break;
 			}
 		free(norm);
 	}
+	if (best < r->nwanted)
+		*by = r->wanted[best].id;
 	return 0;
 }
 
