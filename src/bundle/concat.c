@@ -39,7 +39,8 @@ int pex_concat_add_mem(struct pex_concat *c, const char *data, size_t len)
 
 	if (!copy)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	memcpy(copy, data, len);
+	if (len)
+		memcpy(copy, data, len);
 	return pex_concat_add_owned(c, copy, len);
 }
 

@@ -1,13 +1,26 @@
 /*
  * The bundle writer; see include/portex/bundle.h.
  *
- * Records are validated one by one and appended to per-kind section
- * files (JSON and XML) in a hidden work folder beside the output. At seal
- * time each data file is a concatenation (bundle/concat.h) of the
- * envelope and the sections; it is validated and hashed as a stream, and
- * libzip reads the same stream again to compress it. The zip goes to a
- * hidden temporary name, is fsynced and only then renamed to the name
- * the user asked for.
+ * Each record is validated against its JSON Schema and serialised twice,
+ * as JSON and as XML, into the section of its kind. A section's bytes go
+ * in chunks to two worker threads (one for the JSON, one for the XML)
+ * that, while the collectors are still reading, write them to a section
+ * file, compress them into a joinable deflate segment (bundle/dstream.h)
+ * and, for the XML, check them against the bundle XSD.
+ *
+ * Sealing then only has to add the envelope: data/bundle.json and
+ * data/bundle.xml are the envelope and the sections in document order.
+ * Their SHA-256 is computed over that order from the section files, and
+ * their compressed form is the deflate segments joined, handed to libzip
+ * as already-compressed data. The zip goes to a hidden temporary name,
+ * is fsynced and only then renamed to the name the user asked for.
+ *
+ * Why the XML check is split: the bundle XSD gives <bundle> its children
+ * with xs:all and each collection a sequence of one record type, so the
+ * document is valid exactly when its envelope is (checked at seal, with
+ * empty collections) and every record is (checked as it is written, in a
+ * document of its own kind's collection). `portex verify` checks the
+ * assembled file in one piece, as a receiver would.
  */
 #include "portex/bundle.h"
 
@@ -22,8 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <zip.h>
+#include <zlib.h>
 
 #include "bundle/concat.h"
+#include "bundle/dstream.h"
 #include "bundle/internal.h"
 #include "bundle/xmlout.h"
 #include "core/buf.h"
@@ -34,13 +49,48 @@
 #include "portex/jsonschema.h"
 
 #define PEX_RECORD_MAX (256u << 20) /* one serialised record */
+#define PEX_CHUNK (256u << 10)      /* bytes handed to a worker at once */
+#define PEX_QUEUE_MAX 16            /* chunks in flight per worker */
+
+enum { FMT_JSON, FMT_XML, FMT__COUNT };
+
+/* One section of one data file: the records of one kind in one format. */
+struct stream {
+	char *raw_path;   /* the bytes as they will stand in the file */
+	char *z_path;     /* the same, as a deflate segment */
+	FILE *raw;
+	FILE *z;
+	struct pex_dstream ds;
+	pex_xsd_push *xv; /* XML only */
+	struct pex_buf pending;
+	int xsd_rc;
+	char *xsd_errors;
+};
+
+struct job {
+	struct stream *st;
+	char *data;
+	size_t len;
+	int end;
+	enum pex_record_kind kind;
+};
+
+struct worker {
+	pthread_t thr;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job q[PEX_QUEUE_MAX];
+	int head, count, stop;
+	int rc;
+	char msg[1024];
+	pex_xsd *xsd;     /* XML worker */
+};
 
 struct section {
-	FILE *json;
-	FILE *xml;
-	char *json_path;
-	char *xml_path;
+	struct stream s[FMT__COUNT];
 	unsigned long long count;
+	int open;
 };
 
 struct pex_bundle {
@@ -51,10 +101,176 @@ struct pex_bundle {
 	struct section sec[PEX_REC__COUNT];
 	pex_schema *schema[PEX_REC__COUNT];
 	pex_schema_registry *reg;
+	pex_xsd *xsd;
+	struct worker w[FMT__COUNT];
 	struct pex_buf jb;
-	struct pex_buf xb;
 	int sealed;
 };
+
+/* ---- workers ----------------------------------------------------------- */
+
+/* The synthetic document a kind's XML records are checked in: a minimal
+ * valid envelope, the other collections empty, this one open. */
+static char *xsd_frame(enum pex_record_kind kind, int closing)
+{
+	static const char *const open_tag[PEX_REC__COUNT] = {
+		"<contacts>", "<tickets>", "<usage><sessions/><events>",
+		"<usage><events/><sessions>",
+		"<technical><ip_addresses/><devices>",
+		"<technical><devices/><ip_addresses>",
+	};
+	static const char *const close_tag[PEX_REC__COUNT] = {
+		"</contacts>", "</tickets>", "</events></usage>",
+		"</sessions></usage>", "</devices></technical>",
+		"</ip_addresses></technical>",
+	};
+	struct pex_buf b = PEX_BUF_INIT(4096);
+
+	if (closing) {
+		pex_buf_printf(&b, "%s</bundle>\n", close_tag[kind]);
+		return pex_buf_detach(&b);
+	}
+	pex_buf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<bundle xmlns=\"" PEX_BUNDLE_NS "\"><schema>" PEX_BUNDLE_NS
+		"</schema><bundle_id>-</bundle_id><generated_at>"
+		"2000-01-01T00:00:00Z</generated_at><complete>true</complete>"
+		"<engine><name>portex</name><version>-</version></engine>"
+		"<controller><name>-</name><contact>-</contact></controller>"
+		"<subject><identities/></subject><categories/><sources/>"
+		"<warnings/>");
+	if (kind != PEX_REC_CONTACT)
+		pex_buf_printf(&b, "<contacts/>");
+	if (kind != PEX_REC_TICKET)
+		pex_buf_printf(&b, "<tickets/>");
+	if (kind != PEX_REC_USAGE_EVENT && kind != PEX_REC_SESSION)
+		pex_buf_printf(&b, "<usage><events/><sessions/></usage>");
+	if (kind != PEX_REC_DEVICE && kind != PEX_REC_IP_ADDRESS)
+		pex_buf_printf(&b, "<technical><devices/><ip_addresses/>"
+			       "</technical>");
+	pex_buf_printf(&b, "%s\n", open_tag[kind]);
+	return pex_buf_detach(&b);
+}
+
+static int run_job(struct worker *w, struct job *j)
+{
+	struct stream *st = j->st;
+	int rc = 0;
+
+	if (j->len) {
+		if (fwrite(j->data, 1, j->len, st->raw) != j->len)
+			return pex_error_set(PEX_EIO, "cannot write %s: %s",
+					     st->raw_path, strerror(errno));
+		rc = pex_dstream_write(&st->ds, j->data, j->len);
+		if (rc)
+			return pex_error_wrap(rc, "%s", st->z_path);
+		if (st->xv)
+			pex_xsd_push_feed(st->xv, j->data, j->len);
+	}
+	if (j->end) {
+		rc = pex_dstream_end(&st->ds, 0);
+		if (rc)
+			return pex_error_wrap(rc, "%s", st->z_path);
+		if (st->xv) {
+			struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
+			char *tail = xsd_frame(j->kind, 1);
+
+			if (tail)
+				pex_xsd_push_feed(st->xv, tail, strlen(tail));
+			free(tail);
+			st->xsd_rc = pex_xsd_push_finish(st->xv, &errs);
+			if (st->xsd_rc)
+				st->xsd_errors = pex_buf_detach(&errs);
+			pex_buf_free(&errs);
+		}
+	}
+	(void)w;
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (;;) {
+		struct job j;
+
+		pthread_mutex_lock(&w->mu);
+		while (!w->count && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->count) {
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		j = w->q[w->head];
+		pthread_mutex_unlock(&w->mu);
+		if (!w->rc) {
+			int rc = run_job(w, &j);
+
+			if (rc) {
+				snprintf(w->msg, sizeof(w->msg), "%s",
+					 pex_error_last());
+				w->rc = rc; /* read by the owner after join */
+			}
+		}
+		free(j.data);
+		pthread_mutex_lock(&w->mu);
+		w->head = (w->head + 1) % PEX_QUEUE_MAX;
+		w->count--;
+		pthread_cond_broadcast(&w->cv);
+		pthread_mutex_unlock(&w->mu);
+	}
+	return NULL;
+}
+
+static int worker_start(struct worker *w)
+{
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	if (pthread_create(&w->thr, NULL, worker_main, w)) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->mu);
+		return pex_error_set(PEX_ERROR, "cannot start a thread");
+	}
+	w->started = 1;
+	return 0;
+}
+
+/* Queue a job; takes data (malloc'd). Waits while the queue is full, so
+ * memory stays bounded however fast records arrive. */
+static int worker_push(struct worker *w, struct job j)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->count == PEX_QUEUE_MAX)
+		pthread_cond_wait(&w->cv, &w->mu);
+	w->q[(w->head + w->count) % PEX_QUEUE_MAX] = j;
+	w->count++;
+	rc = w->rc;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (rc)
+		return pex_error_set(rc, "%s", w->msg);
+	return 0;
+}
+
+/* Wait until the queue is empty and stop the thread. */
+static int worker_stop(struct worker *w)
+{
+	if (!w->started)
+		return 0;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thr, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	w->started = 0;
+	if (w->rc)
+		return pex_error_set(w->rc, "%s", w->msg);
+	return 0;
+}
 
 /* ---- opening ----------------------------------------------------------- */
 
@@ -91,7 +307,6 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	if (b->opts.compression < 1 || b->opts.compression > 9)
 		b->opts.compression = 6;
 	pex_buf_init(&b->jb, PEX_RECORD_MAX);
-	pex_buf_init(&b->xb, PEX_RECORD_MAX);
 	b->out_path = strdup(out_path);
 	tmp = strdup(out_path);
 	if (!b->out_path || !tmp) {
@@ -130,6 +345,17 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 					    pex_record_schema_id(k, id,
 								 sizeof(id)));
 	}
+	if (!rc && b->opts.xml) {
+		const struct pex_schema_file *xsd =
+			pex_schema_file_find(PEX_BUNDLE_XSD);
+
+		rc = xsd ? pex_xsd_load(&b->xsd, xsd->data, xsd->len)
+			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
+	}
+	if (!rc)
+		rc = worker_start(&b->w[FMT_JSON]);
+	if (!rc && b->opts.xml)
+		rc = worker_start(&b->w[FMT_XML]);
 	if (rc)
 		goto fail;
 	free(tmp);
@@ -162,31 +388,71 @@ static int dump_cb(const char *buffer, size_t size, void *data)
 	return pex_buf_append(data, buffer, size) ? -1 : 0;
 }
 
-static int open_section(pex_bundle *b, enum pex_record_kind kind)
+static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 {
-	struct section *s = &b->sec[kind];
+	struct stream *st = &b->sec[kind].s[fmt];
+	const char *ext = fmt == FMT_JSON ? "json" : "xml";
 	char name[64];
+	int rc;
 
-	snprintf(name, sizeof(name), "%s.json.part",
-		 pex_record_kind_name(kind));
-	s->json_path = join(b->workdir, name);
-	snprintf(name, sizeof(name), "%s.xml.part",
-		 pex_record_kind_name(kind));
-	s->xml_path = join(b->workdir, name);
-	if (!s->json_path || !s->xml_path)
+	snprintf(name, sizeof(name), "%s.%s", pex_record_kind_name(kind),
+		 ext);
+	st->raw_path = join(b->workdir, name);
+	snprintf(name, sizeof(name), "%s.%s.deflate",
+		 pex_record_kind_name(kind), ext);
+	st->z_path = join(b->workdir, name);
+	if (!st->raw_path || !st->z_path)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	s->json = fopen(s->json_path, "wb");
-	s->xml = b->opts.xml ? fopen(s->xml_path, "wb") : NULL;
-	if (!s->json || (b->opts.xml && !s->xml))
+	pex_buf_init(&st->pending, PEX_RECORD_MAX + PEX_CHUNK);
+	st->raw = fopen(st->raw_path, "wb");
+	st->z = fopen(st->z_path, "wb");
+	if (!st->raw || !st->z)
 		return pex_error_set(PEX_EIO, "cannot write in %s: %s",
 				     b->workdir, strerror(errno));
-	return 0;
+	rc = pex_dstream_init(&st->ds, st->z, b->opts.compression);
+	if (rc)
+		return rc;
+	if (fmt == FMT_XML) {
+		char *frame = xsd_frame(kind, 0);
+
+		rc = frame ? pex_xsd_push_new(&st->xv, b->xsd, name)
+			   : pex_error_set(PEX_ENOMEM, "out of memory");
+		if (!rc)
+			pex_xsd_push_feed(st->xv, frame, strlen(frame));
+		free(frame);
+	}
+	return rc;
+}
+
+static int open_section(pex_bundle *b, enum pex_record_kind kind)
+{
+	int rc = open_stream(b, kind, FMT_JSON);
+
+	if (!rc && b->opts.xml)
+		rc = open_stream(b, kind, FMT_XML);
+	b->sec[kind].open = 1;
+	return rc;
+}
+
+/* Hand the pending bytes of a stream to its worker. */
+static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
+{
+	struct stream *st = &b->sec[kind].s[fmt];
+	struct job j = { st, NULL, st->pending.len, end, kind };
+
+	if (!st->pending.len && !end)
+		return 0;
+	j.data = pex_buf_detach(&st->pending);
+	if (!j.data)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	return worker_push(&b->w[fmt], j);
 }
 
 int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
 		   const json_t *record)
 {
 	struct section *s;
+	struct stream *js, *xs;
 	struct first_error fe;
 	int rc;
 
@@ -211,38 +477,34 @@ int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
 		return rc;
 	}
 	pex_buf_free(&fe.msg);
-	if (!s->json) {
+	if (!s->open) {
 		rc = open_section(b, kind);
 		if (rc)
 			return rc;
 	}
-	pex_buf_reset(&b->jb);
-	rc = pex_buf_append(&b->jb, s->count ? ",\n    " : "\n    ",
+	js = &s->s[FMT_JSON];
+	rc = pex_buf_append(&js->pending, s->count ? ",\n    " : "\n    ",
 			    s->count ? 6 : 5);
-	if (!rc && json_dump_callback(record, dump_cb, &b->jb,
+	if (!rc && json_dump_callback(record, dump_cb, &js->pending,
 				      JSON_COMPACT))
 		rc = pex_error_set(PEX_ELIMIT,
 				   "a %s record is larger than %u bytes",
 				   pex_record_kind_name(kind),
 				   PEX_RECORD_MAX);
-	if (rc)
-		return rc;
-	if (fwrite(b->jb.data, 1, b->jb.len, s->json) != b->jb.len)
-		return pex_error_set(PEX_EIO, "cannot write %s: %s",
-				     s->json_path, strerror(errno));
-	if (s->xml) {
-		pex_buf_reset(&b->xb);
-		rc = pex_xml_write(&b->xb, pex_xml_item_name(
+	if (!rc && js->pending.len >= PEX_CHUNK)
+		rc = ship(b, kind, FMT_JSON, 0);
+	if (!rc && b->opts.xml) {
+		xs = &s->s[FMT_XML];
+		rc = pex_xml_write(&xs->pending, pex_xml_item_name(
 					   pex_record_kind_plural(kind)),
 				   record);
 		if (!rc)
-			rc = pex_buf_putc(&b->xb, '\n');
-		if (rc)
-			return rc;
-		if (fwrite(b->xb.data, 1, b->xb.len, s->xml) != b->xb.len)
-			return pex_error_set(PEX_EIO, "cannot write %s: %s",
-					     s->xml_path, strerror(errno));
+			rc = pex_buf_putc(&xs->pending, '\n');
+		if (!rc && xs->pending.len >= PEX_CHUNK)
+			rc = ship(b, kind, FMT_XML, 0);
 	}
+	if (rc)
+		return rc;
 	s->count++;
 	return 0;
 }
@@ -268,32 +530,83 @@ static const struct {
 };
 #define NLAYOUT (sizeof(layout) / sizeof(layout[0]))
 
-static int flush_sections(pex_bundle *b)
+/*
+ * A data file in document order: text pieces (the envelope, the brackets
+ * between collections) and sections. It is kept twice: as the bytes of
+ * the file (for SHA-256) and as joined deflate segments (for the zip).
+ */
+struct docfile {
+	struct pex_concat plain;
+	struct pex_concat packed;
+	struct pex_buf text;  /* text not yet turned into a segment */
+	int level;
+	uint32_t crc;
+	uint64_t ulen;
+	int64_t clen;
+	int started;
+};
+
+static int doc_flush_text(struct docfile *d, int last)
 {
-	int k;
+	unsigned char *seg;
+	size_t n;
+	uint32_t crc;
+	int rc;
 
-	for (k = 0; k < PEX_REC__COUNT; k++) {
-		struct section *s = &b->sec[k];
-
-		if (s->json && fclose(s->json))
-			return pex_error_set(PEX_EIO, "cannot write %s: %s",
-					     s->json_path, strerror(errno));
-		s->json = NULL;
-		if (s->xml && fclose(s->xml))
-			return pex_error_set(PEX_EIO, "cannot write %s: %s",
-					     s->xml_path, strerror(errno));
-		s->xml = NULL;
-	}
-	return 0;
+	if (!d->text.len && !last)
+		return 0;
+	rc = pex_deflate_segment(d->text.data ? d->text.data : "",
+				 d->text.len, d->level, last, &seg, &n, &crc);
+	if (rc)
+		return rc;
+	d->crc = d->started ? (uint32_t)crc32_combine(d->crc, crc,
+					(z_off_t)d->text.len) : crc;
+	d->started = 1;
+	d->ulen += d->text.len;
+	d->clen += (int64_t)n;
+	rc = pex_concat_add_mem(&d->plain, d->text.data ? d->text.data : "",
+				d->text.len);
+	if (!rc)
+		rc = pex_concat_add_owned(&d->packed, (char *)seg, n);
+	else
+		free(seg);
+	pex_buf_reset(&d->text);
+	return rc;
 }
 
-static int add_text(struct pex_concat *c, const char *s)
+static int doc_text(struct docfile *d, const char *s)
 {
-	return pex_concat_add_mem(c, s, strlen(s));
+	return pex_buf_append(&d->text, s, strlen(s));
+}
+
+static int doc_section(struct docfile *d, const struct stream *st)
+{
+	struct stat zs;
+	int rc = doc_flush_text(d, 0);
+
+	if (rc)
+		return rc;
+	if (stat(st->z_path, &zs))
+		return pex_error_set(PEX_EIO, "cannot stat %s: %s", st->z_path,
+				     strerror(errno));
+	d->crc = d->started ? (uint32_t)crc32_combine(d->crc, st->ds.crc,
+					(z_off_t)st->ds.ulen) : st->ds.crc;
+	d->started = 1;
+	d->ulen += st->ds.ulen;
+	d->clen += zs.st_size;
+	rc = pex_concat_add_file(&d->plain, st->raw_path);
+	return rc ? rc : pex_concat_add_file(&d->packed, st->z_path);
+}
+
+static void doc_free(struct docfile *d)
+{
+	pex_concat_free(&d->plain);
+	pex_concat_free(&d->packed);
+	pex_buf_free(&d->text);
 }
 
 static int build_json(pex_bundle *b, const json_t *envelope,
-		      struct pex_concat *c)
+		      struct docfile *d)
 {
 	char *head = json_dumps(envelope, JSON_INDENT(2));
 	size_t len, i;
@@ -308,16 +621,17 @@ static int build_json(pex_bundle *b, const json_t *envelope,
 		len--; /* drop the closing brace: collections follow */
 	while (len && (head[len - 1] == '\n' || head[len - 1] == ' '))
 		len--;
-	rc = pex_concat_add_owned(c, head, len);
+	rc = pex_buf_append(&d->text, head, len);
+	free(head);
 	for (i = 0; !rc && i < NLAYOUT; i++) {
 		const char *ind = layout[i].group ? "    " : "  ";
 
 		if (layout[i].group) {
-			rc = add_text(c, ",\n  \"");
+			rc = doc_text(d, ",\n  \"");
 			if (!rc)
-				rc = add_text(c, layout[i].group);
+				rc = doc_text(d, layout[i].group);
 			if (!rc)
-				rc = add_text(c, "\": {");
+				rc = doc_text(d, "\": {");
 		}
 		for (j = 0; !rc && j < layout[i].nkinds; j++) {
 			enum pex_record_kind k = layout[i].kinds[j];
@@ -327,36 +641,36 @@ static int build_json(pex_bundle *b, const json_t *envelope,
 			snprintf(open, sizeof(open), "%s\n%s\"%s\": [",
 				 layout[i].group && j == 0 ? "" : ",", ind,
 				 pex_record_kind_plural(k));
-			rc = add_text(c, open);
+			rc = doc_text(d, open);
 			if (!rc && s->count) {
-				rc = pex_concat_add_file(c, s->json_path);
+				rc = doc_section(d, &s->s[FMT_JSON]);
 				if (!rc)
-					rc = add_text(c, "\n");
+					rc = doc_text(d, "\n");
 				if (!rc)
-					rc = add_text(c, ind);
+					rc = doc_text(d, ind);
 			}
 			if (!rc)
-				rc = add_text(c, "]");
+				rc = doc_text(d, "]");
 		}
 		if (!rc && layout[i].group)
-			rc = add_text(c, "\n  }");
+			rc = doc_text(d, "\n  }");
 	}
-	return rc ? rc : add_text(c, "\n}\n");
+	if (!rc)
+		rc = doc_text(d, "\n}\n");
+	return rc ? rc : doc_flush_text(d, 1);
 }
 
-static int build_xml(pex_bundle *b, const json_t *envelope,
-		     struct pex_concat *c)
+/* The envelope as XML (everything but the collections). */
+static char *envelope_xml(const json_t *envelope)
 {
-	struct pex_buf x = PEX_BUF_INIT(64u << 20);
-	const char *key;
-	json_t *v;
-	size_t i;
-	int rc, j;
 	static const char prolog[] =
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<bundle xmlns=\"" PEX_BUNDLE_NS "\">\n";
+	struct pex_buf x = PEX_BUF_INIT(64u << 20);
+	const char *key;
+	json_t *v;
+	int rc = pex_buf_append(&x, prolog, sizeof(prolog) - 1);
 
-	rc = pex_buf_append(&x, prolog, sizeof(prolog) - 1);
 	json_object_foreach((json_t *)envelope, key, v) {
 		if (rc)
 			break;
@@ -364,19 +678,26 @@ static int build_xml(pex_bundle *b, const json_t *envelope,
 		if (!rc)
 			rc = pex_buf_putc(&x, '\n');
 	}
-	if (!rc) {
-		size_t n = x.len;
-
-		rc = pex_concat_add_owned(c, pex_buf_detach(&x), n);
+	if (rc) {
+		pex_buf_free(&x);
+		return NULL;
 	}
-	pex_buf_free(&x);
+	return pex_buf_detach(&x);
+}
+
+static int build_xml(pex_bundle *b, const char *env_xml, struct docfile *d)
+{
+	size_t i;
+	int rc, j;
+
+	rc = doc_text(d, env_xml);
 	for (i = 0; !rc && i < NLAYOUT; i++) {
 		if (layout[i].group) {
-			rc = add_text(c, "<");
+			rc = doc_text(d, "<");
 			if (!rc)
-				rc = add_text(c, layout[i].group);
+				rc = doc_text(d, layout[i].group);
 			if (!rc)
-				rc = add_text(c, ">");
+				rc = doc_text(d, ">");
 		}
 		for (j = 0; !rc && j < layout[i].nkinds; j++) {
 			enum pex_record_kind k = layout[i].kinds[j];
@@ -384,22 +705,53 @@ static int build_xml(pex_bundle *b, const json_t *envelope,
 			char tag[64];
 
 			snprintf(tag, sizeof(tag), "<%s>\n", name);
-			rc = add_text(c, tag);
+			rc = doc_text(d, tag);
 			if (!rc && b->sec[k].count)
-				rc = pex_concat_add_file(c, b->sec[k].xml_path);
+				rc = doc_section(d, &b->sec[k].s[FMT_XML]);
 			snprintf(tag, sizeof(tag), "</%s>\n", name);
 			if (!rc)
-				rc = add_text(c, tag);
+				rc = doc_text(d, tag);
 		}
 		if (!rc && layout[i].group) {
-			rc = add_text(c, "</");
+			rc = doc_text(d, "</");
 			if (!rc)
-				rc = add_text(c, layout[i].group);
+				rc = doc_text(d, layout[i].group);
 			if (!rc)
-				rc = add_text(c, ">\n");
+				rc = doc_text(d, ">\n");
 		}
 	}
-	return rc ? rc : add_text(c, "</bundle>\n");
+	if (!rc)
+		rc = doc_text(d, "</bundle>\n");
+	return rc ? rc : doc_flush_text(d, 1);
+}
+
+/* The envelope must meet the XSD on its own, with empty collections. */
+static int check_envelope_xml(const char *env_xml)
+{
+	static const char empty[] =
+		"<contacts/><tickets/><usage><events/><sessions/></usage>"
+		"<technical><devices/><ip_addresses/></technical></bundle>\n";
+	const struct pex_schema_file *xsd = pex_schema_file_find(
+		PEX_BUNDLE_XSD);
+	struct pex_concat c = { 0 };
+	struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
+	int rc;
+
+	if (!xsd)
+		return pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
+	rc = pex_concat_add_mem(&c, env_xml, strlen(env_xml));
+	if (!rc)
+		rc = pex_concat_add_mem(&c, empty, sizeof(empty) - 1);
+	if (!rc)
+		rc = pex_xsd_validate_stream(xsd->data, xsd->len,
+			(pex_read_fn)pex_concat_read, &c, "data/bundle.xml",
+			&errs, 10);
+	if (rc == 1)
+		rc = pex_error_set(PEX_EINVALID, "data/bundle.xml does not "
+				   "meet %s: %s", PEX_BUNDLE_XSD, errs.data);
+	pex_concat_free(&c);
+	pex_buf_free(&errs);
+	return rc;
 }
 
 /* ---- sealing ----------------------------------------------------------- */
@@ -410,88 +762,61 @@ struct entry {
 	const char *schema; /* schema file that validates it, or NULL */
 	const char *data;   /* memory entry */
 	size_t len;
-	struct pex_concat *stream; /* or a stream entry */
+	struct docfile *doc; /* or a data file */
 	int64_t bytes;
 	char sha[PEX_SHA256_HEX];
-	zip_t *packed;      /* a stream entry, already compressed */
 };
 
-/* Reads a stream once: hashes it and, for the XML, validates it. */
-struct scan {
+struct hashjob {
 	struct entry *e;
-	int xsd; /* validate against the bundle XSD while reading */
-	struct pex_buf errors;
 	int rc;
-	char msg[4096];
-	pex_sha256 *h;
+	char msg[1024];
 };
 
-static ssize_t hashing_reader(void *ctx, void *buf, size_t n)
+static void *hash_doc(void *arg)
 {
-	struct scan *s = ctx;
-	ssize_t k = pex_concat_read(s->e->stream, buf, n);
-
-	if (k > 0) {
-		if (pex_sha256_update(s->h, buf, (size_t)k))
-			return -1;
-		s->e->bytes += k;
-	}
-	return k;
-}
-
-static void *scan_stream(void *arg)
-{
-	struct scan *s = arg;
-	char buf[1 << 16];
+	struct hashjob *h = arg;
+	pex_sha256 *ctx = NULL;
+	static const size_t bufsz = 1 << 20;
+	char *buf = malloc(bufsz);
 	ssize_t k;
-	int rc;
+	int rc = buf ? pex_sha256_new(&ctx)
+		     : pex_error_set(PEX_ENOMEM, "out of memory");
 
-	s->e->bytes = 0;
-	pex_concat_rewind(s->e->stream);
-	rc = pex_sha256_new(&s->h);
-	if (!rc && s->xsd) {
-		const struct pex_schema_file *xsd =
-			pex_schema_file_find(PEX_BUNDLE_XSD);
-
-		pex_buf_init(&s->errors, 64 * 1024);
-		rc = xsd ? pex_xsd_validate_stream(xsd->data, xsd->len,
-						   hashing_reader, s,
-						   s->e->name, &s->errors, 10)
-			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
-		if (rc == 1)
-			rc = pex_error_set(PEX_EINVALID,
-					   "%s does not meet %s: %s",
-					   s->e->name, PEX_BUNDLE_XSD,
-					   s->errors.data);
-		/* the XML reader may stop before the end; hash the rest */
-		while (!rc && (k = hashing_reader(s, buf, sizeof(buf))) > 0)
-			;
-		pex_buf_free(&s->errors);
-	} else {
-		while (!rc && (k = hashing_reader(s, buf, sizeof(buf))) > 0)
-			;
-		if (!rc && k < 0)
+	h->e->bytes = 0;
+	pex_concat_rewind(&h->e->doc->plain);
+	while (!rc && (k = pex_concat_read(&h->e->doc->plain, buf,
+					   bufsz)) != 0) {
+		if (k < 0) {
 			rc = PEX_EIO;
+			break;
+		}
+		rc = pex_sha256_update(ctx, buf, (size_t)k);
+		h->e->bytes += k;
 	}
+	if (!rc && (uint64_t)h->e->bytes != h->e->doc->ulen)
+		rc = pex_error_set(PEX_EIO, "%s changed while sealing",
+				   h->e->name);
 	if (!rc)
-		rc = pex_sha256_final(s->h, s->e->sha);
-	pex_sha256_free(s->h);
-	s->rc = rc;
+		rc = pex_sha256_final(ctx, h->e->sha);
 	if (rc)
-		snprintf(s->msg, sizeof(s->msg), "%s", pex_error_last());
+		snprintf(h->msg, sizeof(h->msg), "%s", pex_error_last());
+	h->rc = rc;
+	pex_sha256_free(ctx);
+	free(buf);
 	return NULL;
 }
 
 struct zsrc {
-	struct pex_concat *c;
-	int64_t size;
+	struct docfile *d;
 	time_t mtime;
-	pex_sha256 *h;  /* hash what libzip reads, when not NULL */
 	zip_error_t err;
 };
 
-static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
-			     zip_source_cmd_t cmd)
+/* libzip source for a data file: hands over the joined deflate segments
+ * and says so in its stat, so libzip stores them without recompressing. */
+static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
+			  zip_source_cmd_t cmd)
 {
 	struct zsrc *z = ud;
 	zip_stat_t *st;
@@ -499,12 +824,11 @@ static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
 
 	switch (cmd) {
 	case ZIP_SOURCE_OPEN:
-		pex_concat_rewind(z->c);
+		pex_concat_rewind(&z->d->packed);
 		return 0;
 	case ZIP_SOURCE_READ:
-		n = pex_concat_read(z->c, data, len);
-		if (n < 0 || (n > 0 && z->h &&
-			      pex_sha256_update(z->h, data, (size_t)n))) {
+		n = pex_concat_read(&z->d->packed, data, len);
+		if (n < 0) {
 			zip_error_set(&z->err, ZIP_ER_READ, EIO);
 			return -1;
 		}
@@ -514,9 +838,14 @@ static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
 	case ZIP_SOURCE_STAT:
 		st = data;
 		zip_stat_init(st);
-		st->size = (zip_uint64_t)z->size;
+		st->size = z->d->ulen;
+		st->comp_size = (zip_uint64_t)z->d->clen;
+		st->comp_method = ZIP_CM_DEFLATE;
+		st->crc = z->d->crc;
 		st->mtime = z->mtime;
-		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_MTIME;
+		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
+			     ZIP_STAT_COMP_METHOD | ZIP_STAT_CRC |
+			     ZIP_STAT_MTIME;
 		return sizeof(*st);
 	case ZIP_SOURCE_ERROR:
 		return zip_error_to_data(&z->err, data, len);
@@ -535,36 +864,20 @@ static zip_int64_t concat_cb(void *ud, void *data, zip_uint64_t len,
 }
 
 static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
-		     int level, pex_sha256 *h)
+		     int level)
 {
 	zip_source_t *src;
 	zip_int64_t idx;
 
-	if (e->packed) {
-		/* copied as compressed bytes, not compressed again */
-		src = zip_source_zip(za, e->packed, 0, 0, 0, -1);
-		if (!src)
-			return pex_error_set(PEX_ERROR, "zip: %s",
-					     zip_strerror(za));
-		idx = zip_file_add(za, e->name, src, ZIP_FL_ENC_UTF_8);
-		if (idx < 0) {
-			zip_source_free(src);
-			return pex_error_set(PEX_ERROR, "zip: %s",
-					     zip_strerror(za));
-		}
-		return 0;
-	}
-	if (e->stream) {
+	if (e->doc) {
 		struct zsrc *z = calloc(1, sizeof(*z));
 
 		if (!z)
 			return pex_error_set(PEX_ENOMEM, "out of memory");
-		z->c = e->stream;
-		z->size = e->bytes;
+		z->d = e->doc;
 		z->mtime = mtime;
-		z->h = h;
 		zip_error_init(&z->err);
-		src = zip_source_function(za, concat_cb, z);
+		src = zip_source_function(za, doc_cb, z);
 		if (!src)
 			free(z);
 	} else {
@@ -577,86 +890,12 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		zip_source_free(src);
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	}
-	if (zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_DEFLATE,
-				     (zip_uint32_t)level) ||
+	if ((!e->doc && zip_set_file_compression(za, (zip_uint64_t)idx,
+						 ZIP_CM_DEFLATE,
+						 (zip_uint32_t)level)) ||
 	    zip_file_set_mtime(za, (zip_uint64_t)idx, mtime, 0))
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	return 0;
-}
-
-/*
- * Compress a stream entry into a one-entry archive of its own, so that
- * the JSON and the XML can be compressed at the same time on two cores;
- * the final zip then copies the compressed bytes (zip_source_zip).
- * Hashes the data on the way when h is not NULL.
- */
-static int pack_stream(struct entry *e, const char *path, time_t mtime,
-		       int level, pex_sha256 *h)
-{
-	zip_t *za;
-	int zerr, rc;
-
-	za = zip_open(path, ZIP_CREATE | ZIP_TRUNCATE, &zerr);
-	if (!za)
-		return pex_error_set(PEX_EIO, "cannot create %s", path);
-	rc = add_entry(za, e, mtime, level, h);
-	if (rc) {
-		zip_discard(za);
-		return rc;
-	}
-	if (zip_close(za)) {
-		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", path,
-				   zip_strerror(za));
-		zip_discard(za);
-		return rc;
-	}
-	e->packed = zip_open(path, ZIP_RDONLY, &zerr);
-	if (!e->packed)
-		return pex_error_set(PEX_EIO, "cannot reopen %s", path);
-	return 0;
-}
-
-struct prep {
-	struct entry *e;
-	int xsd;       /* validate against the bundle XSD first */
-	char *path;    /* where to pack it */
-	time_t mtime;
-	int level;
-	int rc;
-	char msg[4096];
-};
-
-static void *prepare_stream(void *arg)
-{
-	struct prep *p = arg;
-	pex_sha256 *h = NULL;
-	int rc = 0;
-
-	if (p->xsd) {
-		/* one pass validates and hashes, a second compresses */
-		struct scan sc = { 0 };
-
-		sc.e = p->e;
-		sc.xsd = 1;
-		scan_stream(&sc);
-		rc = sc.rc;
-		if (rc)
-			snprintf(p->msg, sizeof(p->msg), "%s", sc.msg);
-		if (!rc)
-			rc = pack_stream(p->e, p->path, p->mtime, p->level,
-					 NULL);
-	} else {
-		rc = pex_sha256_new(&h);
-		if (!rc)
-			rc = pack_stream(p->e, p->path, p->mtime, p->level, h);
-		if (!rc)
-			rc = pex_sha256_final(h, p->e->sha);
-		pex_sha256_free(h);
-	}
-	if (rc && !p->msg[0])
-		snprintf(p->msg, sizeof(p->msg), "%s", pex_error_last());
-	p->rc = rc;
-	return NULL;
 }
 
 static char *make_readme(const json_t *env, struct entry *ents, size_t n)
@@ -708,7 +947,7 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		"  schemas/v1/bundle.schema.json and data/bundle.xml with\n"
 		"  schemas/v1/bundle.xsd.\n\n");
 	for (i = 0; i < n; i++)
-		if (ents[i].stream)
+		if (ents[i].doc)
 			pex_buf_printf(&r, "  %s  %s\n", ents[i].sha,
 				       ents[i].name);
 	return pex_buf_detach(&r);
@@ -793,24 +1032,65 @@ static int sync_and_rename(const char *tmp, const char *out)
 	return rc;
 }
 
+/* End every section: the last bytes to the workers, then wait for them
+ * and check what the XML validation said. */
+static int close_sections(pex_bundle *b)
+{
+	int k, f, rc = 0, rc2;
+
+	for (k = 0; !rc && k < PEX_REC__COUNT; k++) {
+		if (!b->sec[k].open)
+			continue;
+		for (f = 0; !rc && f < FMT__COUNT; f++)
+			if (f == FMT_JSON || b->opts.xml)
+				rc = ship(b, (enum pex_record_kind)k, f, 1);
+	}
+	for (f = 0; f < FMT__COUNT; f++) {
+		rc2 = worker_stop(&b->w[f]);
+		if (!rc)
+			rc = rc2;
+	}
+	for (k = 0; k < PEX_REC__COUNT; k++) {
+		for (f = 0; f < FMT__COUNT; f++) {
+			struct stream *st = &b->sec[k].s[f];
+
+			if (st->raw && fclose(st->raw) && !rc)
+				rc = pex_error_set(PEX_EIO, "cannot write %s",
+						   st->raw_path);
+			if (st->z && fclose(st->z) && !rc)
+				rc = pex_error_set(PEX_EIO, "cannot write %s",
+						   st->z_path);
+			st->raw = st->z = NULL;
+			if (!rc && st->xsd_rc)
+				rc = pex_error_set(PEX_EINVALID,
+					"data/bundle.xml: the %s records do "
+					"not meet %s: %s",
+					pex_record_kind_name(k),
+					PEX_BUNDLE_XSD,
+					st->xsd_errors ? st->xsd_errors : "");
+		}
+	}
+	return rc;
+}
+
 int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 {
-	struct pex_concat jc = { 0 }, xc = { 0 };
+	struct docfile jd = { 0 }, xd = { 0 };
 	struct entry ents[64];
 	size_t n = 0, i, nschemas = 0;
 	const struct pex_schema_file *sf;
-	struct prep pj = { 0 }, px = { 0 };
+	struct hashjob hj = { 0 }, hx = { 0 };
 	char *names[64] = { 0 };
 	pthread_t thr;
 	int threaded = 0, rc;
-	char *readme = NULL, *manifest_text = NULL;
+	char *readme = NULL, *manifest_text = NULL, *env_xml = NULL;
 	json_t *manifest = NULL, *check = NULL;
 	time_t mtime = time(NULL);
 	zip_t *za = NULL;
 	int zerr;
 
 	memset(ents, 0, sizeof(ents));
-	rc = flush_sections(b);
+	rc = close_sections(b);
 	if (rc)
 		goto cleanup;
 	{
@@ -837,47 +1117,43 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	if (rc)
 		goto cleanup;
 
-	rc = build_json(b, envelope, &jc);
-	if (!rc && b->opts.xml)
-		rc = build_xml(b, envelope, &xc);
+	jd.level = xd.level = b->opts.compression;
+	pex_buf_init(&jd.text, 64u << 20);
+	pex_buf_init(&xd.text, 64u << 20);
+	rc = build_json(b, envelope, &jd);
 	if (rc)
 		goto cleanup;
 	ents[n++] = (struct entry){ .name = "data/bundle.json",
 				    .media = "application/json",
 				    .schema = "schemas/v1/bundle.schema.json",
-				    .stream = &jc };
-	if (b->opts.xml)
+				    .doc = &jd };
+	if (b->opts.xml) {
+		env_xml = envelope_xml(envelope);
+		rc = env_xml ? check_envelope_xml(env_xml)
+			     : pex_error_set(PEX_ENOMEM, "out of memory");
+		if (!rc)
+			rc = build_xml(b, env_xml, &xd);
+		if (rc)
+			goto cleanup;
 		ents[n++] = (struct entry){ .name = "data/bundle.xml",
 					    .media = "application/xml",
 					    .schema = "schemas/" PEX_BUNDLE_XSD,
-					    .stream = &xc };
-	for (i = 0; i < n; i++) {
-		ents[i].bytes = pex_concat_size(ents[i].stream);
-		if (ents[i].bytes < 0) {
-			rc = (int)ents[i].bytes;
-			goto cleanup;
-		}
+					    .doc = &xd };
 	}
-	/* The JSON is hashed and compressed here while another thread
-	 * validates, hashes and compresses the XML. */
-	pj.e = &ents[0];
-	pj.path = join(b->workdir, "json.zip");
-	pj.mtime = px.mtime = mtime;
-	pj.level = px.level = b->opts.compression;
+	/* SHA-256 of the two data files, one per core */
+	hj.e = &ents[0];
 	if (b->opts.xml) {
-		px.e = &ents[1];
-		px.xsd = 1;
-		px.path = join(b->workdir, "xml.zip");
-		threaded = !pthread_create(&thr, NULL, prepare_stream, &px);
+		hx.e = &ents[1];
+		threaded = !pthread_create(&thr, NULL, hash_doc, &hx);
 		if (!threaded)
-			prepare_stream(&px);
+			hash_doc(&hx);
 	}
-	prepare_stream(&pj);
+	hash_doc(&hj);
 	if (threaded)
 		pthread_join(thr, NULL);
-	if (pj.rc || px.rc) {
-		rc = pex_error_set(pj.rc ? pj.rc : px.rc, "%s",
-				   pj.rc ? pj.msg : px.msg);
+	if (hj.rc || hx.rc) {
+		rc = pex_error_set(hj.rc ? hj.rc : hx.rc, "%s",
+				   hj.rc ? hj.msg : hx.msg);
 		goto cleanup;
 	}
 	for (sf = pex_schema_files; sf->name; sf++) {
@@ -945,15 +1221,12 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				    .data = manifest_text,
 				    .len = strlen(manifest_text) };
 
-		rc = add_entry(za, &ents[0], mtime, b->opts.compression,
-			       NULL);
+		rc = add_entry(za, &ents[0], mtime, b->opts.compression);
 		if (!rc)
-			rc = add_entry(za, &me, mtime, b->opts.compression,
-				       NULL);
+			rc = add_entry(za, &me, mtime, b->opts.compression);
 	}
 	for (i = 1; !rc && i < n; i++)
-		rc = add_entry(za, &ents[i], mtime, b->opts.compression,
-			       NULL);
+		rc = add_entry(za, &ents[i], mtime, b->opts.compression);
 	if (rc)
 		goto cleanup;
 	if (zip_close(za)) {
@@ -970,45 +1243,45 @@ cleanup:
 		zip_discard(za);
 	if (rc)
 		unlink(b->tmp_path);
-	for (i = 0; i < n; i++)
-		if (ents[i].packed)
-			zip_discard(ents[i].packed);
-	if (pj.path)
-		unlink(pj.path);
-	if (px.path)
-		unlink(px.path);
-	free(pj.path);
-	free(px.path);
 	for (i = 0; i < nschemas; i++)
 		free(names[i]);
-	pex_concat_free(&jc);
-	pex_concat_free(&xc);
+	doc_free(&jd);
+	doc_free(&xd);
 	json_decref(check);
 	json_decref(manifest);
 	free(manifest_text);
 	free(readme);
+	free(env_xml);
 	return rc;
 }
 
 void pex_bundle_free(pex_bundle *b)
 {
-	int k;
+	int k, f;
 
 	if (!b)
 		return;
+	for (f = 0; f < FMT__COUNT; f++)
+		worker_stop(&b->w[f]);
 	for (k = 0; k < PEX_REC__COUNT; k++) {
-		struct section *s = &b->sec[k];
+		for (f = 0; f < FMT__COUNT; f++) {
+			struct stream *st = &b->sec[k].s[f];
 
-		if (s->json)
-			fclose(s->json);
-		if (s->xml)
-			fclose(s->xml);
-		if (s->json_path)
-			unlink(s->json_path);
-		if (s->xml_path)
-			unlink(s->xml_path);
-		free(s->json_path);
-		free(s->xml_path);
+			if (st->raw)
+				fclose(st->raw);
+			if (st->z)
+				fclose(st->z);
+			if (st->raw_path)
+				unlink(st->raw_path);
+			if (st->z_path)
+				unlink(st->z_path);
+			free(st->raw_path);
+			free(st->z_path);
+			pex_dstream_free(&st->ds);
+			pex_xsd_push_free(st->xv);
+			pex_buf_free(&st->pending);
+			free(st->xsd_errors);
+		}
 		pex_schema_free(b->schema[k]);
 	}
 	if (b->workdir)
@@ -1016,8 +1289,8 @@ void pex_bundle_free(pex_bundle *b)
 	if (!b->sealed && b->tmp_path)
 		unlink(b->tmp_path);
 	pex_schema_registry_free(b->reg);
+	pex_xsd_free(b->xsd);
 	pex_buf_free(&b->jb);
-	pex_buf_free(&b->xb);
 	free(b->workdir);
 	free(b->tmp_path);
 	free(b->out_path);

@@ -35,7 +35,10 @@ const char *pex_xml_item_name(const char *list_name)
 	return "item";
 }
 
-int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
+/* attr: the text is an attribute value, where a parser turns a literal
+ * tab or LF into a space (XML 1.0 section 3.3.3); write them as
+ * character references so they survive. */
+static int escape(struct pex_buf *out, const char *s, size_t len, int attr)
 {
 	size_t i, start = 0;
 	int rc = 0;
@@ -49,6 +52,8 @@ int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
 		case '>': rep = "&gt;"; break;
 		case '"': rep = "&quot;"; break;
 		case '\r': rep = "&#13;"; break;
+		case '\t': if (!attr) continue; rep = "&#9;"; break;
+		case '\n': if (!attr) continue; rep = "&#10;"; break;
 		default: continue;
 		}
 		rc = pex_buf_append(out, s + start, i - start);
@@ -57,6 +62,11 @@ int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
 		start = i + 1;
 	}
 	return rc ? rc : pex_buf_append(out, s + start, len - start);
+}
+
+int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
+{
+	return escape(out, s, len, 0);
 }
 
 static int open_tag(struct pex_buf *out, const char *name)
@@ -128,7 +138,7 @@ static int write_extra(struct pex_buf *out, const json_t *extra)
 			type = "null";
 		rc = pex_buf_append(out, "<field name=\"", 13);
 		if (!rc)
-			rc = pex_xml_escape(out, key, strlen(key));
+			rc = escape(out, key, strlen(key), 1);
 		if (!rc && type)
 			rc = pex_buf_printf(out, "\" type=\"%s", type);
 		if (!rc)

@@ -1,0 +1,118 @@
+/* Joinable deflate segments; see dstream.h. */
+#include "bundle/dstream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "portex/error.h"
+
+#define CHUNK (256u << 10)
+
+int pex_dstream_init(struct pex_dstream *d, FILE *out, int level)
+{
+	memset(d, 0, sizeof(*d));
+	/* -15: raw deflate, no zlib header; zip stores raw deflate */
+	if (deflateInit2(&d->zs, level, Z_DEFLATED, -15, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return pex_error_set(PEX_ENOMEM, "cannot start deflate");
+	d->open = 1;
+	d->level = level;
+	d->out = out;
+	d->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+	return 0;
+}
+
+static int pump(struct pex_dstream *d, int flush)
+{
+	unsigned char buf[64 << 10];
+	int zrc;
+
+	do {
+		size_t n;
+
+		d->zs.next_out = buf;
+		d->zs.avail_out = sizeof(buf);
+		zrc = deflate(&d->zs, flush);
+		if (zrc == Z_STREAM_ERROR)
+			return pex_error_set(PEX_ERROR, "deflate failed");
+		n = sizeof(buf) - d->zs.avail_out;
+		if (n && fwrite(buf, 1, n, d->out) != n)
+			return pex_error_set(PEX_EIO, "cannot write: %s",
+					     strerror(errno));
+		d->clen += n;
+	} while (d->zs.avail_out == 0 ||
+		 (flush == Z_FINISH && zrc != Z_STREAM_END));
+	return 0;
+}
+
+int pex_dstream_write(struct pex_dstream *d, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	d->crc = (uint32_t)crc32_z(d->crc, p, len);
+	d->ulen += len;
+	while (len) {
+		size_t n = len > CHUNK ? CHUNK : len;
+		int rc;
+
+		d->zs.next_in = (unsigned char *)p;
+		d->zs.avail_in = (uInt)n;
+		rc = pump(d, Z_NO_FLUSH);
+		if (rc)
+			return rc;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int pex_dstream_end(struct pex_dstream *d, int last)
+{
+	int rc;
+
+	d->zs.next_in = NULL;
+	d->zs.avail_in = 0;
+	rc = pump(d, last ? Z_FINISH : Z_SYNC_FLUSH);
+	pex_dstream_free(d);
+	return rc;
+}
+
+void pex_dstream_free(struct pex_dstream *d)
+{
+	if (d && d->open) {
+		deflateEnd(&d->zs);
+		d->open = 0;
+	}
+}
+
+int pex_deflate_segment(const void *data, size_t len, int level, int last,
+			unsigned char **out, size_t *outlen, uint32_t *crc)
+{
+	FILE *mem;
+	char *buf = NULL;
+	size_t size = 0;
+	struct pex_dstream d;
+	int rc;
+
+	*out = NULL;
+	mem = open_memstream(&buf, &size);
+	if (!mem)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	rc = pex_dstream_init(&d, mem, level);
+	if (!rc)
+		rc = pex_dstream_write(&d, data, len);
+	if (!rc)
+		rc = pex_dstream_end(&d, last);
+	pex_dstream_free(&d);
+	if (fclose(mem) && !rc)
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = (unsigned char *)buf;
+	*outlen = size;
+	*crc = d.crc;
+	return 0;
+}
