@@ -164,6 +164,18 @@ struct pex_collector {
 		       const struct pex_identity_set *ids, pex_emit_fn emit,
 		       void *emit_data);
 	void (*fini)(struct pex_source *src, void *ctx);
+	/*
+	 * Optional: collect for several subjects in one pass over the
+	 * source (a large log read once for a hundred people). subjects[i]
+	 * are the identities of subject i; records of subject i go to
+	 * emit(emit_data[i], ...). The same rules as collect() apply per
+	 * subject. A batch collector does not report identities. NULL: the
+	 * engine calls collect() once per subject instead.
+	 */
+	int (*collect_batch)(struct pex_source *src, void *ctx,
+			     const struct pex_identity_set *subjects,
+			     size_t nsubjects, pex_emit_fn emit,
+			     void *const *emit_data);
 };
 
 /* NULL-terminated list of the collectors compiled in. */

@@ -24,6 +24,11 @@ int pex_source_new(struct pex_source **out, const char *id,
 int pex_source_collect(struct pex_source *src,
 		       const struct pex_identity_set *ids, pex_emit_fn emit,
 		       void *emit_data);
+/* Calls collect_batch (the collector must have one). */
+int pex_source_collect_batch(struct pex_source *src,
+			     const struct pex_identity_set *subjects,
+			     size_t n, pex_emit_fn emit,
+			     void *const *emit_data);
 /* Calls fini and frees. Accepts NULL. */
 void pex_source_free(struct pex_source *src);
 

@@ -32,6 +32,14 @@ extern "C" {
 typedef void (*pex_progress_fn)(void *data, const char *source_id,
 				unsigned long long records, int done);
 
+/* Batch mode: what one source found for one subject in a pass shared by
+ * all subjects (see pex_export_batch). Internal to the engine. */
+struct pex_precollected {
+	const char *spool;     /* records, one "KIND JSON" line each */
+	const char *error;     /* the source failed: why; else NULL */
+	json_t *warnings;      /* the source's warnings (borrowed) */
+};
+
 struct pex_export_request {
 	const pex_config *cfg;
 	const struct pex_identity_set *identities;
@@ -40,6 +48,8 @@ struct pex_export_request {
 	int allow_partial;
 	pex_progress_fn progress;
 	void *progress_data;
+	/* batch mode only: per source (index in the config), or NULL */
+	const struct pex_precollected *const *pre;
 };
 
 /* Export result codes (besides negative PEX_E* failures). */
@@ -52,6 +62,27 @@ struct pex_export_request {
  * warnings and the bundle. On failure no file exists at out_path.
  */
 int pex_export(const struct pex_export_request *req, json_t **summary);
+
+/* One subject of a batch export. */
+struct pex_batch_subject {
+	const char *request_id; /* may be NULL */
+	struct pex_identity_set identities;
+	const char *out_path;
+};
+
+/*
+ * Export several subjects, one bundle each, reading each source that can
+ * (a collector with collect_batch) once for all of them. Every subject's
+ * bundle is checked and sealed exactly as by pex_export(). *summaries:
+ * new array, one summary per subject, each with "result": "complete",
+ * "partial" or "failed" (and "error"). Returns 0 when every bundle is
+ * complete, PEX_EXPORT_PARTIAL when some are partial but none failed,
+ * PEX_ERROR when any failed.
+ */
+int pex_export_batch(const pex_config *cfg,
+		     const struct pex_batch_subject *subjects, size_t n,
+		     int allow_partial, pex_progress_fn progress,
+		     void *progress_data, json_t **summaries);
 
 /* Try every source of a config: initialise it (open the database, read
  * the file header) without exporting anything. *report: new array of

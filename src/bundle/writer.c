@@ -50,7 +50,7 @@
 
 #define PEX_RECORD_MAX (256u << 20) /* one serialised record */
 #define PEX_CHUNK (256u << 10)      /* bytes handed to a worker at once */
-#define PEX_QUEUE_MAX 16            /* chunks in flight per worker */
+#define PEX_QUEUE_MAX 8             /* chunks in flight per worker */
 
 enum { FMT_JSON, FMT_XML, FMT__COUNT };
 

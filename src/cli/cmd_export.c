@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "collectors/csv/csv_reader.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "portex/config.h"
 #include "portex/engine.h"
@@ -16,6 +18,7 @@ static void help(FILE *f)
 {
 	fprintf(f,
 "usage: portex export -c CONFIG -s TYPE:VALUE [-s ...] -o OUT.zip [options]\n"
+"       portex export -c CONFIG --batch SUBJECTS.csv --out-dir DIR [options]\n"
 "\n"
 "Collect every record the configured sources hold about one person and\n"
 "write them as a zipped bundle (JSON, XML, schemas, manifest).\n"
@@ -30,6 +33,12 @@ static void help(FILE *f)
 "  -r, --request-id ID    the request this answers (goes into the bundle)\n"
 "  -o, --output FILE      where to write the zip; it appears only when\n"
 "                         complete\n"
+"      --batch FILE       one bundle per row of a CSV file with the columns\n"
+"                         identities (space-separated TYPE:VALUE), and\n"
+"                         optionally request_id and output (a file name);\n"
+"                         large sources (logs) are read once for all rows\n"
+"      --out-dir DIR      where --batch writes the bundles (default:\n"
+"                         REQUEST_ID.zip, or subject-LINE.zip)\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -38,7 +47,8 @@ static void help(FILE *f)
 "  -h, --help             this text\n"
 "\n"
 "exit codes: 0 complete bundle written; 1 failed, no bundle; 2 usage\n"
-"error; 3 bundle written with --allow-partial while a source failed\n");
+"error; 3 bundle written with --allow-partial while a source failed.\n"
+"With --batch: 0 all complete, 3 some partial, 1 any failed.\n");
 }
 
 struct progress {
@@ -83,6 +93,210 @@ static void print_summary(const json_t *sum, FILE *f)
 			json_integer_value(json_object_get(w, "count")));
 }
 
+
+/* ---- --batch ------------------------------------------------------------ */
+
+struct batch {
+	struct pex_batch_subject *subjects;
+	char **strings; /* owned: request ids and output paths */
+	size_t n, nstrings;
+};
+
+static void batch_free(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		pex_identity_set_clear(&b->subjects[i].identities);
+	for (i = 0; i < b->nstrings; i++)
+		free(b->strings[i]);
+	free(b->subjects);
+	free(b->strings);
+}
+
+static char *keep(struct batch *b, char *s)
+{
+	char **p = realloc(b->strings, (b->nstrings + 1) * sizeof(*p));
+
+	if (!p || !s) {
+		free(s);
+		return NULL;
+	}
+	b->strings = p;
+	b->strings[b->nstrings++] = s;
+	return s;
+}
+
+/* A name the engine may use as a file name in DIR: no separators, no
+ * "..", printable ASCII only, bounded. */
+static int safe_file_name(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (!n || n > 200 || s[0] == '.')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		      s[i] == '_' || s[i] == '.'))
+			return 0;
+	return 1;
+}
+
+static int read_batch(const char *path, const char *dir, struct batch *b)
+{
+	struct pex_csv_options opt = { 0 };
+	struct pex_csv_record rec;
+	pex_csv_reader *rd = NULL;
+	long col_ids = -1, col_req = -1, col_out = -1;
+	int rc, first = 1;
+	size_t i;
+
+	rc = pex_csv_reader_open(&rd, path, &opt);
+	while (!rc && (rc = pex_csv_reader_next(rd, &rec)) == 1) {
+		struct pex_batch_subject *sub, *grown;
+		struct pex_buf name = PEX_BUF_INIT(8192);
+		char *list, *tok, *save = NULL;
+
+		rc = 0;
+		if (first) {
+			for (i = 0; i < rec.nfields; i++) {
+				const char *h = rec.fields[i].value;
+
+				if (!strcmp(h, "identities"))
+					col_ids = (long)i;
+				else if (!strcmp(h, "request_id"))
+					col_req = (long)i;
+				else if (!strcmp(h, "output"))
+					col_out = (long)i;
+				else
+					rc = pex_error_set(PEX_EINVALID,
+						"%s:%lu: unknown column '%s' "
+						"(known: identities, "
+						"request_id, output)", path,
+						rec.line, h);
+			}
+			if (!rc && col_ids < 0)
+				rc = pex_error_set(PEX_EINVALID,
+					"%s: no 'identities' column", path);
+			first = 0;
+			continue;
+		}
+		grown = realloc(b->subjects, (b->n + 1) * sizeof(*grown));
+		if (!grown) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			break;
+		}
+		b->subjects = grown;
+		sub = &b->subjects[b->n++];
+		memset(sub, 0, sizeof(*sub));
+		if (col_req >= 0 && rec.fields[col_req].len)
+			sub->request_id = keep(b, strdup(
+				rec.fields[col_req].value));
+		list = strdup(rec.fields[col_ids].value);
+		for (tok = list ? strtok_r(list, " \t", &save) : NULL;
+		     tok && !rc; tok = strtok_r(NULL, " \t", &save)) {
+			struct pex_identity id;
+
+			rc = pex_identity_parse(&id, tok);
+			if (rc) {
+				pex_error_wrap(rc, "%s:%lu", path, rec.line);
+				break;
+			}
+			rc = pex_identity_set_add(&sub->identities, &id);
+			pex_identity_clear(&id);
+		}
+		free(list);
+		if (!rc && !sub->identities.count)
+			rc = pex_error_set(PEX_EINVALID, "%s:%lu: no identity",
+					   path, rec.line);
+		if (!rc) {
+			const char *out = col_out >= 0 &&
+					  rec.fields[col_out].len ?
+					  rec.fields[col_out].value : NULL;
+
+			if (out && !safe_file_name(out))
+				rc = pex_error_set(PEX_EINVALID,
+					"%s:%lu: output '%s' must be a plain "
+					"file name", path, rec.line, out);
+			else if (out)
+				pex_buf_printf(&name, "%s/%s", dir, out);
+			else if (sub->request_id &&
+				 safe_file_name(sub->request_id))
+				pex_buf_printf(&name, "%s/%s.zip", dir,
+					       sub->request_id);
+			else
+				pex_buf_printf(&name, "%s/subject-%lu.zip",
+					       dir, rec.line);
+		}
+		if (!rc) {
+			sub->out_path = keep(b, pex_buf_detach(&name));
+			for (i = 0; sub->out_path && i + 1 < b->n; i++)
+				if (!strcmp(b->subjects[i].out_path,
+					    sub->out_path))
+					rc = pex_error_set(PEX_EINVALID,
+						"%s:%lu: %s is written by an "
+						"earlier row too", path,
+						rec.line, sub->out_path);
+		}
+		pex_buf_free(&name);
+	}
+	if (rc == 0 && !b->n)
+		rc = pex_error_set(PEX_EINVALID, "%s: no subjects", path);
+	pex_csv_reader_free(rd);
+	return rc < 0 ? rc : 0;
+}
+
+static int run_batch(const char *config, const char *file, const char *dir,
+		     int allow_partial, int json_out, struct progress *prog)
+{
+	struct batch b = { 0 };
+	pex_config *cfg = NULL;
+	json_t *sums = NULL, *s;
+	size_t i;
+	int rc, code = PEX_EXIT_FAIL;
+
+	if (read_batch(file, dir, &b)) {
+		fprintf(stderr, "portex export: %s\n", pex_error_last());
+		batch_free(&b);
+		return PEX_EXIT_USAGE;
+	}
+	if (pex_config_load(&cfg, config)) {
+		fprintf(stderr, "portex export: %s\n", pex_error_last());
+		batch_free(&b);
+		return PEX_EXIT_FAIL;
+	}
+	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial,
+			      on_progress, prog, &sums);
+	if (json_out) {
+		json_dumpf(sums, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (!prog->quiet) {
+		json_array_foreach(sums, i, s) {
+			const json_t *e = json_object_get(s, "error");
+
+			printf("%-8s %s%s%s\n",
+			       json_string_value(json_object_get(s,
+								 "result")),
+			       json_string_value(json_object_get(s,
+								 "bundle")) ?
+			       json_string_value(json_object_get(s,
+								 "bundle")) :
+			       b.subjects[i].out_path,
+			       e ? ": " : "", e ? json_string_value(e) : "");
+		}
+	}
+	if (rc < 0 && !json_array_size(sums))
+		fprintf(stderr, "portex export: %s\n", pex_error_last());
+	code = rc == 0 ? PEX_EXIT_OK : rc == PEX_EXPORT_PARTIAL ?
+	       PEX_EXIT_PARTIAL : PEX_EXIT_FAIL;
+	json_decref(sums);
+	pex_config_free(cfg);
+	batch_free(&b);
+	return code;
+}
+
 int pex_cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,6 +305,8 @@ int pex_cmd_export(int argc, char **argv)
 		{ "request-id", required_argument, NULL, 'r' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "allow-partial", no_argument, NULL, 'P' },
+		{ "batch", required_argument, NULL, 'B' },
+		{ "out-dir", required_argument, NULL, 'D' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -101,6 +317,7 @@ int pex_cmd_export(int argc, char **argv)
 	struct pex_identity_set ids = { 0 };
 	struct progress prog = { isatty(STDERR_FILENO), 0 };
 	const char *config = getenv("PORTEX_CONFIG");
+	const char *batch_file = NULL, *out_dir = NULL;
 	pex_config *cfg = NULL;
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
@@ -125,6 +342,8 @@ int pex_cmd_export(int argc, char **argv)
 		case 'r': req.request_id = optarg; break;
 		case 'o': req.out_path = optarg; break;
 		case 'P': req.allow_partial = 1; break;
+		case 'B': batch_file = optarg; break;
+		case 'D': out_dir = optarg; break;
 		case 'J': json_out = 1; break;
 		case 'q': prog.quiet = 1; pex_log_set_level(0); break;
 		case 'v': pex_log_set_level(3); break;
@@ -135,6 +354,19 @@ int pex_cmd_export(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "portex export: unexpected argument '%s'\n",
 			argv[optind]);
+		goto cleanup;
+	}
+	if (batch_file || out_dir) {
+		if (!config || !batch_file || !out_dir || ids.count ||
+		    req.out_path || req.request_id) {
+			fprintf(stderr, "portex export: --batch needs -c and "
+				"--out-dir, and takes no -s, -o or -r\n"
+				"try: portex export -c portex.yaml --batch "
+				"subjects.csv --out-dir bundles/\n");
+			goto cleanup;
+		}
+		code = run_batch(config, batch_file, out_dir,
+				 req.allow_partial, json_out, &prog);
 		goto cleanup;
 	}
 	if (!config || !ids.count || !req.out_path) {

@@ -3,11 +3,14 @@
  */
 #include "portex/export.h"
 
+#include <errno.h>
+#include <libgen.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/timeutil.h"
@@ -27,6 +30,7 @@ struct run {
 	struct pex_source *src;
 	const struct pex_identity_set *given; /* what the collector got */
 	size_t nold;           /* given[0, nold) came in earlier rounds */
+	int fatal;             /* the bundle itself could not be written */
 	unsigned long long records;
 	json_t *seen;          /* ids of non-event records already written */
 	struct pex_buf idbuf;
@@ -96,7 +100,8 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 		 * then (collectors credit the first identity that
 		 * matches, and the old ones come first) */
 		json_decref(record);
-		pex_source_settle(r->src, 0);
+		if (r->src)
+			pex_source_settle(r->src, 0);
 		return 0;
 	}
 	id = json_object_get(record, "id");
@@ -110,7 +115,8 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	if (kind != PEX_REC_USAGE_EVENT) {
 		if (json_object_get(r->seen, r->idbuf.data)) {
 			json_decref(record); /* found again by another id */
-			pex_source_settle(r->src, 0);
+			if (r->src)
+				pex_source_settle(r->src, 0);
 			return 0;
 		}
 		json_object_set_new(r->seen, r->idbuf.data, json_true());
@@ -118,9 +124,12 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	json_object_set_new(record, "id", json_stringn_nocheck(r->idbuf.data,
 							       r->idbuf.len));
 	json_object_set_new(record, "source", json_string(r->source_id));
-	pex_source_settle(r->src, 1);
+	if (r->src)
+		pex_source_settle(r->src, 1);
 	rc = pex_bundle_add(r->bundle, kind, record);
 	json_decref(record);
+	if (rc == PEX_EIO || rc == PEX_ENOMEM)
+		r->fatal = 1; /* not the source's fault: stop the export */
 	if (rc)
 		return pex_error_wrap(rc, "source %s", r->source_id);
 	r->records++;
@@ -128,6 +137,51 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 		r->req->progress(r->req->progress_data, r->source_id,
 				 r->records, 0);
 	return 0;
+}
+
+/* Batch mode: hand the records a shared pass spooled for this subject
+ * to emit(), which checks them as if the collector had just made them. */
+static int replay(const struct pex_precollected *pre, struct run *r)
+{
+	FILE *f = fopen(pre->spool, "rb");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	if (!f)
+		return pex_error_set(PEX_EIO, "source %s: cannot read %s: %s",
+				     r->source_id, pre->spool,
+				     strerror(errno));
+	while (!rc && (len = getline(&line, &cap, f)) > 0) {
+		json_error_t err;
+		json_t *rec;
+		char *end;
+		long kind = strtol(line, &end, 10);
+
+		if (end == line || *end != ' ' || kind < 0 ||
+		    kind >= PEX_REC__COUNT) {
+			rc = pex_error_set(PEX_EIO, "source %s: spool %s is "
+					   "damaged", r->source_id,
+					   pre->spool);
+			break;
+		}
+		rec = json_loadb(end + 1, (size_t)(len - (end + 1 - line)),
+				 0, &err);
+		if (!rec) {
+			rc = pex_error_set(PEX_EIO, "source %s: spool %s: %s",
+					   r->source_id, pre->spool,
+					   err.text);
+			break;
+		}
+		rc = emit(r, (enum pex_record_kind)kind, rec);
+	}
+	if (!rc && ferror(f))
+		rc = pex_error_set(PEX_EIO, "source %s: cannot read %s",
+				   r->source_id, pre->spool);
+	free(line);
+	fclose(f);
+	return rc;
 }
 
 static int same_identity(const struct pex_identity *a,
@@ -307,6 +361,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 			json_t *s = json_array_get(sources, i);
 			const char *sid = json_string_value(json_object_get(s,
 									"id"));
+			const struct pex_precollected *pre;
 			struct pex_identity *items;
 
 			if (st[i].failed || json_is_false(json_object_get(s,
@@ -326,7 +381,18 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 				given.items = NULL;
 				continue;
 			}
-			if (!st[i].src) {
+			pre = req->pre ? req->pre[i] : NULL;
+			if (pre && !st[i].src && r.nold == 0) {
+				/* batch mode, first round: this source was
+				 * read once for every subject; replay what it
+				 * found for this one */
+				if (pre->error) {
+					set_failed(&st[i], pre->error);
+					free(items);
+					given.items = NULL;
+					continue;
+				}
+			} else if (!st[i].src) {
 				char line[32] = "";
 
 				rc = pex_source_new(&st[i].src, sid,
@@ -356,7 +422,11 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 			r.given = &given;
 			r.records = json_integer_value(json_object_get(
 				st[i].status, "records"));
-			rc = pex_source_collect(st[i].src, &given, emit, &r);
+			if (pre && !st[i].src)
+				rc = replay(pre, &r);
+			else
+				rc = pex_source_collect(st[i].src, &given,
+							emit, &r);
 			json_object_set_new(st[i].status, "records",
 					    json_integer((json_int_t)r.records));
 			if (req->progress)
@@ -364,15 +434,16 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 					      r.records, 1);
 			free(items);
 			given.items = NULL;
-			if (rc == PEX_EIO && strstr(pex_error_last(),
-						    "cannot write")) {
+			if (r.fatal)
 				goto cleanup; /* our own output failed */
-			}
 			if (rc) {
 				set_failed(&st[i], pex_error_last());
 				rc = 0;
 				continue;
 			}
+			if (!st[i].src)
+				continue; /* batch sources report no
+					     identities */
 			rc = add_new_identities(&all, pex_source_identities(
 						st[i].src));
 			if (rc)
@@ -390,6 +461,8 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 
 			json_array_extend(warnings, w);
 			json_decref(w);
+		} else if (req->pre && req->pre[i] && req->pre[i]->warnings) {
+			json_array_extend(warnings, req->pre[i]->warnings);
 		}
 	}
 	complete = failed == 0;
@@ -500,4 +573,235 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 		json_array_append_new(*report, row);
 	}
 	return bad ? PEX_ERROR : 0;
+}
+
+/* ---- batch ------------------------------------------------------------ */
+
+struct spool {
+	FILE *f;
+	const struct pex_identity_set *ids;
+	struct pex_buf line;
+	unsigned long long records;
+};
+
+static int spool_dump(const char *buffer, size_t size, void *data)
+{
+	return pex_buf_append(data, buffer, size) ? -1 : 0;
+}
+
+static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
+{
+	struct spool *sp = data;
+	int rc;
+
+	pex_buf_reset(&sp->line);
+	rc = pex_buf_printf(&sp->line, "%d ", (int)kind);
+	if (!rc && json_dump_callback(record, spool_dump, &sp->line,
+				      JSON_COMPACT))
+		rc = pex_error_set(PEX_ELIMIT, "a record is too large");
+	if (!rc)
+		rc = pex_buf_putc(&sp->line, '\n');
+	json_decref(record);
+	if (rc)
+		return rc;
+	if (fwrite(sp->line.data, 1, sp->line.len, sp->f) != sp->line.len)
+		return pex_error_set(PEX_EIO, "cannot write a spool file: %s",
+				     strerror(errno));
+	sp->records++;
+	return 0;
+}
+
+int pex_export_batch(const pex_config *cfg,
+		     const struct pex_batch_subject *subjects, size_t n,
+		     int allow_partial, pex_progress_fn progress,
+		     void *progress_data, json_t **summaries)
+{
+	const json_t *sources = json_object_get(pex_config_root(cfg),
+						"sources");
+	size_t nsrc = json_array_size(sources), i, k;
+	struct pex_precollected *pre = NULL;
+	const struct pex_precollected **per = NULL;
+	char **paths = NULL, **errors = NULL, *work = NULL, *tmp = NULL;
+	json_t **warns = NULL;
+	int rc = 0, any_failed = 0, any_partial = 0;
+
+	*summaries = json_array();
+	if (!n)
+		return 0;
+	pre = calloc(nsrc * n + 1, sizeof(*pre));
+	per = calloc(nsrc + 1, sizeof(*per));
+	paths = calloc(nsrc * n + 1, sizeof(*paths));
+	errors = calloc(nsrc + 1, sizeof(*errors));
+	warns = calloc(nsrc + 1, sizeof(*warns));
+	tmp = strdup(subjects[0].out_path);
+	if (!pre || !per || !paths || !errors || !warns || !tmp) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	{
+		struct pex_buf w = PEX_BUF_INIT(8192);
+
+		pex_buf_printf(&w, "%s/.portex-batch-XXXXXX", dirname(tmp));
+		work = pex_buf_detach(&w);
+	}
+	if (!work || !mkdtemp(work)) {
+		rc = pex_error_set(PEX_EIO, "cannot make a work folder beside "
+				   "%s: %s", subjects[0].out_path,
+				   strerror(errno));
+		free(work);
+		work = NULL;
+		goto cleanup;
+	}
+
+	/* one pass per batch-capable source, spooling each subject's
+	 * records */
+	for (i = 0; i < nsrc; i++) {
+		json_t *s = json_array_get(sources, i);
+		const char *cname = json_string_value(json_object_get(s,
+							       "collector"));
+		const struct pex_collector *col = pex_collector_find(cname);
+		struct pex_identity_set *sets = NULL;
+		struct spool *sp = NULL;
+		void **data = NULL;
+		struct pex_source *src = NULL;
+		size_t ignored;
+
+		if (!col || !col->collect_batch ||
+		    json_is_false(json_object_get(s, "enabled")))
+			continue;
+		sets = calloc(n, sizeof(*sets));
+		sp = calloc(n, sizeof(*sp));
+		data = calloc(n, sizeof(*data));
+		rc = sets && sp && data ? 0
+			: pex_error_set(PEX_ENOMEM, "out of memory");
+		for (k = 0; !rc && k < n; k++) {
+			char name[64];
+
+			snprintf(name, sizeof(name), "s%zu-%zu.spool", i, k);
+			{
+				struct pex_buf pb = PEX_BUF_INIT(8192);
+
+				pex_buf_printf(&pb, "%s/%s", work, name);
+				paths[i * n + k] = pex_buf_detach(&pb);
+			}
+			sets[k].items = calloc(subjects[k].identities.count +
+					       1, sizeof(*sets[k].items));
+			if (!paths[i * n + k] || !sets[k].items) {
+				rc = pex_error_set(PEX_ENOMEM,
+						   "out of memory");
+				break;
+			}
+			select_identities(s, &subjects[k].identities, 0,
+					  &sets[k], &ignored);
+			sp[k].f = fopen(paths[i * n + k], "wb");
+			sp[k].ids = &sets[k];
+			pex_buf_init(&sp[k].line, 512u << 20);
+			data[k] = &sp[k];
+			if (!sp[k].f)
+				rc = pex_error_set(PEX_EIO, "cannot write %s: "
+						   "%s", paths[i * n + k],
+						   strerror(errno));
+		}
+		if (!rc) {
+			const char *sid = json_string_value(
+				json_object_get(s, "id"));
+
+			if (progress)
+				progress(progress_data, sid, 0, 0);
+			rc = pex_source_new(&src, sid, cname,
+					    json_object_get(s, "options"),
+					    pex_config_dir(cfg));
+			if (!rc)
+				rc = pex_source_collect_batch(src, sets, n,
+							      spool_emit,
+							      data);
+			if (progress)
+				progress(progress_data, sid, 0, 1);
+			if (rc) {
+				errors[i] = strdup(pex_error_last());
+				rc = 0;
+			}
+			if (src)
+				warns[i] = pex_source_warnings(src);
+		}
+		for (k = 0; k < n; k++) {
+			if (sp && sp[k].f && fclose(sp[k].f) && !rc &&
+			    !errors[i])
+				errors[i] = strdup("cannot write a spool "
+						   "file");
+			if (sp)
+				pex_buf_free(&sp[k].line);
+			if (sets)
+				free(sets[k].items);
+			pre[i * n + k].spool = paths[i * n + k];
+			pre[i * n + k].error = errors[i];
+			pre[i * n + k].warnings = warns[i];
+		}
+		pex_source_free(src);
+		free(sets);
+		free(sp);
+		free(data);
+		if (rc)
+			goto cleanup;
+	}
+
+	/* then each subject on its own, batch sources replayed */
+	for (k = 0; k < n; k++) {
+		struct pex_export_request req = { 0 };
+		json_t *sum = NULL;
+		int r;
+
+		for (i = 0; i < nsrc; i++)
+			per[i] = pre[i * n + k].spool ? &pre[i * n + k]
+						       : NULL;
+		req.cfg = cfg;
+		req.identities = &subjects[k].identities;
+		req.request_id = subjects[k].request_id;
+		req.out_path = subjects[k].out_path;
+		req.allow_partial = allow_partial;
+		req.progress = progress;
+		req.progress_data = progress_data;
+		req.pre = per;
+		r = pex_export(&req, &sum);
+		if (!sum)
+			sum = json_pack("{s:s}", "bundle", req.out_path);
+		if (subjects[k].request_id)
+			json_object_set_new(sum, "request_id",
+					    json_string(subjects[k].request_id));
+		json_object_set_new(sum, "result", json_string(
+			r < 0 ? "failed" : r == PEX_EXPORT_PARTIAL ? "partial"
+								  : "complete"));
+		if (r < 0) {
+			json_object_set_new(sum, "error",
+					    json_string(pex_error_last()));
+			any_failed = 1;
+		} else if (r == PEX_EXPORT_PARTIAL) {
+			any_partial = 1;
+		}
+		json_array_append_new(*summaries, sum);
+	}
+cleanup:
+	for (i = 0; paths && i < nsrc * n; i++) {
+		if (paths[i])
+			unlink(paths[i]);
+		free(paths[i]);
+	}
+	for (i = 0; i < nsrc; i++) {
+		if (errors)
+			free(errors[i]);
+		if (warns)
+			json_decref(warns[i]);
+	}
+	if (work)
+		rmdir(work);
+	free(work);
+	free(tmp);
+	free(paths);
+	free(errors);
+	free(warns);
+	free(pre);
+	free(per);
+	if (rc)
+		return rc;
+	return any_failed ? PEX_ERROR : any_partial ? PEX_EXPORT_PARTIAL : 0;
 }

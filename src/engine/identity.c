@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "core/timeutil.h"
 #include "portex/engine.h"
 #include "portex/error.h"
@@ -127,6 +128,15 @@ static int valid_type(const char *s, size_t len)
 	return 1;
 }
 
+/* 1 when s holds a C0 control character or DEL. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7F)
+			return 1;
+	return 0;
+}
+
 static int parse_window(struct pex_identity *id, const char *w)
 {
 	const char *slash = strchr(w, '/');
@@ -168,6 +178,13 @@ int pex_identity_parse(struct pex_identity *id, const char *text)
 		return pex_error_set(PEX_EINVALID,
 				     "identity longer than %d bytes",
 				     PEX_IDENTITY_MAX);
+	/* Checked before anything quotes text back in a message. Tab, LF
+	 * and CR pass pex_text_is_clean() but are refused in the value
+	 * below (surrounding white space is trimmed first). */
+	if (!pex_text_is_clean(text, strlen(text)))
+		return pex_error_set(PEX_EINVALID,
+				     "identity is not valid UTF-8 text or "
+				     "holds control characters");
 	if (!colon || !valid_type(text, (size_t)(colon - text)))
 		return pex_error_set(PEX_EINVALID,
 				     "identity \"%s\" must be TYPE:VALUE, e.g. "
@@ -190,6 +207,12 @@ int pex_identity_parse(struct pex_identity *id, const char *text)
 	if (!id->value[0]) {
 		rc = pex_error_set(PEX_EINVALID, "identity \"%s\" has no value",
 				   text);
+		goto fail;
+	}
+	if (has_control(id->value)) {
+		rc = pex_error_set(PEX_EINVALID,
+				   "identity of type %s holds control "
+				   "characters", id->type);
 		goto fail;
 	}
 	if (!strcmp(id->type, "ip")) {

@@ -93,12 +93,21 @@ void pex_source_warn(struct pex_source *src, const char *fmt, ...)
 	if (!pex_text_is_clean(msg, strlen(msg))) {
 		/* The message quoted source bytes; keep it printable. */
 		struct pex_buf b = PEX_BUF_INIT(4 * sizeof(msg));
+		size_t cut;
 
 		if (pex_text_sanitize(msg, strlen(msg), &b) < 0) {
 			pex_buf_free(&b);
 			return;
 		}
-		snprintf(msg, sizeof(msg), "%s", b.data);
+		/* Shorten at a character boundary: a cut U+FFFD would make
+		 * the key invalid UTF-8 and jansson would drop the
+		 * warning. */
+		cut = b.len < sizeof(msg) - 1 ? b.len : sizeof(msg) - 1;
+		while (cut && cut < b.len &&
+		       ((unsigned char)b.data[cut] & 0xC0) == 0x80)
+			cut--;
+		memcpy(msg, b.data, cut);
+		msg[cut] = '\0';
 		pex_buf_free(&b);
 	}
 	n = json_object_get(src->warnings, msg);
@@ -539,6 +548,26 @@ int pex_source_collect(struct pex_source *src,
 	char prefix[128];
 
 	/* name the source once, whoever produced the message */
+	snprintf(prefix, sizeof(prefix), "source %s:", src->id);
+	if (rc && strncmp(pex_error_last(), prefix, strlen(prefix)))
+		pex_error_wrap(rc, "source %s", src->id);
+	return rc;
+}
+
+int pex_source_collect_batch(struct pex_source *src,
+			     const struct pex_identity_set *subjects,
+			     size_t n, pex_emit_fn emit,
+			     void *const *emit_data)
+{
+	char prefix[128];
+	int rc;
+
+	if (!src->col->collect_batch)
+		return pex_error_set(PEX_EUSAGE, "source %s: collector %s "
+				     "cannot collect in batch", src->id,
+				     src->col->name);
+	rc = src->col->collect_batch(src, src->ctx, subjects, n, emit,
+				     emit_data);
 	snprintf(prefix, sizeof(prefix), "source %s:", src->id);
 	if (rc && strncmp(pex_error_last(), prefix, strlen(prefix)))
 		pex_error_wrap(rc, "source %s", src->id);
