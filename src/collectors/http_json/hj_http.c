@@ -1,0 +1,554 @@
+/*
+ * HTTP for the http_json collector: one libcurl easy handle per source,
+ * reused for every request so the connection stays open.
+ *
+ * Every response body is read into a bounded buffer (max_response_bytes;
+ * a Content-Length over it is refused before the body is read, a body
+ * that grows past it is cut off) and must be JSON with a JSON media type.
+ * Faults that a later attempt may not meet (5xx, 429, timeouts, refused
+ * or dropped connections) are retried with exponential backoff, or after
+ * the server's Retry-After (capped by max_retry_after_ms); the rest fail
+ * at once. Messages name the method and path only: the query carries the
+ * subject's email and the headers carry the credentials.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "collectors/http_json/hj.h"
+#include "portex/error.h"
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+	struct hj_http *h = ud;
+	size_t len = size * n;
+
+	if ((long long)(h->body.len + len) > h->o.max_response_bytes ||
+	    pex_buf_append(&h->body, data, len)) {
+		h->oversize = 1;
+		return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+	}
+	return len;
+}
+
+static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
+{
+	char *s = NULL;
+	char *copy;
+
+	if (curl_url_get(u, part, &s, flags) != CURLUE_OK)
+		return NULL;
+	copy = strdup(s);
+	curl_free(s);
+	return copy;
+}
+
+/* scheme, host (lower case) and port of an absolute URL. */
+static int origin_of(const char *url, char **scheme, char **host,
+		     char **port)
+{
+	CURLU *u = curl_url();
+	int rc = PEX_EINVALID;
+
+	*scheme = *host = *port = NULL;
+	if (!u)
+		return PEX_ENOMEM;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		goto cleanup;
+	*scheme = url_part(u, CURLUPART_SCHEME, 0);
+	*host = url_part(u, CURLUPART_HOST, 0);
+	*port = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+	if (!*scheme || !*host || !*port)
+		goto cleanup;
+	for (char *p = *host; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	rc = 0;
+cleanup:
+	if (rc) {
+		free(*scheme);
+		free(*host);
+		free(*port);
+		*scheme = *host = *port = NULL;
+	}
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int hj_http_same_origin(const struct hj_http *h, const char *url)
+{
+	char *s, *host, *port;
+	int same;
+
+	if (origin_of(url, &s, &host, &port))
+		return 0;
+	same = !strcmp(s, h->origin_scheme) && !strcmp(host, h->origin_host) &&
+	       !strcmp(port, h->origin_port);
+	free(s);
+	free(host);
+	free(port);
+	return same;
+}
+
+char *hj_url_resolve(const char *base, const char *ref)
+{
+	CURLU *u = curl_url();
+	char *out = NULL;
+
+	if (!u)
+		return NULL;
+	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)
+		out = url_part(u, CURLUPART_URL, 0);
+	curl_url_cleanup(u);
+	if (out && strlen(out) > HJ_URL_MAX) {
+		free(out);
+		out = NULL;
+	}
+	return out;
+}
+
+/* The path of url for messages; never the query or credentials. */
+static void path_of(const char *url, char *buf, size_t size)
+{
+	CURLU *u = curl_url();
+	char *p = NULL;
+
+	snprintf(buf, size, "(unparseable URL)");
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PATH, &p, 0) == CURLUE_OK)
+		snprintf(buf, size, "%s", p);
+	curl_free(p);
+	curl_url_cleanup(u);
+}
+
+static int set_auth(struct hj_http *h)
+{
+	const struct hj_http_opts *o = &h->o;
+	struct pex_buf line = PEX_BUF_INIT(HJ_URL_MAX);
+	struct curl_slist *l;
+	int rc = 0;
+
+	switch (o->auth) {
+	case HJ_AUTH_NONE:
+		return 0;
+	case HJ_AUTH_BEARER:
+		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		curl_easy_setopt(h->curl, CURLOPT_XOAUTH2_BEARER, o->token);
+		return 0;
+	case HJ_AUTH_BASIC:
+		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(h->curl, CURLOPT_USERNAME, o->user);
+		curl_easy_setopt(h->curl, CURLOPT_PASSWORD,
+				 o->password ? o->password : "");
+		return 0;
+	case HJ_AUTH_HEADER:
+		rc = pex_buf_printf(&line, "%s: %s", o->header_name, o->token);
+		if (rc)
+			goto cleanup;
+		l = curl_slist_append(h->headers, line.data);
+		if (!l) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		h->headers = l;
+		break;
+	}
+cleanup:
+	if (line.data)
+		explicit_bzero(line.data, line.len);
+	pex_buf_free(&line);
+	return rc;
+}
+
+int hj_http_open(struct hj_http *h, struct pex_source *src,
+		 const struct hj_http_opts *o)
+{
+	struct curl_slist *l;
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	h->o = *o;
+	h->src = src;
+	pex_buf_init(&h->body, (size_t)o->max_response_bytes + 1);
+	rc = origin_of(o->base_url, &h->origin_scheme, &h->origin_host,
+		       &h->origin_port);
+	if (rc)
+		return pex_error_set(PEX_EINVALID, "base_url is not an "
+				     "absolute URL");
+	if (strcmp(h->origin_scheme, "https") &&
+	    strcmp(h->origin_scheme, "http"))
+		return pex_error_set(PEX_EINVALID, "base_url must be http or "
+				     "https, not %s", h->origin_scheme);
+	/* loopback traffic never leaves the machine */
+	if (!strcmp(h->origin_scheme, "http") && o->auth != HJ_AUTH_NONE &&
+	    strcmp(h->origin_host, "127.0.0.1") &&
+	    strcmp(h->origin_host, "localhost") &&
+	    strcmp(h->origin_host, "[::1]"))
+		pex_source_log(src, PEX_LOG_WARN, "credentials are sent "
+			       "without TLS (base_url is http://)");
+	h->curl = curl_easy_init();
+	if (!h->curl)
+		return pex_error_set(PEX_ENOMEM, "cannot create a curl "
+				     "handle");
+	l = curl_slist_append(NULL, "Accept: application/json");
+	if (!l)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	h->headers = l;
+	rc = set_auth(h);
+	if (rc)
+		return rc;
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "portex/" PEX_VERSION);
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, o->max_redirects);
+	/* credentials never follow a redirect to another host */
+	curl_easy_setopt(h->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
+			 o->connect_timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)o->max_response_bytes);
+	curl_easy_setopt(h->curl, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER,
+			 o->tls_verify ? 1L : 0L);
+	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST,
+			 o->tls_verify ? 2L : 0L);
+	if (o->ca_file)
+		curl_easy_setopt(h->curl, CURLOPT_CAINFO, o->ca_file);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
+	return 0;
+}
+
+void hj_http_close(struct hj_http *h)
+{
+	struct curl_slist *l;
+
+	if (!h)
+		return;
+	if (h->curl)
+		curl_easy_cleanup(h->curl);
+	for (l = h->headers; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(h->headers);
+	pex_buf_free(&h->body);
+	free(h->origin_scheme);
+	free(h->origin_host);
+	free(h->origin_port);
+	memset(h, 0, sizeof(*h));
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* application/json, or any type with the +json suffix (RFC 6839). */
+static int is_json_type(const char *ct)
+{
+	size_t n;
+	const char *semi;
+
+	if (!ct)
+		return 0;
+	semi = strchr(ct, ';');
+	n = semi ? (size_t)(semi - ct) : strlen(ct);
+	while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if (n == 16 && !strncasecmp(ct, "application/json", 16))
+		return 1;
+	return n > 5 && !strncasecmp(ct + n - 5, "+json", 5) &&
+	       !strncasecmp(ct, "application/", 12);
+}
+
+/*
+ * The rel="next" target of one Link header value (RFC 8288):
+ * `<uri>; rel="next"; ..., <uri2>; rel=prev`. Returns a new string with
+ * the URI as written, or NULL.
+ */
+static char *link_next(const char *v)
+{
+	const char *p = v;
+	int entries = 0;
+
+	while (*p && entries++ < HJ_LINK_TARGETS_MAX) {
+		const char *lt, *gt, *end;
+		int is_next = 0;
+
+		lt = strchr(p, '<');
+		if (!lt)
+			return NULL;
+		gt = strchr(lt, '>');
+		if (!gt)
+			return NULL;
+		/* parameters run to the next comma outside quotes */
+		end = gt + 1;
+		{
+			int quoted = 0;
+
+			while (*end && (quoted || *end != ',')) {
+				if (*end == '"')
+					quoted = !quoted;
+				end++;
+			}
+		}
+		for (const char *q = gt + 1; q < end; q++) {
+			const char *val;
+			size_t vlen;
+
+			if (strncasecmp(q, "rel", 3))
+				continue;
+			val = q + 3;
+			while (val < end && *val == ' ')
+				val++;
+			if (val >= end || *val != '=')
+				continue;
+			val++;
+			while (val < end && *val == ' ')
+				val++;
+			if (val < end && *val == '"')
+				val++;
+			/* rel may hold several space-separated types */
+			while (val < end && *val != '"' && *val != ';') {
+				vlen = strcspn(val, " \";,");
+				if (vlen == 4 && !strncasecmp(val, "next", 4))
+					is_next = 1;
+				val += vlen;
+				while (val < end && *val == ' ')
+					val++;
+			}
+			break;
+		}
+		if (is_next)
+			return strndup(lt + 1, (size_t)(gt - lt - 1));
+		p = *end ? end + 1 : end;
+	}
+	return NULL;
+}
+
+/* The absolute URL of the response's Link rel="next", or NULL. */
+static char *find_next(struct hj_http *h, const char *url, int *bad)
+{
+	struct curl_header *hdr;
+	size_t i, amount = 1;
+	char *eff = NULL;
+
+	*bad = 0;
+	for (i = 0; i < amount; i++) {
+		char *ref;
+		char *abs;
+
+		if (curl_easy_header(h->curl, "Link", i, CURLH_HEADER, -1,
+				     &hdr) != CURLHE_OK)
+			return NULL;
+		amount = hdr->amount;
+		ref = link_next(hdr->value);
+		if (!ref)
+			continue;
+		curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff);
+		abs = hj_url_resolve(eff ? eff : url, ref);
+		free(ref);
+		if (!abs)
+			*bad = 1;
+		return abs;
+	}
+	return NULL;
+}
+
+/* What to do after one attempt. */
+enum outcome { DONE, RETRY, FAIL };
+
+static enum outcome classify(struct hj_http *h, CURLcode cc, long status,
+			     const char *what, long *wait_ms, int *code,
+			     char *why, size_t whysz)
+{
+	curl_off_t ra = -1;
+
+	*code = PEX_EIO;
+	switch (cc) {
+	case CURLE_OK:
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		snprintf(why, whysz, "%s: no complete response within %ld ms",
+			 what, h->o.timeout_ms);
+		return RETRY;
+	case CURLE_COULDNT_CONNECT:
+		snprintf(why, whysz, "%s: cannot connect to %s port %s "
+			 "(connection refused or unreachable)", what,
+			 h->origin_host, h->origin_port);
+		return RETRY;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		snprintf(why, whysz, "%s: cannot resolve host %s", what,
+			 h->origin_host);
+		return RETRY;
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		snprintf(why, whysz, "%s: connection dropped: %s", what,
+			 curl_easy_strerror(cc));
+		return RETRY;
+	case CURLE_FILESIZE_EXCEEDED:
+	case CURLE_WRITE_ERROR:
+		if (cc == CURLE_FILESIZE_EXCEEDED || h->oversize) {
+			*code = PEX_ELIMIT;
+			snprintf(why, whysz, "%s: response larger than "
+				 "max_response_bytes (%lld)", what,
+				 h->o.max_response_bytes);
+			return FAIL;
+		}
+		snprintf(why, whysz, "%s: %s", what, curl_easy_strerror(cc));
+		return FAIL;
+	case CURLE_TOO_MANY_REDIRECTS:
+		*code = PEX_ELIMIT;
+		snprintf(why, whysz, "%s: more than %ld redirects (a "
+			 "redirect loop?)", what, h->o.max_redirects);
+		return FAIL;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CONNECT_ERROR:
+		snprintf(why, whysz, "%s: TLS failed: %s", what,
+			 curl_easy_strerror(cc));
+		return FAIL;
+	default:
+		snprintf(why, whysz, "%s: %s", what, curl_easy_strerror(cc));
+		return FAIL;
+	}
+	if (status >= 200 && status < 300)
+		return DONE;
+	if (status == 429 || status == 503) {
+		curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &ra);
+		if (ra > 0) {
+			long long ms = (long long)ra * 1000;
+
+			if (ms > h->o.max_retry_after_ms)
+				ms = h->o.max_retry_after_ms;
+			*wait_ms = (long)ms;
+		}
+		if (ra > 0)
+			snprintf(why, whysz,
+				 "%s: HTTP %ld, Retry-After %lld s", what,
+				 status, (long long)ra);
+		else
+			snprintf(why, whysz, "%s: HTTP %ld", what, status);
+		return RETRY;
+	}
+	if (status >= 500) {
+		snprintf(why, whysz, "%s: HTTP %ld (server error)", what,
+			 status);
+		return RETRY;
+	}
+	if (status == 401 || status == 403) {
+		snprintf(why, whysz, "%s: HTTP %ld: the tracker refused the "
+			 "credentials", what, status);
+		return FAIL;
+	}
+	if (status == 404)
+		*code = PEX_ENOTFOUND;
+	if (status >= 300 && status < 400)
+		snprintf(why, whysz, "%s: HTTP %ld redirect without a usable "
+			 "Location", what, status);
+	else
+		snprintf(why, whysz, "%s: HTTP %ld", what, status);
+	return FAIL;
+}
+
+int hj_http_get(struct hj_http *h, const char *url, json_t **out,
+		char **next)
+{
+	char what[512], path[400], why[768] = "";
+	long attempt, status = 0;
+	int code = PEX_EIO;
+
+	*out = NULL;
+	if (next)
+		*next = NULL;
+	path_of(url, path, sizeof(path));
+	snprintf(what, sizeof(what), "GET %s", path);
+	if (strlen(url) > HJ_URL_MAX)
+		return pex_error_set(PEX_ELIMIT, "%s: URL longer than %d "
+				     "bytes", what, HJ_URL_MAX);
+	if (!hj_http_same_origin(h, url))
+		return pex_error_set(PEX_EINVALID, "%s: URL leaves the origin "
+				     "of base_url; refused", what);
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	for (attempt = 1;; attempt++) {
+		CURLcode cc;
+		long wait_ms;
+		enum outcome oc;
+
+		pex_buf_reset(&h->body);
+		h->oversize = 0;
+		h->requests++;
+		cc = curl_easy_perform(h->curl);
+		status = 0;
+		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		wait_ms = h->o.backoff_ms << (attempt - 1 < 16 ? attempt - 1
+							      : 16);
+		if (wait_ms > HJ_BACKOFF_CAP_MS || wait_ms < 0)
+			wait_ms = HJ_BACKOFF_CAP_MS;
+		oc = classify(h, cc, status, what, &wait_ms, &code, why,
+			      sizeof(why));
+		if (oc == DONE)
+			break;
+		if (oc == FAIL)
+			return pex_error_set(code, "%s", why);
+		if (attempt >= h->o.max_attempts)
+			return pex_error_set(code, "%s; gave up after %ld "
+					     "attempts", why, attempt);
+		pex_source_log(h->src, PEX_LOG_WARN, "%s; retrying in %ld ms "
+			       "(attempt %ld of %ld)", why, wait_ms,
+			       attempt + 1, h->o.max_attempts);
+		h->retries++;
+		sleep_ms(wait_ms);
+	}
+	{
+		char *ct = NULL;
+		json_error_t err;
+		int bad = 0;
+
+		curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct);
+		if (!is_json_type(ct))
+			return pex_error_set(PEX_EINVALID, "%s: HTTP %ld with "
+					     "content type %.80s, not JSON",
+					     what, status,
+					     ct ? ct : "(none)");
+		*out = json_loadb(h->body.data ? h->body.data : "",
+				  h->body.len, 0, &err);
+		if (!*out)
+			return pex_error_set(PEX_EINVALID,
+					     "%s: malformed JSON "
+					     "(%zu bytes) at line %d column "
+					     "%d: %s", what, h->body.len,
+					     err.line, err.column, err.text);
+		if (next) {
+			*next = find_next(h, url, &bad);
+			if (bad) {
+				json_decref(*out);
+				*out = NULL;
+				return pex_error_set(PEX_EINVALID, "%s: "
+						     "unusable Link rel=next",
+						     what);
+			}
+		}
+	}
+	/* A page can be megabytes; keep the memory of the largest only
+	 * while it is needed. */
+	if (h->body.cap > (1u << 20)) {
+		pex_buf_free(&h->body);
+		pex_buf_init(&h->body, (size_t)h->o.max_response_bytes + 1);
+	}
+	return 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * The bundle writer on its own: records in, a sealed zip out, read back
+ * with libzip and checked with pex_bundle_verify(); and the failures that
+ * must leave nothing behind.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <zip.h>
+
+#include "portex/bundle.h"
+#include "portex/error.h"
+
+static char dir[] = "/tmp/pex-bundle-test-XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[256];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *path(const char *name)
+{
+	static char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return p;
+}
+
+/* Entries in dir other than the given files. */
+static int dir_entries(void)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static json_t *contact(int i, const char *note)
+{
+	char id[32];
+
+	snprintf(id, sizeof(id), "crm:%d", i);
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:[s], s:{s:s}}",
+			 "id", id, "source", "crm", "matched_by", "type",
+			 "email", "value", "alice@example.com", "emails",
+			 "alice@example.com", "extra", "notes", note);
+}
+
+static json_t *envelope(void)
+{
+	return json_pack(
+		"{s:s, s:s, s:s, s:b, s:{s:s, s:s}, s:{s:s, s:s},"
+		" s:{s:[{s:s, s:s}]}, s:[], s:[{s:s, s:s, s:s, s:s, s:i}],"
+		" s:[]}",
+		"schema", "urn:portex:bundle:1",
+		"bundle_id", "6f1c2a3e-1111-4222-8333-444455556666",
+		"generated_at", "2026-11-24T10:00:00Z", "complete", 1,
+		"engine", "name", "portex", "version", "test",
+		"controller", "name", "Test Ltd", "contact", "privacy@test",
+		"subject", "identities", "type", "email", "value",
+		"alice@example.com", "categories", "sources", "id", "crm",
+		"collector", "sql", "category", "contact", "status", "ok",
+		"records", 3, "warnings");
+}
+
+static json_t *read_json(zip_t *za, const char *name)
+{
+	zip_stat_t st;
+	zip_file_t *zf;
+	char *buf;
+	json_t *doc;
+
+	assert_int_equal(zip_stat(za, name, 0, &st), 0);
+	buf = malloc(st.size + 1);
+	zf = zip_fopen(za, name, 0);
+	assert_non_null(zf);
+	assert_int_equal(zip_fread(zf, buf, st.size), (zip_int64_t)st.size);
+	zip_fclose(zf);
+	doc = json_loadb(buf, st.size, 0, NULL);
+	free(buf);
+	assert_non_null(doc);
+	return doc;
+}
+
+static void test_seal_and_read_back(void **state)
+{
+	pex_bundle *b;
+	json_t *env = envelope(), *rec, *doc, *problems, *man;
+	const char *notes[] = { "plain", "<tag> & \"quotes\"",
+				"line\r\nbreak" };
+	zip_t *za;
+	int err, i;
+
+	(void)state;
+	assert_int_equal(pex_bundle_open(&b, path("a.zip"), NULL), 0);
+	for (i = 0; i < 3; i++) {
+		rec = contact(i, notes[i]);
+		assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec), 0);
+		json_decref(rec);
+	}
+	assert_int_equal(pex_bundle_count(b, PEX_REC_CONTACT), 3);
+	assert_int_equal(pex_bundle_seal(b, env), 0);
+	pex_bundle_free(b);
+	assert_int_equal(dir_entries(), 1); /* a.zip and nothing else */
+
+	za = zip_open(path("a.zip"), ZIP_RDONLY | ZIP_CHECKCONS, &err);
+	assert_non_null(za);
+	doc = read_json(za, "data/bundle.json");
+	assert_int_equal(json_array_size(json_object_get(doc, "contacts")),
+			 3);
+	for (i = 0; i < 3; i++)
+		assert_string_equal(json_string_value(json_object_get(
+			json_object_get(json_array_get(json_object_get(doc,
+			"contacts"), (size_t)i), "extra"), "notes")),
+			notes[i]);
+	man = read_json(za, "manifest.json");
+	assert_true(json_is_true(json_object_get(man, "complete")));
+	assert_true(json_array_size(json_object_get(man, "files")) >= 5);
+	json_decref(man);
+	json_decref(doc);
+	zip_close(za);
+
+	assert_int_equal(pex_bundle_verify(path("a.zip"), &problems), 0);
+	assert_int_equal(json_array_size(problems), 0);
+	json_decref(problems);
+	json_decref(env);
+	unlink(path("a.zip"));
+}
+
+static void test_invalid_record_is_an_error(void **state)
+{
+	pex_bundle *b;
+	json_t *rec = contact(1, "x");
+
+	(void)state;
+	json_object_del(rec, "matched_by");
+	assert_int_equal(pex_bundle_open(&b, path("b.zip"), NULL), 0);
+	assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec),
+			 PEX_EINVALID);
+	assert_non_null(strstr(pex_error_last(), "crm:1"));
+	assert_non_null(strstr(pex_error_last(), "matched_by"));
+	json_decref(rec);
+	/* a record of the wrong kind's shape */
+	rec = json_pack("{s:s}", "id", "x");
+	assert_int_equal(pex_bundle_add(b, PEX_REC_USAGE_EVENT, rec),
+			 PEX_EINVALID);
+	json_decref(rec);
+	pex_bundle_free(b);
+	assert_int_equal(dir_entries(), 0); /* nothing left behind */
+}
+
+static void test_unsealed_leaves_nothing(void **state)
+{
+	pex_bundle *b;
+	json_t *rec;
+	int i;
+
+	(void)state;
+	assert_int_equal(pex_bundle_open(&b, path("c.zip"), NULL), 0);
+	for (i = 0; i < 2000; i++) {
+		rec = contact(i, "some text to fill the sections");
+		assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec), 0);
+		json_decref(rec);
+	}
+	pex_bundle_free(b);
+	assert_int_equal(dir_entries(), 0);
+}
+
+static void test_bad_envelope_fails_seal(void **state)
+{
+	pex_bundle *b;
+	json_t *env = envelope(), *rec = contact(1, "x");
+
+	(void)state;
+	json_object_del(env, "controller");
+	assert_int_equal(pex_bundle_open(&b, path("d.zip"), NULL), 0);
+	assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec), 0);
+	assert_true(pex_bundle_seal(b, env) < 0);
+	assert_non_null(strstr(pex_error_last(), "controller"));
+	pex_bundle_free(b);
+	assert_int_equal(dir_entries(), 0);
+	json_decref(env);
+	json_decref(rec);
+}
+
+static void test_unwritable_and_folder(void **state)
+{
+	pex_bundle *b = NULL;
+
+	(void)state;
+	assert_true(pex_bundle_open(&b, "/nonexistent-dir/x.zip", NULL) < 0);
+	assert_null(b);
+	assert_non_null(strstr(pex_error_last(), "/nonexistent-dir"));
+	assert_true(pex_bundle_open(&b, dir, NULL) < 0);
+	assert_non_null(strstr(pex_error_last(), "folder"));
+}
+
+static void test_many_records_stream(void **state)
+{
+	pex_bundle *b;
+	json_t *env = envelope(), *rec, *problems;
+	int i;
+
+	(void)state;
+	assert_int_equal(pex_bundle_open(&b, path("e.zip"), NULL), 0);
+	for (i = 0; i < 60000; i++) {
+		rec = contact(i, "a note long enough to cross chunk borders");
+		assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec), 0);
+		json_decref(rec);
+	}
+	assert_int_equal(pex_bundle_seal(b, env), 0);
+	pex_bundle_free(b);
+	assert_int_equal(pex_bundle_verify(path("e.zip"), &problems), 0);
+	json_decref(problems);
+	json_decref(env);
+	unlink(path("e.zip"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_seal_and_read_back),
+		cmocka_unit_test(test_invalid_record_is_an_error),
+		cmocka_unit_test(test_unsealed_leaves_nothing),
+		cmocka_unit_test(test_bad_envelope_fails_seal),
+		cmocka_unit_test(test_unwritable_and_folder),
+		cmocka_unit_test(test_many_records_stream),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
