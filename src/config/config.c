@@ -120,8 +120,10 @@ static int on_error(const pex_schema_error *e, void *payload)
 	struct collect_errors *c = payload;
 	char *path;
 
+	/* Past the limit keep counting (not stopping) so that the
+	 * "(N more problems)" line tells the truth. */
 	if (c->count++ >= PEX_CONFIG_ERRORS_MAX)
-		return 1;
+		return 0;
 	path = pex_config_pointer_to_path(e->instance_path);
 	pex_buf_printf(&c->out, "%s%s:%d: %s: %s", c->out.len ? "\n" : "",
 		       c->cfg->path, pex_config_line(c->cfg, e->instance_path),
@@ -166,7 +168,8 @@ int pex_config_load(pex_config **out, const char *path)
 		if (ce.count > PEX_CONFIG_ERRORS_MAX)
 			pex_buf_printf(&ce.out, "\n(%d more problems)",
 				       ce.count - PEX_CONFIG_ERRORS_MAX);
-		rc = pex_error_set(PEX_EINVALID, "%s", ce.out.data);
+		rc = pex_error_set(PEX_EINVALID, "%s",
+				   ce.out.data ? ce.out.data : path);
 	} else if (rc < 0) {
 		pex_error_wrap(rc, "%s", path);
 	}

@@ -125,6 +125,14 @@ static int read_node(struct loader *l, yaml_event_t *ev, int depth,
 		return fail_at(l, &ev->start_mark, "nested too deeply");
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT:
+		/* "\0" in a quoted scalar: jansson would keep the NUL, and
+		 * every C string taken from the value later would end there
+		 * ("a.csv\0x" read as "a.csv"). */
+		if (memchr(ev->data.scalar.value, '\0',
+			   ev->data.scalar.length))
+			return fail_at(l, &ev->start_mark,
+				       "a value must not contain a NUL "
+				       "character");
 		node = scalar_value(ev);
 		if (!node)
 			return fail_at(l, &ev->start_mark,

@@ -16,21 +16,24 @@ void pex_buf_init(struct pex_buf *b, size_t max)
 	b->max = max;
 }
 
-static int grow(struct pex_buf *b, size_t need)
+/* Make room for add more bytes (and the NUL). b->len never exceeds
+ * b->max, so the test below cannot wrap around as b->len + add could. */
+static int grow(struct pex_buf *b, size_t add)
 {
-	size_t cap;
+	size_t cap, need;
 	char *p;
 
-	if (need > b->max)
+	if (add > b->max - b->len)
 		return pex_error_set(PEX_ELIMIT,
 				     "value longer than the limit of %zu bytes",
 				     b->max);
+	need = b->len + add;
 	if (need + 1 <= b->cap)
 		return 0;
 	cap = b->cap ? b->cap : 64;
-	while (cap < need + 1)
+	while (cap < need + 1 && cap <= b->max)
 		cap *= 2;
-	if (cap > b->max + 1)
+	if (cap > b->max + 1 || cap < need + 1)
 		cap = b->max + 1;
 	p = realloc(b->data, cap);
 	if (!p)
@@ -42,7 +45,7 @@ static int grow(struct pex_buf *b, size_t need)
 
 int pex_buf_append(struct pex_buf *b, const void *data, size_t len)
 {
-	int rc = grow(b, b->len + len);
+	int rc = grow(b, len);
 
 	if (rc)
 		return rc;
@@ -68,7 +71,7 @@ int pex_buf_printf(struct pex_buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return pex_error_set(PEX_ERROR, "format error");
-	rc = grow(b, b->len + (size_t)n);
+	rc = grow(b, (size_t)n);
 	if (rc)
 		return rc;
 	va_start(ap, fmt);

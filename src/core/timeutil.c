@@ -119,16 +119,25 @@ bad:
 
 int pex_duration_parse(const char *s, size_t len, long long *out)
 {
-	size_t p = 0;
+	/* Designators in the order ISO 8601 writes them, each at most once:
+	 * that keeps "P1D1D1D..." from summing past LLONG_MAX. */
+	static const char order[] = "WDHMS";
+	static const long long unit[] = { 7 * 86400LL, 86400, 3600, 60, 1 };
+	size_t p = 0, next = 0, k;
 	long long total = 0, v;
-	int in_time = 0, any = 0;
+	int in_time = 0, any = 0, time_any = 0;
+	const char *at;
+	char c;
 
 	if (!len || (s[0] != 'P' && s[0] != 'p'))
 		goto bad;
 	p = 1;
 	while (p < len) {
 		if (s[p] == 'T' || s[p] == 't') {
+			if (in_time)
+				goto bad;
 			in_time = 1;
+			next = 2; /* H, M, S may follow */
 			p++;
 			continue;
 		}
@@ -143,29 +152,21 @@ int pex_duration_parse(const char *s, size_t len, long long *out)
 		}
 		if (p >= len)
 			goto bad;
-		switch (s[p]) {
-		case 'W': case 'w':
-			if (in_time) goto bad;
-			total += v * 7 * 86400; break;
-		case 'D': case 'd':
-			if (in_time) goto bad;
-			total += v * 86400; break;
-		case 'H': case 'h':
-			if (!in_time) goto bad;
-			total += v * 3600; break;
-		case 'M': case 'm':
-			if (!in_time) goto bad;
-			total += v * 60; break;
-		case 'S': case 's':
-			if (!in_time) goto bad;
-			total += v; break;
-		default:
+		c = s[p] >= 'a' && s[p] <= 'z' ? s[p] - 'a' + 'A' : s[p];
+		at = c ? strchr(order, c) : NULL;
+		if (!at)
 			goto bad;
-		}
+		k = (size_t)(at - order);
+		/* W and D belong before T, H M S after it */
+		if (k < next || (k >= 2) != in_time)
+			goto bad;
+		next = k + 1;
+		total += v * unit[k];
 		any = 1;
+		time_any |= in_time;
 		p++;
 	}
-	if (!any)
+	if (!any || (in_time && !time_any))
 		goto bad;
 	*out = total;
 	return 0;
@@ -180,9 +181,23 @@ char *pex_time_format(time_t t, char buf[PEX_TIME_BUFSZ])
 	struct tm tm;
 	char tmp[80];
 
-	/* years outside 0..9999 cannot be written as RFC 3339 */
-	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099)
-		memset(&tm, 0, sizeof(tm)), tm.tm_year = 70, tm.tm_mday = 1;
+	/* Years outside 0..9999 cannot be written as RFC 3339: clamp to the
+	 * nearest end of that range rather than print a wrong date (a
+	 * window end of 1970 would read as ending before it starts). */
+	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099) {
+		memset(&tm, 0, sizeof(tm));
+		if (t < 0) {
+			tm.tm_year = -1900;
+			tm.tm_mday = 1;
+		} else {
+			tm.tm_year = 8099;
+			tm.tm_mon = 11;
+			tm.tm_mday = 31;
+			tm.tm_hour = 23;
+			tm.tm_min = 59;
+			tm.tm_sec = 59;
+		}
+	}
 	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02dZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec);

@@ -5,6 +5,7 @@
  */
 #include "portex/mapper.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,8 +174,10 @@ static int put_mapped(json_t *rec, const struct pex_mapping *e,
 			goto as_extra;
 		memcpy(tmp, c->value, c->len);
 		tmp[c->len] = '\0';
+		errno = 0;
 		n = strtoll(tmp, &end, 10);
-		if (*end || end == tmp)
+		/* out of range: strtoll would hand back LLONG_MAX */
+		if (*end || end == tmp || errno == ERANGE)
 			goto as_extra;
 		return json_object_set_new(rec, e->field->name,
 					   json_integer(n));

@@ -241,6 +241,119 @@ static void test_many_records_stream(void **state)
 	unlink(path("e.zip"));
 }
 
+
+static json_t *ticket_with(json_t *atts)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:[{s:s, s:o}], s:{}}",
+			 "id", "tracker:7", "source", "tracker", "matched_by",
+			 "type", "email", "value", "alice@example.com",
+			 "messages", "body_text", "see files", "attachments",
+			 atts, "extra");
+}
+
+static void test_attachments(void **state)
+{
+	static const char *const hostile[] = {
+		"../../etc/passwd", "C:\\evil\\x.exe", ".hidden",
+		"caf\xc3\xa9 r\xc3\xa9sum\xc3\xa9.pdf", "bad\xff\x01name",
+	};
+	char longname[301];
+	pex_bundle *b;
+	pex_bundle_file *f;
+	json_t *atts = json_array(), *att, *rec, *env = envelope(), *problems;
+	zip_t *za;
+	size_t i;
+	int err;
+
+	(void)state;
+	memset(longname, 'n', 300);
+	longname[300] = '\0';
+	assert_int_equal(pex_bundle_open(&b, path("f.zip"), NULL), 0);
+	for (i = 0; i < 6; i++) {
+		const char *name = i < 5 ? hostile[i] : longname;
+
+		assert_int_equal(pex_bundle_file_begin(b, "tracker_7", name,
+			"text/plain", 1000, &f), 0);
+		assert_int_equal(pex_bundle_file_write(f, "hello ", 6), 0);
+		assert_int_equal(pex_bundle_file_write(f, name,
+						       strlen(name)), 0);
+		assert_int_equal(pex_bundle_file_end(f, &att), 0);
+		json_array_append_new(atts, att);
+	}
+	/* over the limit: withheld with the reason */
+	assert_int_equal(pex_bundle_file_begin(b, "tracker_7", "big.bin",
+					       NULL, 4, &f), 0);
+	assert_int_equal(pex_bundle_file_write(f, "12345", 5), PEX_ELIMIT);
+	pex_bundle_file_withhold(f, "larger than the limit of 4 bytes", &att);
+	assert_string_equal(json_string_value(json_object_get(att,
+			    "withheld")), "larger than the limit of 4 bytes");
+	json_array_append_new(atts, att);
+
+	rec = ticket_with(atts);
+	assert_int_equal(pex_bundle_add(b, PEX_REC_TICKET, rec), 0);
+	pex_bundle_files_commit(b);
+	json_decref(rec);
+
+	/* a file whose record is not written does not stay */
+	assert_int_equal(pex_bundle_file_begin(b, "tracker_8", "orphan.txt",
+					       NULL, 100, &f), 0);
+	assert_int_equal(pex_bundle_file_end(f, &att), 0);
+	json_decref(att);
+	pex_bundle_files_drop_pending(b);
+
+	assert_int_equal(pex_bundle_seal(b, env), 0);
+	pex_bundle_free(b);
+
+	za = zip_open(path("f.zip"), ZIP_RDONLY | ZIP_CHECKCONS, &err);
+	assert_non_null(za);
+	for (i = 0; i < (size_t)zip_get_num_entries(za, 0); i++) {
+		const char *n = zip_get_name(za, i, 0);
+		const char *base;
+
+		assert_null(strstr(n, "orphan"));
+		if (strncmp(n, "attachments/", 12))
+			continue;
+		base = strrchr(n, '/') + 1;
+		assert_int_equal(strncmp(n, "attachments/tracker_7/", 22), 0);
+		assert_null(strstr(base, ".."));
+		assert_null(strchr(base, '\\'));
+		assert_null(strchr(base, ':'));
+		assert_true(strlen(base) <= 130);
+		assert_true(base[0] != '.');
+	}
+	zip_close(za);
+	assert_int_equal(pex_bundle_verify(path("f.zip"), &problems), 0);
+	json_decref(problems);
+	json_decref(env);
+	unlink(path("f.zip"));
+}
+
+static void test_safe_name_examples(void **state)
+{
+	pex_bundle *b;
+	pex_bundle_file *f;
+	json_t *att;
+
+	(void)state;
+	assert_int_equal(pex_bundle_open(&b, path("g.zip"), NULL), 0);
+	assert_int_equal(pex_bundle_file_begin(b, "../t", "../../etc/passwd",
+					       NULL, 10, &f), 0);
+	assert_int_equal(pex_bundle_file_end(f, &att), 0);
+	assert_string_equal(json_string_value(json_object_get(att, "path")),
+			    "attachments/__t/1-__.._etc_passwd");
+	assert_string_equal(json_string_value(json_object_get(att, "name")),
+			    "../../etc/passwd");
+	json_decref(att);
+	assert_int_equal(pex_bundle_file_begin(b, "../t", "", NULL, 10, &f),
+			 0);
+	assert_int_equal(pex_bundle_file_end(f, &att), 0);
+	assert_string_equal(json_string_value(json_object_get(att, "path")),
+			    "attachments/__t/2-file");
+	json_decref(att);
+	pex_bundle_free(b);
+	assert_int_equal(dir_entries(), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +363,8 @@ int main(void)
 		cmocka_unit_test(test_bad_envelope_fails_seal),
 		cmocka_unit_test(test_unwritable_and_folder),
 		cmocka_unit_test(test_many_records_stream),
+		cmocka_unit_test(test_attachments),
+		cmocka_unit_test(test_safe_name_examples),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
