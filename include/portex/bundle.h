@@ -57,6 +57,36 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope);
 void pex_bundle_free(pex_bundle *b);
 
 /*
+ * Attachment files (ticket attachments), streamed into the bundle at
+ * attachments/<group>/<n>-<name>. Both group and name are made safe by
+ * the writer: no path separators, no "..", no control characters,
+ * bounded length; the name the source gave is kept in the record.
+ * A file is written to the work folder while it arrives and is hashed on
+ * the way; it joins the zip and the manifest at seal time, unless it is
+ * dropped (pex_bundle_file_drop) because its record was not written.
+ */
+typedef struct pex_bundle_file pex_bundle_file;
+
+int pex_bundle_file_begin(pex_bundle *b, const char *group,
+			  const char *name, const char *media_type,
+			  unsigned long long max_bytes,
+			  pex_bundle_file **out);
+/* PEX_ELIMIT once the file would pass max_bytes (nothing is kept then:
+ * withhold it). */
+int pex_bundle_file_write(pex_bundle_file *f, const void *data, size_t len);
+/* Finish: *att (new) is {name, path, bytes, media_type, sha256} for the
+ * message's attachment list. f is consumed. */
+int pex_bundle_file_end(pex_bundle_file *f, json_t **att);
+/* Give up on the file: *att (new) is {name, withheld: reason}. f is
+ * consumed. */
+void pex_bundle_file_withhold(pex_bundle_file *f, const char *reason,
+			      json_t **att);
+/* Remove every attachment ended since the last call to
+ * pex_bundle_files_commit() (their record was dropped). */
+void pex_bundle_files_drop_pending(pex_bundle *b);
+void pex_bundle_files_commit(pex_bundle *b);
+
+/*
  * Check a sealed bundle as its receiver would, trusting nothing but the
  * zip: every file the manifest lists exists with its size and SHA-256,
  * no file is unlisted, every JSON and XML file meets the schema the

@@ -132,6 +132,34 @@ int pex_source_add_identity(struct pex_source *src, const char *type,
 			    time_t not_before, time_t not_after,
 			    int has_window);
 
+/* ---- attachment files ------------------------------------------------ */
+
+/*
+ * A file that belongs to a record (a ticket's attachment), streamed into
+ * the bundle as it is downloaded; collectors never write files themselves.
+ * group is the record's id within the source; name is the file's name as
+ * the source gives it (the engine makes the stored name safe). A file over
+ * max_bytes makes pex_attachment_write() return PEX_ELIMIT: withhold it
+ * with the reason. The JSON that end/withhold return (new reference) goes
+ * into the record's attachment list; the files of a record that the
+ * engine does not write are removed again.
+ */
+struct pex_attachment;
+
+/* PEX_EUSAGE when the source is not exporting into a bundle (a check, a
+ * batch pass): withhold the file then. */
+int pex_source_attachment_begin(struct pex_source *src, const char *group,
+				const char *name, const char *media_type,
+				unsigned long long max_bytes,
+				struct pex_attachment **out);
+int pex_attachment_write(struct pex_attachment *a, const void *data,
+			 size_t len);
+/* Consumes a; *att: {name, path, bytes, media_type, sha256}. */
+int pex_attachment_end(struct pex_attachment *a, json_t **att);
+/* Consumes a (NULL allowed); *att: {name, withheld: reason}. */
+void pex_attachment_withhold(struct pex_attachment *a, const char *name,
+			     const char *reason, json_t **att);
+
 /* ---- the descriptor -------------------------------------------------- */
 
 enum pex_opt_type {

@@ -24,6 +24,11 @@ int pex_source_new(struct pex_source **out, const char *id,
 int pex_source_collect(struct pex_source *src,
 		       const struct pex_identity_set *ids, pex_emit_fn emit,
 		       void *emit_data);
+/* The bundle the source's attachment files go to (borrowed; NULL:
+ * none). */
+struct pex_bundle;
+void pex_source_set_bundle(struct pex_source *src, struct pex_bundle *b);
+
 /* Calls collect_batch (the collector must have one). */
 int pex_source_collect_batch(struct pex_source *src,
 			     const struct pex_identity_set *subjects,

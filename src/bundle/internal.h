@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "core/buf.h"
 
 #define PEX_BUNDLE_NS "urn:portex:bundle:1"
@@ -42,5 +44,42 @@ int pex_xsd_push_feed(pex_xsd_push *p, const char *data, size_t len);
 /* End the document: 0 valid, 1 invalid (errors says why), < 0 failure. */
 int pex_xsd_push_finish(pex_xsd_push *p, struct pex_buf *errors);
 void pex_xsd_push_free(pex_xsd_push *p);
+
+/*
+ * Attachment files waiting for the seal (attach.c). Each ended file is
+ * pending until pex_att_commit() (its record was written) or
+ * pex_att_drop_pending() (it was not).
+ */
+struct pex_att_entry {
+	char *zip_name;   /* attachments/<group>/<n>-<name> */
+	char *file;       /* in the work folder */
+	char *media;
+	long long bytes;
+	char sha[65];
+};
+
+struct pex_att_store {
+	const char *workdir;
+	struct pex_att_entry *items;
+	size_t count;
+	size_t committed;  /* items[0, committed) are kept */
+	unsigned long long seq;
+	json_t *per_group; /* group -> files so far, for <n> */
+};
+
+struct pex_bundle_file;
+void pex_att_init(struct pex_att_store *s, const char *workdir);
+int pex_att_begin(struct pex_att_store *s, const char *group,
+		  const char *name, const char *media,
+		  unsigned long long max, struct pex_bundle_file **out);
+void pex_att_commit(struct pex_att_store *s);
+void pex_att_drop_pending(struct pex_att_store *s);
+void pex_att_free(struct pex_att_store *s);
+
+/* A name safe as one path component inside a zip, on every system that
+ * unpacks it: valid UTF-8, no separators or characters Windows refuses,
+ * no leading dot, no "..", at most max bytes; "file" when nothing is
+ * left. */
+int pex_safe_name(const char *in, size_t max, struct pex_buf *out);
 
 #endif

@@ -103,6 +103,7 @@ struct pex_bundle {
 	pex_schema_registry *reg;
 	pex_xsd *xsd;
 	struct worker w[FMT__COUNT];
+	struct pex_att_store att;
 	struct pex_buf jb;
 	int sealed;
 };
@@ -337,6 +338,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	}
 	b->workdir = work;
 	work = NULL;
+	pex_att_init(&b->att, b->workdir);
 	rc = pex_schemas_registry(&b->reg);
 	for (k = 0; !rc && k < PEX_REC__COUNT; k++) {
 		char id[128];
@@ -763,6 +765,7 @@ struct entry {
 	const char *data;   /* memory entry */
 	size_t len;
 	struct docfile *doc; /* or a data file */
+	const char *file;    /* or an attachment file */
 	int64_t bytes;
 	char sha[PEX_SHA256_HEX];
 };
@@ -880,6 +883,8 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		src = zip_source_function(za, doc_cb, z);
 		if (!src)
 			free(z);
+	} else if (e->file) {
+		src = zip_source_file(za, e->file, 0, -1);
 	} else {
 		src = zip_source_buffer(za, e->data, e->len, 0);
 	}
@@ -1076,8 +1081,8 @@ static int close_sections(pex_bundle *b)
 int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 {
 	struct docfile jd = { 0 }, xd = { 0 };
-	struct entry ents[64];
-	size_t n = 0, i, nschemas = 0;
+	struct entry *ents = NULL;
+	size_t n = 0, i, nschemas = 0, cap;
 	const struct pex_schema_file *sf;
 	struct hashjob hj = { 0 }, hx = { 0 };
 	char *names[64] = { 0 };
@@ -1089,7 +1094,13 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	zip_t *za = NULL;
 	int zerr;
 
-	memset(ents, 0, sizeof(ents));
+	pex_att_drop_pending(&b->att); /* files no written record names */
+	for (cap = 4, sf = pex_schema_files; sf->name; sf++)
+		cap++;
+	cap += b->att.committed;
+	ents = calloc(cap, sizeof(*ents));
+	if (!ents)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
 	rc = close_sections(b);
 	if (rc)
 		goto cleanup;
@@ -1159,7 +1170,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	for (sf = pex_schema_files; sf->name; sf++) {
 		size_t len = strlen(sf->name);
 
-		if (n + 2 >= sizeof(ents) / sizeof(ents[0])) {
+		if (nschemas >= sizeof(names) / sizeof(names[0])) {
 			rc = pex_error_set(PEX_ELIMIT, "too many schemas");
 			goto cleanup;
 		}
@@ -1178,6 +1189,15 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		if (rc)
 			goto cleanup;
 		n++;
+	}
+	for (i = 0; i < b->att.committed; i++) {
+		const struct pex_att_entry *a = &b->att.items[i];
+
+		ents[n++] = (struct entry){ .name = a->zip_name,
+					    .media = a->media,
+					    .file = a->file,
+					    .bytes = a->bytes };
+		memcpy(ents[n - 1].sha, a->sha, sizeof(a->sha));
 	}
 	readme = make_readme(envelope, ents, n);
 	if (!readme) {
@@ -1247,12 +1267,35 @@ cleanup:
 		free(names[i]);
 	doc_free(&jd);
 	doc_free(&xd);
+	free(ents);
 	json_decref(check);
 	json_decref(manifest);
 	free(manifest_text);
 	free(readme);
 	free(env_xml);
 	return rc;
+}
+
+int pex_bundle_file_begin(pex_bundle *b, const char *group,
+			  const char *name, const char *media_type,
+			  unsigned long long max_bytes,
+			  pex_bundle_file **out)
+{
+	*out = NULL;
+	if (b->sealed)
+		return pex_error_set(PEX_EUSAGE, "the bundle is sealed");
+	return pex_att_begin(&b->att, group, name, media_type, max_bytes,
+			     out);
+}
+
+void pex_bundle_files_commit(pex_bundle *b)
+{
+	pex_att_commit(&b->att);
+}
+
+void pex_bundle_files_drop_pending(pex_bundle *b)
+{
+	pex_att_drop_pending(&b->att);
 }
 
 void pex_bundle_free(pex_bundle *b)
@@ -1284,6 +1327,7 @@ void pex_bundle_free(pex_bundle *b)
 		}
 		pex_schema_free(b->schema[k]);
 	}
+	pex_att_free(&b->att);
 	if (b->workdir)
 		rmdir(b->workdir);
 	if (!b->sealed && b->tmp_path)

@@ -80,6 +80,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 
 	if (!json_is_object(record)) {
 		json_decref(record);
+		pex_bundle_files_drop_pending(r->bundle);
 		return pex_error_set(PEX_EUSAGE, "source %s emitted a record "
 				     "that is not an object", r->source_id);
 	}
@@ -89,6 +90,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	which = identity_index(r->given, mb);
 	if (which < 0) {
 		json_decref(record);
+		pex_bundle_files_drop_pending(r->bundle);
 		return pex_error_set(PEX_EINVALID,
 				     "source %s emitted a %s record not "
 				     "matched by any identity of the subject",
@@ -100,6 +102,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 		 * then (collectors credit the first identity that
 		 * matches, and the old ones come first) */
 		json_decref(record);
+		pex_bundle_files_drop_pending(r->bundle);
 		if (r->src)
 			pex_source_settle(r->src, 0);
 		return 0;
@@ -115,6 +118,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	if (kind != PEX_REC_USAGE_EVENT) {
 		if (json_object_get(r->seen, r->idbuf.data)) {
 			json_decref(record); /* found again by another id */
+			pex_bundle_files_drop_pending(r->bundle);
 			if (r->src)
 				pex_source_settle(r->src, 0);
 			return 0;
@@ -128,6 +132,10 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 		pex_source_settle(r->src, 1);
 	rc = pex_bundle_add(r->bundle, kind, record);
 	json_decref(record);
+	if (rc)
+		pex_bundle_files_drop_pending(r->bundle);
+	else
+		pex_bundle_files_commit(r->bundle);
 	if (rc == PEX_EIO || rc == PEX_ENOMEM)
 		r->fatal = 1; /* not the source's fault: stop the export */
 	if (rc)
@@ -419,6 +427,8 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 					      r.records, 0);
 			r.source_id = sid;
 			r.src = st[i].src;
+			if (st[i].src)
+				pex_source_set_bundle(st[i].src, r.bundle);
 			r.given = &given;
 			r.records = json_integer_value(json_object_get(
 				st[i].status, "records"));
@@ -427,6 +437,8 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 			else
 				rc = pex_source_collect(st[i].src, &given,
 							emit, &r);
+			/* files no written record names do not stay */
+			pex_bundle_files_drop_pending(r.bundle);
 			json_object_set_new(st[i].status, "records",
 					    json_integer((json_int_t)r.records));
 			if (req->progress)

@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/text.h"
+#include "portex/bundle.h"
 #include "portex/engine.h"
 #include "portex/error.h"
 
@@ -36,6 +37,11 @@ struct pex_source {
 	unsigned long long pending_values;
 	struct pex_identity_set found;
 	struct pex_buf text;
+	pex_bundle *bundle;      /* where attachment files go, or NULL */
+};
+
+struct pex_attachment {
+	pex_bundle_file *f;
 };
 
 const struct pex_collector *pex_collector_find(const char *name)
@@ -246,9 +252,19 @@ static int resolve_secret(const struct pex_source *src, const char *name,
 		while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 			rc = pex_buf_append(&b, chunk, n);
 		fclose(f);
+		if (rc)
+			pex_error_wrap(rc, "option '%s': secret file %s", name,
+				       path);
 		free(path);
 		if (rc)
 			goto cleanup;
+		/* a NUL would silently cut the secret short */
+		if (b.len && memchr(b.data, '\0', b.len)) {
+			rc = pex_error_set(PEX_EINVALID,
+					   "option '%s': secret file holds a "
+					   "NUL byte", name);
+			goto cleanup;
+		}
 		while (b.len && (b.data[b.len - 1] == '\n' ||
 				 b.data[b.len - 1] == '\r'))
 			b.data[--b.len] = '\0';
@@ -572,6 +588,67 @@ int pex_source_collect_batch(struct pex_source *src,
 	if (rc && strncmp(pex_error_last(), prefix, strlen(prefix)))
 		pex_error_wrap(rc, "source %s", src->id);
 	return rc;
+}
+
+void pex_source_set_bundle(struct pex_source *src, struct pex_bundle *b)
+{
+	src->bundle = b;
+}
+
+int pex_source_attachment_begin(struct pex_source *src, const char *group,
+				const char *name, const char *media_type,
+				unsigned long long max_bytes,
+				struct pex_attachment **out)
+{
+	struct pex_buf g = PEX_BUF_INIT(4096);
+	struct pex_attachment *a;
+	int rc;
+
+	*out = NULL;
+	if (!src->bundle)
+		return pex_error_set(PEX_EUSAGE, "attachment files are only "
+				     "kept when exporting one subject");
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	/* the source id keeps two sources' ticket 7 apart */
+	rc = pex_buf_printf(&g, "%s_%s", src->id, group);
+	if (!rc)
+		rc = pex_bundle_file_begin(src->bundle, g.data, name,
+					   media_type, max_bytes, &a->f);
+	pex_buf_free(&g);
+	if (rc) {
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+int pex_attachment_write(struct pex_attachment *a, const void *data,
+			 size_t len)
+{
+	return pex_bundle_file_write(a->f, data, len);
+}
+
+int pex_attachment_end(struct pex_attachment *a, json_t **att)
+{
+	int rc = pex_bundle_file_end(a->f, att);
+
+	free(a);
+	return rc;
+}
+
+void pex_attachment_withhold(struct pex_attachment *a, const char *name,
+			     const char *reason, json_t **att)
+{
+	if (a && a->f) {
+		pex_bundle_file_withhold(a->f, reason, att);
+	} else {
+		*att = json_pack("{s:s, s:s}", "name", name ? name : "",
+				 "withheld", reason);
+	}
+	free(a);
 }
 
 void pex_source_free(struct pex_source *src)

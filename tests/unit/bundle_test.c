@@ -340,7 +340,7 @@ static void test_safe_name_examples(void **state)
 					       NULL, 10, &f), 0);
 	assert_int_equal(pex_bundle_file_end(f, &att), 0);
 	assert_string_equal(json_string_value(json_object_get(att, "path")),
-			    "attachments/__t/1-__.._etc_passwd");
+			    "attachments/_._t/1-_._.__etc_passwd");
 	assert_string_equal(json_string_value(json_object_get(att, "name")),
 			    "../../etc/passwd");
 	json_decref(att);
@@ -348,7 +348,7 @@ static void test_safe_name_examples(void **state)
 			 0);
 	assert_int_equal(pex_bundle_file_end(f, &att), 0);
 	assert_string_equal(json_string_value(json_object_get(att, "path")),
-			    "attachments/__t/2-file");
+			    "attachments/_._t/2-file");
 	json_decref(att);
 	pex_bundle_free(b);
 	assert_int_equal(dir_entries(), 0);
