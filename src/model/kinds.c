@@ -33,6 +33,7 @@ static const struct pex_field ticket_fields[] = {
 	{ "requester", PEX_F_TEXT, NULL },
 	{ "assignee", PEX_F_TEXT, NULL },
 	{ "tags", PEX_F_LIST, NULL },
+	{ "messages", PEX_F_JSON, NULL },
 	{ NULL, 0, NULL }
 };
 

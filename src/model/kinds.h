@@ -14,6 +14,7 @@ enum pex_field_type {
 	PEX_F_TIME,   /* normalised to RFC 3339 UTC */
 	PEX_F_INT,
 	PEX_F_OBJECT, /* "a.b": members listed in sub */
+	PEX_F_JSON,   /* "a": the column holds JSON text (e.g. json_agg) */
 };
 
 struct pex_field {

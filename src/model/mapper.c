@@ -141,6 +141,9 @@ static const struct pex_mapping *lookup(const pex_mapper *m, const char *c)
 	return NULL;
 }
 
+static int put_json(json_t *rec, const struct pex_mapping *e,
+		    struct pex_source *src, const struct pex_cell *c);
+
 static int put_mapped(json_t *rec, const struct pex_mapping *e,
 		      struct pex_source *src, const struct pex_cell *c)
 {
@@ -199,6 +202,8 @@ static int put_mapped(json_t *rec, const struct pex_mapping *e,
 		return json_object_set_new(slot, e->member,
 					   pex_source_text(src, c->value,
 							   c->len));
+	case PEX_F_JSON:
+		return put_json(rec, e, src, c);
 	case PEX_F_TEXT:
 		return json_object_set_new(rec, e->field->name,
 					   pex_source_text(src, c->value,
@@ -209,6 +214,71 @@ as_extra:
 			"extra", c->name);
 	return json_object_set_new(json_object_get(rec, "extra"), c->name,
 				   pex_source_text(src, c->value, c->len));
+}
+
+/* Strings of a parsed JSON value pass through pex_source_text() like any
+ * other text from the source; returns the cleaned copy (new). */
+static json_t *clean_tree(struct pex_source *src, json_t *v, int depth)
+{
+	json_t *out, *child;
+	const char *key;
+	size_t i;
+
+	if (depth > 32)
+		return NULL;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return pex_source_text(src, json_string_value(v),
+				       json_string_length(v));
+	case JSON_OBJECT:
+		out = json_object();
+		json_object_foreach(v, key, child) {
+			json_t *c = clean_tree(src, child, depth + 1);
+
+			if (!c || json_object_set_new(out, key, c)) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	case JSON_ARRAY:
+		out = json_array();
+		json_array_foreach(v, i, child) {
+			json_t *c = clean_tree(src, child, depth + 1);
+
+			if (!c || json_array_append_new(out, c)) {
+				json_decref(out);
+				return NULL;
+			}
+		}
+		return out;
+	default:
+		return json_incref(v);
+	}
+}
+
+/* A column holding JSON text (a database's json_agg of child rows): the
+ * value lands in the field as structure; the record's schema then says
+ * whether its shape is right. Text that is not JSON stays in extra. */
+static int put_json(json_t *rec, const struct pex_mapping *e,
+		    struct pex_source *src, const struct pex_cell *c)
+{
+	json_error_t err;
+	json_t *v = json_loadb(c->value, c->len,
+			       JSON_DECODE_ANY | JSON_ALLOW_NUL, &err), *clean;
+
+	if (!v) {
+		pex_source_warn(src, "column '%s': value is not JSON; kept in "
+				"extra", c->name);
+		return json_object_set_new(json_object_get(rec, "extra"),
+					   c->name, pex_source_text(src,
+					   c->value, c->len));
+	}
+	clean = json_is_null(v) ? NULL : clean_tree(src, v, 0);
+	json_decref(v);
+	if (!clean)
+		return 0; /* null, or nested deeper than any model field */
+	return json_object_set_new(rec, e->field->name, clean);
 }
 
 int pex_mapper_build(const pex_mapper *m, struct pex_source *src,

@@ -406,6 +406,41 @@ static void test_no_fields_and_window(void **state)
 	pex_mapper_free(m);
 }
 
+
+/* A column holding JSON (a database's json_agg of a ticket's messages)
+ * lands as structure, its strings cleaned; text that is not JSON stays in
+ * extra with a warning. */
+static void test_json_column(void **state)
+{
+	struct fixture *f = *state;
+	pex_mapper *m = mapper_ok(PEX_REC_TICKET,
+				  "{\"msgs\": \"messages\"}");
+	static const char good[] =
+		"[{\"at\": \"2026-01-03T10:00:00Z\", \"body_text\": "
+		"\"VPN\\u0001 drops\"}, {\"body_text\": \"ok\"}]";
+	struct pex_cell cells[] = { { "msgs", good, sizeof(good) - 1 } };
+	struct pex_cell bad[] = { { "msgs", "[{not json", 10 } };
+	json_t *rec, *msgs;
+
+	assert_int_equal(pex_mapper_build(m, f->src, cells, 1, "7", &f->by,
+					  &rec), 0);
+	msgs = json_object_get(rec, "messages");
+	assert_int_equal(json_array_size(msgs), 2);
+	assert_string_equal(json_string_value(json_object_get(
+		json_array_get(msgs, 0), "body_text")), "VPN" FFFD " drops");
+	json_decref(rec);
+
+	assert_int_equal(pex_mapper_build(m, f->src, bad, 1, "8", &f->by,
+					  &rec), 0);
+	assert_null(json_object_get(rec, "messages"));
+	assert_string_equal(json_string_value(json_object_get(
+		json_object_get(rec, "extra"), "msgs")), "[{not json");
+	assert_true(warning_count(f->src, "column 'msgs': value is not "
+				  "JSON; kept in extra") >= 1);
+	json_decref(rec);
+	pex_mapper_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -416,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_nulls_and_empties),
 		cmocka_unit_test(test_unclean_text),
 		cmocka_unit_test(test_no_fields_and_window),
+		cmocka_unit_test(test_json_column),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
