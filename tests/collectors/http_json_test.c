@@ -396,6 +396,9 @@ static void test_zammad_privacy(void **state)
 
 /* ---- the Freshdesk preset on the corpus --------------------------------- */
 
+#define OFF_ORIGIN "the download URL is not on the tracker (the origin " \
+	"of base_url), so it was not fetched"
+
 static const char freshdesk_routes[] =
 	"{\"routes\": ["
 	"{\"path\": \"/api/v2/tickets\","
@@ -468,9 +471,11 @@ static void test_freshdesk_corpus(void **state)
 	assert_string_equal(str(m, "/attachments/0/media_type"), "text/plain");
 	assert_int_equal(json_integer_value(hj_pointer(m,
 				"/attachments/0/bytes")), 44115);
-	assert_string_equal(str(m, "/attachments/0/withheld"),
-			    "attachment download not supported yet");
+	/* the corpus's attachment_url is on Freshdesk's CDN host: the
+	 * credentials do not go there, so the file is withheld */
+	assert_string_equal(str(m, "/attachments/0/withheld"), OFF_ORIGIN);
 	assert_null(hj_pointer(m, "/attachments/0/path"));
+	assert_null(hj_pointer(m, "/attachments/0/attachment_url"));
 	m = hj_pointer(t, "/messages/1");
 	assert_string_equal(str(m, "/direction"), "internal");
 	assert_string_equal(str(m, "/body_text"), "This is a private note");
@@ -490,7 +495,17 @@ static void test_freshdesk_corpus(void **state)
 	/* the hostile name is recorded as the source gave it; no file is
 	 * written, no URL (with its token) is kept */
 	assert_string_equal(str(m, "/attachments/0/name"), "../../etc/passwd");
+	assert_string_equal(str(m, "/attachments/0/withheld"), OFF_ORIGIN);
 	assert_null(hj_pointer(m, "/attachments/0/attachment_url"));
+	{
+		char *dump = json_dumps(t, JSON_COMPACT);
+
+		assert_null(strstr(dump, "token=t"));
+		assert_null(strstr(dump, "cdn."));
+		free(dump);
+	}
+	assert_true(warned(&r, "without a usable download URL on the "
+			   "tracker were withheld"));
 	/* requests: email encoded, basic auth, Link followed */
 	assert_contains(str(log, "/0/query"),
 			"email=dummyname%40example.com&updated_since=");
@@ -960,9 +975,356 @@ static void test_config_errors(void **state)
 			  "must be http or https");
 	expect_init_error("{\"preset\": \"zammad\", \"max_attempts\": 0}",
 			  "'max_attempts' must be between 1 and 20");
+	expect_init_error("{\"preset\": \"zammad\", "
+			  "\"max_attachment_bytes\": 0}",
+			  "'max_attachment_bytes' must be between 1 and "
+			  "1099511627776");
+	expect_init_error("{\"preset\": \"zammad\", \"message_fields\": "
+			  "{\"attachments\": {\"list\": \"/a\", \"path\": "
+			  "\"/f/{file_id}\"}}}",
+			  "{file_id} has no value there");
+	expect_init_error("{\"preset\": \"freshdesk\", \"message_fields\": "
+			  "{\"attachments\": {\"list\": \"/a\", \"path\": "
+			  "\"/f/{id}\", \"url\": \"/u\"}}}",
+			  "give url or path, not both");
+	expect_init_error("{\"preset\": \"freshdesk\", \"initial_message\": "
+			  "{\"attachments\": {\"list\": \"/a\", \"url\": "
+			  "\"attachment_url\"}}}",
+			  "url must be a JSON Pointer");
+	expect_init_error("{\"preset\": \"zammad\", \"message_fields\": "
+			  "{\"attachments\": {\"list\": 3}}}",
+			  "must be a map with list");
 	expect_init_error("{\"preset\": \"zammad\", \"auth\": \"bearer\", "
 			  "\"auth_token\": \"${PEX_HJ_UNSET_VARIABLE}\"}",
 			  "PEX_HJ_UNSET_VARIABLE is not set");
+}
+
+/* ---- attachment files --------------------------------------------------- */
+
+/* Zammad articles with attachments, each with its download route. */
+static const char attachment_routes[] =
+	"{\"routes\": ["
+	"{\"path\": \"/api/v1/users/search\","
+	" \"file\": \"zammad/zammad_api_users_list_expand.json\"},"
+	"{\"path\": \"/api/v1/tickets/search\","
+	" \"file\": \"zammad/zammad_api_tickets_list_expand.json\"},"
+	"{\"path\": \"/api/v1/ticket_articles/by_ticket/1\", \"body\": ["
+	" {\"id\": 9, \"ticket_id\": 1, \"sender\": \"Customer\","
+	"  \"from\": \"Nicole Braun\", \"content_type\": \"text/plain\","
+	"  \"body\": \"see attached\", \"internal\": false,"
+	"  \"created_at\": \"2021-08-02T11:57:18Z\","
+	"  \"attachments\": ["
+	"   {\"id\": 11, \"filename\": \"report.pdf\", \"size\": \"10\","
+	"    \"preferences\": {\"Content-Type\": \"application/pdf\"}},"
+	"   {\"id\": 12, \"filename\": \"huge.iso\", \"size\": \"5000000\"},"
+	"   {\"id\": 13, \"filename\": \"../../etc/passwd\", \"size\": 3},"
+	"   {\"filename\": \"no-id.txt\"}]}]},"
+	"{\"path\": \"/api/v1/ticket_attachment/1/9/11\","
+	" \"data\": \"0123456789\"},"
+	"{\"path\": \"/api/v1/ticket_attachment/1/9/12\", \"data\": \"x\"},"
+	"{\"path\": \"/api/v1/ticket_attachment/1/9/13\", \"fault\": \"500\","
+	" \"data\": \"abc\"}]}";
+
+static size_t count_prefix(const json_t *log, const char *prefix)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < json_array_size(log); i++)
+		if (!strncmp(json_string_value(json_object_get(
+			     json_array_get(log, i), "path")), prefix,
+			     strlen(prefix)))
+			n++;
+	return n;
+}
+
+#define NO_BUNDLE "attachment files are only kept when exporting one " \
+	"subject"
+
+/* pex_source_new() gives no bundle (as a check or a batch pass): every
+ * attachment is withheld with a reason, nothing is downloaded, and the
+ * source stays ok. */
+static void test_attachments_without_bundle(void **state)
+{
+	static const char *const ids[] = { "email:nicole.braun@zammad.org",
+					   NULL };
+	struct server s;
+	struct run r;
+	const json_t *m, *a;
+	json_t *log;
+	char *dump;
+
+	(void)state;
+	setenv("PEX_HJ_TEST_TOKEN", "s3cr3t", 1);
+	server_start(&s, attachment_routes);
+	run(&r, &s, "{\"preset\": \"zammad\", \"max_attachment_bytes\": "
+		"1000000}", ids);
+	log = server_log(&s);
+	if (r.rc_new || r.rc_collect)
+		fail_msg("%s", r.err);
+	assert_int_equal(json_array_size(r.records), 1);
+	m = hj_pointer(json_array_get(r.records, 0), "/messages/0");
+	assert_non_null(m);
+	/* the message's own id stays in extra: the attachment spec reads
+	 * it only to build the URL */
+	assert_int_equal(json_integer_value(hj_pointer(m, "/extra/id")), 9);
+	assert_int_equal(json_array_size(json_object_get(m, "attachments")),
+			 4);
+	a = hj_pointer(m, "/attachments/0");
+	assert_string_equal(str(a, "/name"), "report.pdf");
+	assert_string_equal(str(a, "/withheld"), NO_BUNDLE);
+	assert_string_equal(str(a, "/media_type"), "application/pdf");
+	assert_int_equal(json_integer_value(json_object_get(a, "bytes")), 10);
+	assert_null(json_object_get(a, "path"));
+	assert_null(json_object_get(a, "sha256"));
+	a = hj_pointer(m, "/attachments/1");
+	assert_string_equal(str(a, "/name"), "huge.iso");
+	assert_string_equal(str(a, "/withheld"),
+			    "larger than the limit of 1000000 bytes");
+	assert_int_equal(json_integer_value(json_object_get(a, "bytes")),
+			 5000000);
+	a = hj_pointer(m, "/attachments/2");
+	assert_string_equal(str(a, "/name"), "../../etc/passwd");
+	assert_string_equal(str(a, "/withheld"), NO_BUNDLE);
+	a = hj_pointer(m, "/attachments/3");
+	assert_string_equal(str(a, "/name"), "no-id.txt");
+	assert_contains(str(a, "/withheld"), "no download URL: the "
+			"attachment lacks a value its download path needs");
+	assert_true(warned(&r, "larger than max_attachment_bytes were "
+			   "withheld"));
+	assert_true(warned(&r, "without a usable download URL"));
+	/* without a bundle no download is even started */
+	assert_int_equal(count_prefix(log, "/api/v1/ticket_attachment/"), 0);
+	dump = json_dumps(r.records, JSON_COMPACT);
+	assert_null(strstr(dump, "ticket_attachment"));
+	assert_null(strstr(dump, "http://"));
+	free(dump);
+	json_decref(log);
+	run_free(&r);
+
+	/* switched off */
+	run(&r, &s, "{\"preset\": \"zammad\", \"download_attachments\": "
+		"false}", ids);
+	if (r.rc_new || r.rc_collect)
+		fail_msg("%s", r.err);
+	m = hj_pointer(json_array_get(r.records, 0), "/messages/0");
+	assert_string_equal(str(m, "/attachments/0/withheld"),
+			    "attachment downloads are switched off "
+			    "(download_attachments: false)");
+	assert_string_equal(str(m, "/attachments/2/withheld"),
+			    "attachment downloads are switched off "
+			    "(download_attachments: false)");
+	run_free(&r);
+
+	/* a definition that says nothing about downloading */
+	run(&r, &s, "{\"preset\": \"zammad\", \"message_fields\": "
+		"{\"attachments\": {\"list\": \"/attachments\", \"name\": "
+		"\"/filename\"}}}", ids);
+	if (r.rc_new || r.rc_collect)
+		fail_msg("%s", r.err);
+	m = hj_pointer(json_array_get(r.records, 0), "/messages/0");
+	assert_string_equal(str(m, "/attachments/0/withheld"),
+			    "no download URL: the source definition gives "
+			    "none for attachments");
+	log = server_log(&s);
+	server_stop(&s);
+	assert_int_equal(count_prefix(log, "/api/v1/ticket_attachment/"), 0);
+	json_decref(log);
+	run_free(&r);
+}
+
+/* A sink that keeps the file in memory, for hj_http_download() on its
+ * own (the engine's attachment files need a bundle). */
+struct msink {
+	struct pex_buf b;
+	int restarts;
+	int fail_with;
+};
+
+static int msink_write(void *ud, const void *data, size_t len)
+{
+	struct msink *m = ud;
+
+	if (m->fail_with)
+		return pex_error_set(m->fail_with, "the sink is full");
+	return pex_buf_append(&m->b, data, len);
+}
+
+static int msink_restart(void *ud)
+{
+	struct msink *m = ud;
+
+	m->restarts++;
+	pex_buf_reset(&m->b);
+	return 0;
+}
+
+static const char download_routes[] =
+	"{\"routes\": ["
+	"{\"path\": \"/f/ok\", \"data\": \"hello, w\\u00f6rld\\n\","
+	" \"repeat\": 1000, \"content_type\": \"text/plain\","
+	" \"require_header\": {\"Authorization\": \"Token token=s3cr3t\"}},"
+	"{\"path\": \"/f/bin\", \"data_b64\": \"AAEC/f7/\", \"repeat\": 3},"
+	"{\"path\": \"/f/big_cl\", \"data\": \"x\", \"repeat\": 5000},"
+	"{\"path\": \"/f/big_stream\", \"data\": \"y\", \"repeat\": 300000,"
+	" \"no_length\": true},"
+	"{\"path\": \"/f/fail\", \"fault\": \"500\", \"data\": \"z\"},"
+	"{\"path\": \"/f/drop\", \"data\": \"abcdefgh\", \"repeat\": 1000,"
+	" \"fault\": \"drop_body\", \"fault_times\": 1},"
+	"{\"path\": \"/f/moved\", \"status\": 302, \"body\": {\"a\": 1},"
+	" \"headers\": {\"Location\": \"/f/bin\"}},"
+	"{\"path\": \"/f/loop\", \"fault\": \"redirect_loop\","
+	" \"data\": \"\"},"
+	"{\"path\": \"/j\", \"body\": {\"after\": \"download\"}}]}";
+
+/* Download path with a memory sink; returns the code, *too_large set. */
+static int fetch(struct hj_http *h, const struct server *s,
+		 const char *path, unsigned long long max,
+		 struct msink *m, int *too_large)
+{
+	struct hj_sink sink = { msink_write, msink_restart, m };
+	char url[256];
+
+	pex_buf_reset(&m->b);
+	m->restarts = 0;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s->port, path);
+	return hj_http_download(h, url, max, &sink, too_large);
+}
+
+static void test_download(void **state)
+{
+	struct server s;
+	struct pex_source *src = NULL;
+	struct hj_http h;
+	struct hj_http_opts o = { 0 };
+	struct msink m = { PEX_BUF_INIT(1 << 20), 0, 0 };
+	struct pex_buf want = PEX_BUF_INIT(1 << 20);
+	json_t *opts, *log, *doc = NULL;
+	char base[64], url[128];
+	int too_large, rc;
+	size_t i;
+
+	(void)state;
+	server_start(&s, download_routes);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
+	opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
+	assert_int_equal(pex_source_new(&src, "tracker", "http_json", opts,
+					NULL), 0);
+	o.base_url = base;
+	o.auth = HJ_AUTH_HEADER;
+	o.token = "Token token=s3cr3t";
+	o.header_name = "Authorization";
+	o.tls_verify = 1;
+	o.connect_timeout_ms = 5000;
+	o.timeout_ms = 20000;
+	o.max_response_bytes = 1 << 20;
+	o.max_attempts = 2;
+	o.backoff_ms = 10;
+	o.max_retry_after_ms = 1000;
+	o.max_redirects = 5;
+	assert_int_equal(hj_http_open(&h, src, &o), 0);
+
+	/* streamed whole, with the credentials; non-ASCII bytes intact */
+	assert_int_equal(fetch(&h, &s, "/f/ok", 1 << 20, &m, &too_large), 0);
+	for (i = 0; i < 1000; i++)
+		pex_buf_append(&want, "hello, w\xc3\xb6rld\n", 14);
+	assert_int_equal(m.b.len, want.len);
+	assert_memory_equal(m.b.data, want.data, want.len);
+	assert_int_equal(too_large, 0);
+	/* binary bytes, also after a redirect (whose body is dropped) */
+	assert_int_equal(fetch(&h, &s, "/f/moved", 100, &m, &too_large), 0);
+	assert_int_equal(m.b.len, 18);
+	assert_memory_equal(m.b.data, "\x00\x01\x02\xfd\xfe\xff"
+			    "\x00\x01\x02\xfd\xfe\xff"
+			    "\x00\x01\x02\xfd\xfe\xff", 18);
+	/* exactly at the limit is fine; one byte over is not */
+	assert_int_equal(fetch(&h, &s, "/f/bin", 18, &m, &too_large), 0);
+	assert_int_equal(fetch(&h, &s, "/f/bin", 17, &m, &too_large),
+			 PEX_ELIMIT);
+	assert_int_equal(too_large, 1);
+	/* over the limit by Content-Length: stopped before the body */
+	rc = fetch(&h, &s, "/f/big_cl", 1000, &m, &too_large);
+	assert_int_equal(rc, PEX_ELIMIT);
+	assert_int_equal(too_large, 1);
+	assert_string_equal(pex_error_last(),
+			    "larger than the limit of 1000 bytes");
+	assert_true(m.b.len <= 1000);
+	/* no Content-Length: stopped as the body passes the limit */
+	rc = fetch(&h, &s, "/f/big_stream", 100000, &m, &too_large);
+	assert_int_equal(rc, PEX_ELIMIT);
+	assert_int_equal(too_large, 1);
+	assert_true(m.b.len <= 100000);
+	/* 500 every time: retried, then a failure without the path; the
+	 * error page never reaches the sink */
+	rc = fetch(&h, &s, "/f/fail", 1000, &m, &too_large);
+	assert_true(rc < 0);
+	assert_int_equal(too_large, 0);
+	assert_string_equal(pex_error_last(), "attachment download: HTTP "
+			    "500 (server error); gave up after 2 attempts");
+	assert_int_equal(m.b.len, 0);
+	/* 404: at once */
+	rc = fetch(&h, &s, "/f/gone", 1000, &m, &too_large);
+	assert_int_equal(rc, PEX_ENOTFOUND);
+	assert_string_equal(pex_error_last(), "attachment download: "
+			    "HTTP 404");
+	/* a redirect loop */
+	rc = fetch(&h, &s, "/f/loop", 1000, &m, &too_large);
+	assert_int_equal(rc, PEX_ELIMIT);
+	assert_int_equal(too_large, 0);
+	assert_contains(pex_error_last(), "more than 5 redirects");
+	/* the connection drops mid-file: the sink starts again, and the
+	 * second attempt gives the whole file */
+	rc = fetch(&h, &s, "/f/drop", 1 << 20, &m, &too_large);
+	if (rc)
+		fail_msg("drop: %s", pex_error_last());
+	assert_int_equal(m.restarts, 1);
+	assert_int_equal(m.b.len, 8000);
+	assert_memory_equal(m.b.data, "abcdefghabcdefgh", 16);
+	/* the sink's own failure comes back as it is */
+	m.fail_with = PEX_EIO;
+	rc = fetch(&h, &s, "/f/bin", 100, &m, &too_large);
+	assert_int_equal(rc, PEX_EIO);
+	assert_string_equal(pex_error_last(), "the sink is full");
+	m.fail_with = 0;
+	/* another origin: refused without a request */
+	snprintf(url, sizeof(url), "http://localhost:%d/f/ok", s.port);
+	{
+		struct hj_sink sink = { msink_write, msink_restart, &m };
+
+		rc = hj_http_download(&h, url, 100, &sink, &too_large);
+	}
+	assert_int_equal(rc, PEX_EINVALID);
+	assert_contains(pex_error_last(), "not on the tracker");
+	/* JSON requests work as before on the same handle */
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/j", s.port);
+	assert_int_equal(hj_http_get(&h, url, &doc, NULL), 0);
+	assert_string_equal(str(doc, "/after"), "download");
+	json_decref(doc);
+
+	log = server_log(&s);
+	server_stop(&s);
+	assert_string_equal(str(log, "/0/path"), "/f/ok");
+	assert_string_equal(str(log, "/0/headers/accept"), "*/*");
+	assert_string_equal(str(log, "/0/headers/authorization"),
+			    "Token token=s3cr3t");
+	assert_int_equal(count_path(log, "/f/fail"), 2);
+	assert_int_equal(count_path(log, "/f/gone"), 1);
+	assert_int_equal(count_path(log, "/f/drop"), 2);
+	assert_int_equal(count_path(log, "/f/ok"), 1);
+	/* and the JSON request after them asked for JSON again */
+	{
+		const json_t *last = json_array_get(log,
+						    json_array_size(log) - 1);
+
+		assert_string_equal(str(last, "/path"), "/j");
+		assert_string_equal(str(last, "/headers/accept"),
+				    "application/json");
+	}
+	json_decref(log);
+	hj_http_close(&h);
+	pex_source_free(src);
+	json_decref(opts);
+	pex_buf_free(&m.b);
+	pex_buf_free(&want);
 }
 
 /* ---- helpers on their own ----------------------------------------------- */
@@ -1037,6 +1399,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_fault_redirect_loop, teardown),
 		cmocka_unit_test_teardown(test_fault_auth, teardown),
 		cmocka_unit_test_teardown(test_fault_refused, teardown),
+		cmocka_unit_test_teardown(test_attachments_without_bundle,
+					  teardown),
+		cmocka_unit_test_teardown(test_download, teardown),
 	};
 	char probe[4200];
 	int rc;

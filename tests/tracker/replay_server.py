@@ -11,7 +11,9 @@ Usage:
   replay_server.py --generate TICKETS,MESSAGES[,EMAIL] [--port N]
 
 It listens on 127.0.0.1 (port 0: any free port) and prints "PORT <n>" on
-its first line of stdout once it accepts connections.
+its first line of stdout once it accepts connections. It exits by itself
+when the process that started it is gone, so a test that dies cannot
+leave it running.
 
 A scenario is JSON: {"routes": [ROUTE, ...]}, a ROUTE being
   path           exact request path (no query), e.g. "/api/v1/users/search"
@@ -21,17 +23,28 @@ A scenario is JSON: {"routes": [ROUTE, ...]}, a ROUTE being
                  end: []), or by offset_param/limit_param when
                  offset_param is set; "link": true adds Link rel="next"
                  headers
+  data | data_b64  instead: a file's bytes (text sent as UTF-8, or
+                 base64), times "repeat" (default 1); content type
+                 application/octet-stream unless content_type says;
+                 "no_length": true sends no Content-Length (the end of
+                 the body is the end of the connection)
   status, content_type, headers   as sent (200, application/json)
   require_header {"Name": "value"}: 401 unless the request carries it
   fault          500 | 429 | 401 | slow | truncate | huge | huge_cl |
-                 html | redirect_loop
+                 html | redirect_loop | drop_body (a data route: half
+                 the bytes, then the connection closes)
   fault_times    only the first N requests of the route fail (default all)
   retry_after    Retry-After for 429 (default "1"); delay for slow (s)
+
+In JSON bodies the text @BASE@ becomes http://<Host header>, so a
+scenario can hold absolute URLs (Freshdesk's attachment_url) on the
+server's own port, which is not known before it starts.
 
 GET /__log returns every request seen so far (method, path, query,
 headers), so tests can count retries and check what was sent.
 """
 import argparse
+import base64
 import json
 import os
 import socket
@@ -55,6 +68,14 @@ class State:
 
 
 STATE = State()
+
+
+def file_bytes(spec):
+    if "data_b64" in spec:
+        data = base64.b64decode(spec["data_b64"])
+    else:
+        data = spec["data"].encode()
+    return data * int(spec.get("repeat", 1))
 
 
 def load_body(spec):
@@ -178,8 +199,27 @@ class Handler(BaseHTTPRequestHandler):
             return self.fault(fault, route)
         self.normal(route, q)
 
+    def send_file(self, route):
+        body = file_bytes(route)
+        ctype = route.get("content_type", "application/octet-stream")
+        if not route.get("no_length"):
+            return self.send(route.get("status", 200), body, ctype,
+                             route.get("headers"))
+        self.send_response(route.get("status", 200))
+        self.send_header("Content-Type", ctype)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return None
+
     def normal(self, route, q):
         headers = dict(route.get("headers", {}))
+        if "data" in route or "data_b64" in route:
+            return self.send_file(route)
         if "pages" in route:
             param = route.get("page_param", "page")
             page = int(q.get(param, ["1"])[0])
@@ -199,6 +239,8 @@ class Handler(BaseHTTPRequestHandler):
                 headers["Link"] = '<%s>; rel="next"' % target
         else:
             body = load_body(route)
+        body = body.replace(b"@BASE@", ("http://%s" % self.headers.get(
+            "Host", "")).encode())
         self.send(route.get("status", 200), body,
                   route.get("content_type",
                             "application/json; charset=utf-8"), headers)
@@ -229,6 +271,20 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if fault in ("huge", "huge_cl"):
             return self.huge(fault == "huge_cl")
+        if fault == "drop_body":
+            body = file_bytes(route)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            try:
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return None
         return self.send(500, b'{"error":"unknown fault"}')
 
     def huge(self, with_length):
@@ -264,6 +320,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, json.dumps(body, ensure_ascii=False).encode())
 
 
+def watch_parent():
+    """Exit once the parent is gone (we are re-parented)."""
+    parent = os.getppid()
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scenario")
@@ -282,6 +347,7 @@ def main():
                           parts[2] if len(parts) > 2 else "alice@example.com")
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
+    threading.Thread(target=watch_parent, daemon=True).start()
     print("PORT %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()

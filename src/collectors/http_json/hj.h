@@ -4,7 +4,8 @@
  *   hj_http.c     one libcurl easy handle per source: GET a URL and hand
  *                 back the parsed JSON, with timeouts, a size cap, TLS
  *                 checks, redirects, retries, 429 Retry-After and the
- *                 Link rel="next" of the response
+ *                 Link rel="next" of the response; or stream a file's
+ *                 body to a sink (attachments) under the same rules
  *   hj_map.c      JSON Pointer, URL templates, and the mapping of one
  *                 ticket (with its messages) into the ticket model
  *   hj_html.c     the text of an HTML body (libxml2's HTML parser)
@@ -58,7 +59,8 @@ struct hj_http_opts {
 
 struct hj_http {
 	CURL *curl;
-	struct curl_slist *headers;
+	struct curl_slist *headers;    /* JSON requests */
+	struct curl_slist *dl_headers; /* file downloads */
 	struct pex_buf body;
 	int oversize;            /* the body passed max_response_bytes */
 	struct hj_http_opts o;
@@ -86,6 +88,34 @@ void hj_http_close(struct hj_http *h);
  */
 int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		char **next);
+
+/*
+ * Where a download's body goes. write() gets the body of a 2xx response
+ * in pieces, never the body of an error page; a non-zero return stops
+ * the download and is handed back as it is. restart() is called before
+ * an attempt that follows one which already wrote part of the body (a
+ * connection dropped mid-file): the sink discards what it has.
+ */
+struct hj_sink {
+	int (*write)(void *ud, const void *data, size_t len);
+	int (*restart)(void *ud);
+	void *ud;
+};
+
+/*
+ * GET url (absolute, same origin as base_url) with the same credentials,
+ * TLS, timeouts, redirects and retries as hj_http_get(), streaming the
+ * body to sink; nothing is held in memory. A body longer than max_bytes
+ * (by its Content-Length, or as it arrives) stops the download with
+ * PEX_ELIMIT "larger than the limit of N bytes" and *too_large set
+ * (otherwise 0). Other failures after
+ * the retries give a negative code; the message never names the URL
+ * (download URLs can carry access tokens). A sink error is returned
+ * as the sink gave it.
+ */
+int hj_http_download(struct hj_http *h, const char *url,
+		     unsigned long long max_bytes, const struct hj_sink *sink,
+		     int *too_large);
 
 /* 1 when url (absolute) has the same scheme, host and port as the base
  * URL, 0 when not or when it does not parse. */
@@ -128,18 +158,33 @@ int hj_template_names(const char *tpl, json_t **out);
 void hj_spec_keys(const json_t *spec, json_t *keys);
 
 /*
+ * Called for each attachment of a message while a ticket is mapped.
+ * spec: the "attachments" spec; att: the source's attachment object;
+ * msg: the message object it belongs to. *entry holds, on entry, a new
+ * object {name, media_type?, bytes?} from the source's metadata; the
+ * callback replaces it (releasing the old one) with the entry the
+ * message lists: the stored file or the reason it is withheld. A
+ * non-zero return fails the ticket (and the source).
+ */
+typedef int (*hj_att_fn)(void *ud, const json_t *spec, const json_t *att,
+			 const json_t *msg, json_t **entry);
+
+/*
  * Build one ticket record. map: the merged definition ("fields",
  * "message_fields", "initial_message", "ignore"); ticket: the ticket
  * object; messages: array of message objects (may be NULL); id: the
  * ticket's id text; vars: template variables of this run (for direction
  * values like "{user_id}"); tkeys/mkeys: keys the mapping reads (they do
- * not go into extra). *out: new reference.
+ * not go into extra); att_fn (may be NULL: attachments are listed as
+ * withheld) and att_ud: what becomes of each attachment. *out: new
+ * reference.
  */
 int hj_map_ticket(struct pex_source *src, const json_t *map,
 		  const json_t *ticket, const json_t *messages,
 		  const char *id, const json_t *vars,
 		  const struct pex_identity *matched_by, const json_t *tkeys,
-		  const json_t *mkeys, json_t **out);
+		  const json_t *mkeys, hj_att_fn att_fn, void *att_ud,
+		  json_t **out);
 
 /* The readable text of an HTML fragment: text nodes in document order,
  * line breaks for <br> and block elements, <script>/<style> dropped,

@@ -10,8 +10,14 @@
  * the server's Retry-After (capped by max_retry_after_ms); the rest fail
  * at once. Messages name the method and path only: the query carries the
  * subject's email and the headers carry the credentials.
+ *
+ * Attachment files go through hj_http_download() on the same handle:
+ * the same credentials, TLS, timeouts, redirects, retries and origin
+ * rule, but the body streams to a sink under its own size limit and its
+ * messages name no path at all (a download URL can carry a token).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,12 +155,17 @@ static int set_auth(struct hj_http *h)
 		rc = pex_buf_printf(&line, "%s: %s", o->header_name, o->token);
 		if (rc)
 			goto cleanup;
+		/* JSON requests and file downloads carry the same
+		 * credentials */
 		l = curl_slist_append(h->headers, line.data);
+		if (l)
+			h->headers = l;
+		l = l ? curl_slist_append(h->dl_headers, line.data) : NULL;
 		if (!l) {
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		h->headers = l;
+		h->dl_headers = l;
 		break;
 	}
 cleanup:
@@ -198,6 +209,10 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	if (!l)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	h->headers = l;
+	l = curl_slist_append(NULL, "Accept: */*");
+	if (!l)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	h->dl_headers = l;
 	rc = set_auth(h);
 	if (rc)
 		return rc;
@@ -237,7 +252,10 @@ void hj_http_close(struct hj_http *h)
 		curl_easy_cleanup(h->curl);
 	for (l = h->headers; l; l = l->next)
 		explicit_bzero(l->data, strlen(l->data));
+	for (l = h->dl_headers; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
 	curl_slist_free_all(h->headers);
+	curl_slist_free_all(h->dl_headers);
 	pex_buf_free(&h->body);
 	free(h->origin_scheme);
 	free(h->origin_host);
@@ -465,6 +483,17 @@ static enum outcome classify(struct hj_http *h, CURLcode cc, long status,
 	return FAIL;
 }
 
+/* The wait before attempt + 1: backoff_ms doubled per attempt. */
+static long backoff(const struct hj_http *h, long attempt)
+{
+	long wait_ms = h->o.backoff_ms << (attempt - 1 < 16 ? attempt - 1
+							   : 16);
+
+	if (wait_ms > HJ_BACKOFF_CAP_MS || wait_ms < 0)
+		wait_ms = HJ_BACKOFF_CAP_MS;
+	return wait_ms;
+}
+
 int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		char **next)
 {
@@ -495,10 +524,7 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		cc = curl_easy_perform(h->curl);
 		status = 0;
 		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
-		wait_ms = h->o.backoff_ms << (attempt - 1 < 16 ? attempt - 1
-							      : 16);
-		if (wait_ms > HJ_BACKOFF_CAP_MS || wait_ms < 0)
-			wait_ms = HJ_BACKOFF_CAP_MS;
+		wait_ms = backoff(h, attempt);
 		oc = classify(h, cc, status, what, &wait_ms, &code, why,
 			      sizeof(why));
 		if (oc == DONE)
@@ -551,4 +577,139 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		pex_buf_init(&h->body, (size_t)h->o.max_response_bytes + 1);
 	}
 	return 0;
+}
+
+/* ---- file downloads ----------------------------------------------------- */
+
+struct dl {
+	struct hj_http *h;
+	const struct hj_sink *sink;
+	unsigned long long max;
+	unsigned long long got;  /* body bytes the sink took this attempt */
+	unsigned long long junk; /* bytes of an error page, dropped */
+	int over;
+	int sink_rc;
+};
+
+static size_t on_file(char *data, size_t size, size_t n, void *ud)
+{
+	struct dl *d = ud;
+	size_t len = size * n;
+	long status = 0;
+	int rc;
+
+	curl_easy_getinfo(d->h->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status >= 300) {
+		/* an error page (or a redirect's body): not the file */
+		d->junk += len;
+		if (d->junk > (unsigned long long)d->h->o.max_response_bytes) {
+			d->h->oversize = 1;
+			return 0;
+		}
+		return len;
+	}
+	if (len > d->max - d->got) {
+		d->over = 1;
+		return 0; /* stops the transfer: CURLE_WRITE_ERROR */
+	}
+	rc = d->sink->write(d->sink->ud, data, len);
+	if (rc) {
+		d->sink_rc = rc;
+		return 0;
+	}
+	d->got += len;
+	return len;
+}
+
+int hj_http_download(struct hj_http *h, const char *url,
+		     unsigned long long max_bytes, const struct hj_sink *sink,
+		     int *too_large)
+{
+	/* never the path: a download URL can carry an access token */
+	static const char what[] = "attachment download";
+	struct dl d = { h, sink, max_bytes, 0, 0, 0, 0 };
+	char why[768] = "";
+	long attempt, status = 0;
+	int code = PEX_EIO, rc = 0;
+
+	*too_large = 0;
+	if (strlen(url) > HJ_URL_MAX)
+		return pex_error_set(PEX_ELIMIT, "%s: URL longer than %d "
+				     "bytes", what, HJ_URL_MAX);
+	if (!hj_http_same_origin(h, url))
+		return pex_error_set(PEX_EINVALID, "%s: the URL is not on "
+				     "the tracker (the origin of base_url), "
+				     "so it was not fetched", what);
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->dl_headers);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_file);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &d);
+	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)(max_bytes > (unsigned long long)
+				      INT64_MAX ? INT64_MAX : max_bytes));
+	for (attempt = 1;; attempt++) {
+		CURLcode cc;
+		long wait_ms;
+		enum outcome oc;
+
+		if (d.got) {
+			/* part of the file arrived before the fault */
+			rc = sink->restart(sink->ud);
+			if (rc)
+				goto cleanup;
+			d.got = 0;
+		}
+		d.junk = 0;
+		d.over = 0;
+		h->oversize = 0;
+		h->requests++;
+		cc = curl_easy_perform(h->curl);
+		status = 0;
+		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (d.sink_rc) {
+			rc = d.sink_rc; /* the sink's message stands */
+			goto cleanup;
+		}
+		if (cc == CURLE_FILESIZE_EXCEEDED) {
+			/* Content-Length over the limit: only a file is
+			 * "too large"; an error page is judged by status */
+			if (status >= 200 && status < 300)
+				d.over = 1;
+			else
+				cc = CURLE_OK;
+		}
+		if (d.over) {
+			*too_large = 1;
+			rc = pex_error_set(PEX_ELIMIT, "larger than the limit "
+					   "of %llu bytes", max_bytes);
+			goto cleanup;
+		}
+		wait_ms = backoff(h, attempt);
+		oc = classify(h, cc, status, what, &wait_ms, &code, why,
+			      sizeof(why));
+		if (oc == DONE)
+			break;
+		if (oc == FAIL) {
+			rc = pex_error_set(code, "%s", why);
+			goto cleanup;
+		}
+		if (attempt >= h->o.max_attempts) {
+			rc = pex_error_set(code, "%s; gave up after %ld "
+					   "attempts", why, attempt);
+			goto cleanup;
+		}
+		pex_source_log(h->src, PEX_LOG_WARN, "%s; retrying in %ld ms "
+			       "(attempt %ld of %ld)", why, wait_ms,
+			       attempt + 1, h->o.max_attempts);
+		h->retries++;
+		sleep_ms(wait_ms);
+	}
+cleanup:
+	/* back to JSON requests */
+	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+			 (curl_off_t)h->o.max_response_bytes);
+	return rc;
 }

@@ -24,7 +24,7 @@
 
 #define HJ_VAR_NAME_MAX 64
 #define HJ_EXTRA_KEY_MAX 256 /* common.schema.json propertyNames */
-#define HJ_ATTACHMENT_WITHHELD "attachment download not supported yet"
+#define HJ_ATTACHMENT_NO_FN "attachment files are not downloaded here"
 
 const json_t *hj_pointer(const json_t *doc, const char *ptr)
 {
@@ -292,6 +292,14 @@ void hj_spec_keys(const json_t *spec, json_t *keys)
 			if (!strcmp(k, "values") || !strcmp(k, "default") ||
 			    !strcmp(k, "internal_when"))
 				continue;
+			/* an attachment spec points into each attachment
+			 * (and at the message's id only to build a URL):
+			 * of the message it reads just the list */
+			if (!strcmp(k, "attachments") && json_is_object(v)) {
+				hj_spec_keys(json_object_get(v, "list"),
+					     keys);
+				continue;
+			}
 			hj_spec_keys(v, keys);
 		}
 	}
@@ -304,6 +312,8 @@ struct mctx {
 	const json_t *vars;
 	struct pex_buf tmp;
 	struct pex_buf tmp2;
+	hj_att_fn att_fn;
+	void *att_ud;
 };
 
 /* Text of the value spec picks, translated by spec's "values". Returns
@@ -486,12 +496,47 @@ static int build_extra(struct mctx *m, const json_t *obj, const json_t *keys,
 	return 0;
 }
 
+/* The metadata of one attachment: {name, media_type?, bytes?}. */
+static int attachment_meta(struct mctx *m, const json_t *a,
+			   const json_t *spec, size_t i, json_t *att)
+{
+	const json_t *bytes;
+	int rc;
+
+	rc = pick_text(m, a, json_object_get(spec, "name"));
+	if (rc < 0)
+		return rc;
+	if (rc == 0 || !m->tmp.len) {
+		pex_buf_reset(&m->tmp);
+		rc = pex_buf_printf(&m->tmp, "attachment %zu", i + 1);
+		if (rc)
+			return rc;
+	}
+	if ((rc = set_text(m, att, "name", m->tmp.data, m->tmp.len)) ||
+	    (rc = map_text(m, att, "media_type", a,
+			   json_object_get(spec, "media_type"))))
+		return rc;
+	bytes = hj_pick(a, json_object_get(spec, "bytes"));
+	if (json_is_string(bytes)) {
+		char *end;
+		long long n = strtoll(json_string_value(bytes), &end, 10);
+
+		if (*json_string_value(bytes) && !*end && n >= 0)
+			json_object_set_new(att, "bytes", json_integer(n));
+	} else if (json_is_integer(bytes) && json_integer_value(bytes) >= 0) {
+		json_object_set_new(att, "bytes",
+				    json_incref((json_t *)bytes));
+	}
+	return 0;
+}
+
 static int map_attachments(struct mctx *m, json_t *msg, const json_t *obj,
 			   const json_t *spec)
 {
 	const json_t *list = hj_pick(obj, json_object_get(spec, "list"));
-	json_t *out;
+	json_t *out, *att = NULL;
 	size_t i;
+	int rc = 0;
 
 	if (!json_is_array(list) || !json_array_size(list))
 		return 0;
@@ -500,49 +545,39 @@ static int map_attachments(struct mctx *m, json_t *msg, const json_t *obj,
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	for (i = 0; i < json_array_size(list); i++) {
 		const json_t *a = json_array_get(list, i);
-		const json_t *bytes;
-		json_t *att = json_object();
-		int rc;
 
-		if (!att || json_array_append_new(out, att))
-			goto oom;
-		rc = pick_text(m, a, json_object_get(spec, "name"));
-		if (rc < 0)
-			goto fail;
-		if (rc == 0 || !m->tmp.len) {
-			pex_buf_reset(&m->tmp);
-			pex_buf_printf(&m->tmp, "attachment %zu", i + 1);
+		att = json_object();
+		if (!att) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
 		}
-		if (set_text(m, att, "name", m->tmp.data, m->tmp.len))
-			goto oom;
-		if (map_text(m, att, "media_type", a,
-			     json_object_get(spec, "media_type")))
-			goto oom;
-		bytes = hj_pick(a, json_object_get(spec, "bytes"));
-		if (json_is_string(bytes)) {
-			char *end;
-			long long n = strtoll(json_string_value(bytes), &end,
-					      10);
-
-			if (*json_string_value(bytes) && !*end && n >= 0)
-				json_object_set_new(att, "bytes",
-						    json_integer(n));
-		} else if (json_is_integer(bytes) &&
-			   json_integer_value(bytes) >= 0) {
-			json_object_set_new(att, "bytes", json_incref(
-					    (json_t *)bytes));
+		rc = attachment_meta(m, a, spec, i, att);
+		if (rc)
+			goto cleanup;
+		if (m->att_fn) {
+			/* the URL is read there and never copied here */
+			rc = m->att_fn(m->att_ud, spec, a, obj, &att);
+			if (rc)
+				goto cleanup;
+		} else if (json_object_set_new(att, "withheld", json_string(
+					       HJ_ATTACHMENT_NO_FN))) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
 		}
-		if (json_object_set_new(att, "withheld",
-					json_string(HJ_ATTACHMENT_WITHHELD)))
-			goto oom;
+		if (!att || json_array_append_new(out, att)) {
+			att = NULL;
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		att = NULL;
 	}
-	return json_object_set_new(msg, "attachments", out) ?
-	       pex_error_set(PEX_ENOMEM, "out of memory") : 0;
-oom:
-	pex_error_set(PEX_ENOMEM, "out of memory");
-fail:
+	if (json_object_set_new(msg, "attachments", out))
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+	out = NULL;
+cleanup:
+	json_decref(att);
 	json_decref(out);
-	return PEX_ENOMEM;
+	return rc;
 }
 
 /* "inbound", "outbound" or "internal" from a direction spec:
@@ -682,10 +717,11 @@ int hj_map_ticket(struct pex_source *src, const json_t *map,
 		  const json_t *ticket, const json_t *messages,
 		  const char *id, const json_t *vars,
 		  const struct pex_identity *matched_by, const json_t *tkeys,
-		  const json_t *mkeys, json_t **out)
+		  const json_t *mkeys, hj_att_fn att_fn, void *att_ud,
+		  json_t **out)
 {
 	struct mctx m = { src, vars, PEX_BUF_INIT(HJ_TEXT_MAX),
-			  PEX_BUF_INIT(HJ_TEXT_MAX) };
+			  PEX_BUF_INIT(HJ_TEXT_MAX), att_fn, att_ud };
 	const json_t *fields = json_object_get(map, "fields");
 	const json_t *mspec = json_object_get(map, "message_fields");
 	const json_t *ispec = json_object_get(map, "initial_message");

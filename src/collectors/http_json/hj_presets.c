@@ -15,6 +15,12 @@
  *            conversations; Link rel="next" pagination. The requester's
  *            email must be the identity.
  *
+ * Attachments: Zammad's come from GET /api/v1/ticket_attachment/
+ * {ticket_id}/{article_id}/{id}; Freshdesk's from each attachment's
+ * attachment_url, fetched only when it is on the tracker's own origin
+ * (Freshdesk's cloud serves them from a CDN host: those are withheld,
+ * since the credentials must not go there).
+ *
  * Neither preset sets credentials: Zammad takes `auth: header`,
  * `auth_header: Authorization`, `auth_token: "Token token=${ZAMMAD}"`
  * (or bearer for OAuth); Freshdesk takes `auth: basic` with the API key
@@ -62,7 +68,9 @@ static const char zammad[] =
 "  \"attachments\": {\"list\": \"/attachments\", \"name\": \"/filename\","
 "   \"media_type\": [\"/preferences/Content-Type\","
 "                  \"/preferences/Mime-Type\"],"
-"   \"bytes\": \"/size\"}}"
+"   \"bytes\": \"/size\", \"id\": \"/id\", \"message_id\": \"/id\","
+"   \"path\": \"/api/v1/ticket_attachment/{id}/{message_id}/"
+"{attachment_id}\"}}"
 "}";
 
 static const char freshdesk[] =
@@ -98,7 +106,8 @@ static const char freshdesk[] =
 "  \"direction\": \"inbound\","
 "  \"attachments\": {\"list\": \"/attachments\", \"name\": \"/name\","
 "   \"media_type\": \"/content_type\","
-"   \"bytes\": [\"/size\", \"/file_size\"]}},"
+"   \"bytes\": [\"/size\", \"/file_size\"],"
+"   \"url\": \"/attachment_url\"}},"
 " \"message_fields\": {"
 "  \"at\": \"/created_at\", \"from\": [\"/from_email\", \"/user_id\"],"
 "  \"body_text\": \"/body_text\", \"body_html\": \"/body\","
@@ -107,7 +116,8 @@ static const char freshdesk[] =
 "   \"internal\": \"/private\", \"internal_when\": true},"
 "  \"attachments\": {\"list\": \"/attachments\", \"name\": \"/name\","
 "   \"media_type\": \"/content_type\","
-"   \"bytes\": [\"/size\", \"/file_size\"]}}"
+"   \"bytes\": [\"/size\", \"/file_size\"],"
+"   \"url\": \"/attachment_url\"}}"
 "}";
 
 static const struct {

@@ -14,7 +14,10 @@
  * A ticket the search returned whose requester is someone else is not
  * emitted (a sloppy search must not leak another person's ticket); it is
  * counted in the warnings. Any HTTP or format fault fails the source:
- * there is no partial success that could look complete.
+ * there is no partial success that could look complete. The one
+ * exception is an attachment file: it is downloaded into the bundle
+ * (pex_source_attachment_begin) and, when it cannot be had, listed in
+ * its message as withheld with the reason (see on_attachment()).
  *
  * Ownership: the engine owns the option values in struct hj_ctx; init()
  * builds the merged definition and the HTTP handle and releases them on
@@ -32,6 +35,7 @@
 #include "portex/error.h"
 
 #define HJ_ID_MAX 1000 /* a ticket id longer than this is refused */
+#define HJ_ATTACHMENT_MAX (1LL << 40) /* highest max_attachment_bytes */
 
 struct hj_ctx {
 	/* options (engine-owned) */
@@ -64,6 +68,8 @@ struct hj_ctx {
 	long long retry_backoff_ms;
 	long long max_retry_after_ms;
 	long long max_redirects;
+	long long max_attachment_bytes;
+	int download_attachments;
 	/* state (init/fini) */
 	json_t *def;   /* the merged definition */
 	json_t *tkeys; /* ticket members the mapping reads */
@@ -135,6 +141,12 @@ static const struct pex_config_map hj_config[] = {
 	  OFF(max_retry_after_ms), "longest Retry-After wait honoured" },
 	{ PEX_OPT_INT, "max_redirects", "5", 0, OFF(max_redirects),
 	  "redirects followed per request" },
+	{ PEX_OPT_INT, "max_attachment_bytes", "26214400", 0,
+	  OFF(max_attachment_bytes),
+	  "largest attachment file kept; a larger one is withheld" },
+	{ PEX_OPT_BOOL, "download_attachments", "true", 0,
+	  OFF(download_attachments),
+	  "download attachment files into the bundle" },
 	{ .name = NULL },
 };
 
@@ -268,6 +280,36 @@ static int has_crlf(const char *s)
 	return s && strpbrk(s, "\r\n") != NULL;
 }
 
+/* An attachments spec: a list pointer, and the download as either url
+ * (a pointer to the attachment's URL) or path (a template on base_url
+ * with {id}, {message_id}, {attachment_id}). */
+static int check_attachments(struct hj_ctx *c, const char *what,
+			     const json_t *spec, const struct tpl_rule *r)
+{
+	const json_t *path = json_object_get(spec, "path");
+	const json_t *url = json_object_get(spec, "url");
+
+	if (!spec)
+		return 0;
+	if (!json_is_object(spec) || !is_pointer(json_object_get(spec,
+								   "list")))
+		return pex_error_set(PEX_EINVALID, "%s must be a map with "
+				     "list (a JSON Pointer)", what);
+	if (path && url)
+		return pex_error_set(PEX_EINVALID, "%s: give url or path, "
+				     "not both", what);
+	if (url && !is_pointer(url))
+		return pex_error_set(PEX_EINVALID, "%s.url must be a JSON "
+				     "Pointer to the attachment's URL", what);
+	if (path && (!json_is_string(path) ||
+		     json_string_value(path)[0] != '/'))
+		return pex_error_set(PEX_EINVALID, "%s.path must be a string "
+				     "starting with /", what);
+	if (path)
+		return check_template(c, what, json_string_value(path), r);
+	return 0;
+}
+
 static int check_options(struct pex_source *src, struct hj_ctx *c,
 			 struct hj_http_opts *o)
 {
@@ -286,7 +328,9 @@ static int check_options(struct pex_source *src, struct hj_ctx *c,
 			60000)) ||
 	    (rc = range("max_retry_after_ms", c->max_retry_after_ms, 0,
 			3600000)) ||
-	    (rc = range("max_redirects", c->max_redirects, 0, 50)))
+	    (rc = range("max_redirects", c->max_redirects, 0, 50)) ||
+	    (rc = range("max_attachment_bytes", c->max_attachment_bytes, 1,
+			HJ_ATTACHMENT_MAX)))
 		return rc;
 	o->base_url = c->base;
 	if (!strcmp(c->auth, "none")) {
@@ -359,7 +403,8 @@ static int check_definition(struct pex_source *src, struct hj_ctx *c)
 
 		if (!*t || strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_")
 			   != strlen(t) || !strcmp(t, "id") ||
-		    !strcmp(t, "identity")) {
+		    !strcmp(t, "identity") || !strcmp(t, "message_id") ||
+		    !strcmp(t, "attachment_id")) {
 			rc = pex_error_set(PEX_EINVALID, "identity_types: "
 					   "'%s' is not an identity type", t);
 			goto cleanup;
@@ -395,6 +440,17 @@ static int check_definition(struct pex_source *src, struct hj_ctx *c)
 		goto cleanup;
 	if (messages && !json_is_false(messages) &&
 	    (rc = check_request(c, "messages", messages, &r, 1)))
+		goto cleanup;
+	json_object_set_new(allowed, "message_id", json_false());
+	json_object_set_new(allowed, "attachment_id", json_false());
+	if ((rc = check_attachments(c, "message_fields.attachments",
+				    json_object_get(json_object_get(
+					    c->def, "message_fields"),
+					    "attachments"), &r)) ||
+	    (rc = check_attachments(c, "initial_message.attachments",
+				    json_object_get(json_object_get(
+					    c->def, "initial_message"),
+					    "attachments"), &r)))
 		goto cleanup;
 	if (!is_pointer(json_object_get(c->def, "ticket_id"))) {
 		rc = pex_error_set(PEX_EINVALID, "ticket_id must be a JSON "
@@ -534,6 +590,9 @@ struct run {
 	unsigned long long tickets;
 	unsigned long long refused;
 	unsigned long long users;
+	unsigned long long files_stored;
+	unsigned long long files_withheld;
+	const char *ticket_id; /* of the ticket being mapped */
 };
 
 typedef int (*item_fn)(struct run *r, const json_t *item, void *ud);
@@ -751,6 +810,256 @@ cleanup:
 	return ok;
 }
 
+/* ---- attachment files ------------------------------------------------- */
+
+/*
+ * Each attachment of a ticket the subject was found to own is downloaded
+ * (never before the requester check) and streamed into the bundle
+ * through pex_source_attachment_begin(); the message lists the stored
+ * file, or the reason it is not there. A file that cannot be had (over
+ * max_attachment_bytes, a URL off the tracker, a download that failed
+ * after its retries) is withheld with the reason and counted in the
+ * warnings; the source stays ok, since the ticket itself is complete
+ * and says what is missing. Only our own failures (writing the bundle,
+ * memory) fail the source. No download URL is ever copied into a record:
+ * such URLs often carry access tokens.
+ */
+
+#define HJ_WARN_FAILED "attachments that could not be downloaded were " \
+	"withheld (the message gives each reason)"
+#define HJ_WARN_LARGE "attachments larger than max_attachment_bytes were " \
+	"withheld"
+#define HJ_WARN_NO_URL "attachments without a usable download URL on " \
+	"the tracker were withheld"
+
+/* Replace *entry by the withheld entry of a (may be NULL), keeping the
+ * source's media_type and size. */
+static int withhold(struct run *r, struct pex_attachment *a, json_t **entry,
+		    const char *reason, const char *warning)
+{
+	const char *name = json_string_value(json_object_get(*entry,
+							     "name"));
+	json_t *res = NULL, *v;
+
+	pex_attachment_withhold(a, name, reason, &res);
+	if (!res)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	v = json_object_get(*entry, "media_type");
+	if (v && !json_object_get(res, "media_type"))
+		json_object_set(res, "media_type", v);
+	v = json_object_get(*entry, "bytes");
+	if (v && !json_object_get(res, "bytes"))
+		json_object_set(res, "bytes", v);
+	json_decref(*entry);
+	*entry = res;
+	r->files_withheld++;
+	if (warning)
+		pex_source_warn(r->src, "%s", warning);
+	return 0;
+}
+
+/* Text of the value at spec's member key (default "/id") in obj, as the
+ * template variable name; 0 when there is none. */
+static int set_id_var(struct run *r, const char *name, const json_t *obj,
+		      const json_t *spec, const char *key)
+{
+	const json_t *ptr = json_object_get(spec, key);
+	struct pex_buf t = PEX_BUF_INIT(HJ_ID_MAX + 1);
+	json_t *dflt = json_string("/id");
+	int rc = 0;
+
+	if (!dflt)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	if (!hj_scalar_text(hj_pick(obj, ptr ? ptr : dflt), &t) && t.len &&
+	    json_object_set_new(r->vars, name, json_stringn(t.data, t.len)))
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+	json_decref(dflt);
+	pex_buf_free(&t);
+	return rc;
+}
+
+/*
+ * The absolute download URL of att into url. Returns 0, 1 with *why set
+ * when there is no usable URL (the file is withheld), or < 0.
+ */
+static int attachment_url(struct run *r, const json_t *spec,
+			  const json_t *att, const json_t *msg,
+			  struct pex_buf *url, const char **why)
+{
+	const json_t *path = json_object_get(spec, "path");
+	const json_t *uspec = json_object_get(spec, "url");
+	struct pex_buf base = PEX_BUF_INIT(HJ_URL_MAX + 2);
+	char *abs = NULL;
+	int rc = 0;
+
+	pex_buf_reset(url);
+	*why = NULL;
+	if (json_is_string(path)) {
+		if ((rc = set_id_var(r, "message_id", msg, spec,
+				     "message_id")) ||
+		    (rc = set_id_var(r, "attachment_id", att, spec, "id")))
+			goto cleanup;
+		if (build_url(r, spec, url)) {
+			pex_error_clear();
+			*why = "no download URL: the attachment lacks a "
+			       "value its download path needs";
+			rc = 1;
+		}
+		goto cleanup;
+	}
+	if (!uspec) {
+		*why = "no download URL: the source definition gives none "
+		       "for attachments";
+		rc = 1;
+		goto cleanup;
+	}
+	path = hj_pick(att, uspec);
+	if (!json_is_string(path) || !json_string_length(path) ||
+	    pex_buf_printf(&base, "%s/", r->c->base) ||
+	    !(abs = hj_url_resolve(base.data, json_string_value(path))) ||
+	    pex_buf_append(url, abs, strlen(abs))) {
+		pex_error_clear();
+		*why = "no download URL: the attachment has no usable URL";
+		rc = 1;
+	}
+cleanup:
+	json_object_del(r->vars, "message_id");
+	json_object_del(r->vars, "attachment_id");
+	free(abs);
+	pex_buf_free(&base);
+	return rc;
+}
+
+/* The sink of one download: the bundle's attachment file. */
+struct file_sink {
+	struct run *r;
+	const char *name;
+	const char *media;
+	unsigned long long max;
+	struct pex_attachment *a;
+	int failed; /* our side failed: the source fails */
+};
+
+static int sink_write(void *ud, const void *data, size_t len)
+{
+	struct file_sink *f = ud;
+	int rc = pex_attachment_write(f->a, data, len);
+
+	if (rc)
+		f->failed = 1;
+	return rc;
+}
+
+/* A connection dropped mid-file: start the file again. */
+static int sink_restart(void *ud)
+{
+	struct file_sink *f = ud;
+	json_t *gone = NULL;
+	int rc;
+
+	pex_attachment_withhold(f->a, f->name, "restarted", &gone);
+	json_decref(gone);
+	f->a = NULL;
+	rc = pex_source_attachment_begin(f->r->src, f->r->ticket_id, f->name,
+					 f->media, f->max, &f->a);
+	if (rc)
+		f->failed = 1;
+	return rc;
+}
+
+static int on_attachment(void *ud, const json_t *spec, const json_t *att,
+			 const json_t *msg, json_t **entry)
+{
+	struct run *r = ud;
+	struct hj_ctx *c = r->c;
+	struct file_sink f = { 0 };
+	struct hj_sink sink = { sink_write, sink_restart, &f };
+	struct pex_buf url = PEX_BUF_INIT(HJ_URL_MAX);
+	const json_t *declared = json_object_get(*entry, "bytes");
+	char reason[160], failure[800];
+	const char *why;
+	json_t *res = NULL;
+	int rc, too_large = 0;
+
+	f.r = r;
+	f.name = json_string_value(json_object_get(*entry, "name"));
+	f.media = json_string_value(json_object_get(*entry, "media_type"));
+	f.max = (unsigned long long)c->max_attachment_bytes;
+	snprintf(reason, sizeof(reason), "larger than the limit of %llu "
+		 "bytes", f.max);
+	if (!c->download_attachments) {
+		rc = withhold(r, NULL, entry, "attachment downloads are "
+			      "switched off (download_attachments: false)",
+			      NULL);
+		goto cleanup;
+	}
+	rc = attachment_url(r, spec, att, msg, &url, &why);
+	if (rc < 0)
+		goto cleanup;
+	if (!rc && !hj_http_same_origin(&c->http, url.data)) {
+		/* the credentials go to the tracker only */
+		why = "the download URL is not on the tracker (the origin of "
+		      "base_url), so it was not fetched";
+		rc = 1;
+	}
+	if (rc > 0) {
+		rc = withhold(r, NULL, entry, why, HJ_WARN_NO_URL);
+		goto cleanup;
+	}
+	if (json_is_integer(declared) &&
+	    (unsigned long long)json_integer_value(declared) > f.max) {
+		/* the tracker says so: no need to start the download */
+		rc = withhold(r, NULL, entry, reason, HJ_WARN_LARGE);
+		goto cleanup;
+	}
+	rc = pex_source_attachment_begin(r->src, r->ticket_id, f.name,
+					 f.media, f.max, &f.a);
+	if (rc == PEX_EUSAGE) {
+		/* no bundle to put it in (a check, a batch pass) */
+		snprintf(failure, sizeof(failure), "%s", pex_error_last());
+		rc = withhold(r, NULL, entry, failure, NULL);
+		goto cleanup;
+	}
+	if (rc)
+		goto cleanup;
+	rc = hj_http_download(&c->http, url.data, f.max, &sink, &too_large);
+	if (f.failed) {
+		pex_error_wrap(rc, "ticket %s: storing an attachment",
+			       r->ticket_id);
+		goto cleanup;
+	}
+	if (!rc) {
+		rc = pex_attachment_end(f.a, &res);
+		f.a = NULL;
+		if (rc)
+			goto cleanup;
+		json_decref(*entry);
+		*entry = res;
+		r->files_stored++;
+	} else if (too_large) {
+		/* the tracker's size was wrong: do not repeat it */
+		json_object_del(*entry, "bytes");
+		rc = withhold(r, f.a, entry, reason, HJ_WARN_LARGE);
+		f.a = NULL;
+	} else {
+		snprintf(failure, sizeof(failure), "%s", pex_error_last());
+		pex_source_log(r->src, PEX_LOG_WARN, "ticket %s: an "
+			       "attachment was withheld: %s", r->ticket_id,
+			       failure);
+		rc = withhold(r, f.a, entry, failure, HJ_WARN_FAILED);
+		f.a = NULL;
+	}
+cleanup:
+	if (f.a) {
+		json_t *gone = NULL;
+
+		pex_attachment_withhold(f.a, f.name, "", &gone);
+		json_decref(gone);
+	}
+	pex_buf_free(&url);
+	return rc;
+}
+
 static int on_ticket(struct run *r, const json_t *item, void *ud)
 {
 	const json_t *def = r->c->def;
@@ -817,8 +1126,10 @@ static int on_ticket(struct run *r, const json_t *item, void *ud)
 			goto cleanup;
 		}
 	}
+	r->ticket_id = id.data;
 	rc = hj_map_ticket(r->src, def, ticket, msgs, id.data, r->vars, r->id,
-			   r->c->tkeys, r->c->mkeys, &rec);
+			   r->c->tkeys, r->c->mkeys, on_attachment, r, &rec);
+	r->ticket_id = NULL;
 	if (rc)
 		goto cleanup;
 	json_object_set_new(r->seen, id.data, json_true());
@@ -917,9 +1228,10 @@ static int hj_collect(struct pex_source *src, void *ctx,
 		r.vars = NULL;
 	}
 	pex_source_log(src, PEX_LOG_INFO, "%llu tickets, %llu left out "
-		       "(requester not the subject), %llu requests, %llu "
-		       "retries", r.tickets, r.refused, c->http.requests,
-		       c->http.retries);
+		       "(requester not the subject), %llu attachment files "
+		       "stored, %llu withheld, %llu requests, %llu retries",
+		       r.tickets, r.refused, r.files_stored, r.files_withheld,
+		       c->http.requests, c->http.retries);
 	json_decref(r.seen);
 	return rc;
 }
