@@ -23,6 +23,8 @@ struct pex_bundle_file {
 	FILE *f;
 	char *file;
 	char *zip_name;
+	char *group;  /* safe folder name */
+	char *safe;   /* safe file name */
 	char *name;   /* as the source gave it (clean UTF-8) */
 	char *media;
 	unsigned long long max;
@@ -55,6 +57,24 @@ int pex_safe_name(const char *in, size_t max, struct pex_buf *out)
 		else
 			rc = pex_buf_append(out, in + i, n);
 		i += n;
+	}
+	/* Over the limit: keep the head and the extension, which says what
+	 * kind of file it is. */
+	if (!rc && i < len) {
+		const char *dot = strrchr(in, '.');
+		size_t ext = dot ? strlen(dot) : 0, cut;
+
+		if (ext > 1 && ext <= 16 && !strpbrk(dot, "/\\:*?\"<>|") &&
+		    pex_text_is_clean(dot, ext) && max > ext + 8) {
+			cut = max - ext;
+			if (out->len > cut)
+				out->len = cut;
+			while (out->len &&
+			       ((unsigned char)out->data[out->len] & 0xC0) ==
+			       0x80)
+				out->len--;
+			rc = pex_buf_append(out, dot, ext);
+		}
 	}
 	/* Windows drops trailing dots and spaces: make them visible */
 	while (!rc && out->len && (out->data[out->len - 1] == '.' ||
@@ -122,8 +142,6 @@ int pex_att_begin(struct pex_att_store *s, const char *group,
 	struct pex_buf n = PEX_BUF_INIT(4 * PEX_ATT_NAME_MAX);
 	struct pex_buf z = PEX_BUF_INIT(8192);
 	pex_bundle_file *f;
-	json_t *cnt;
-	long long k;
 	int rc;
 
 	*out = NULL;
@@ -142,14 +160,14 @@ int pex_att_begin(struct pex_att_store *s, const char *group,
 	if (!rc)
 		rc = pex_safe_name(f->name, PEX_ATT_NAME_MAX, &n);
 	if (!rc) {
-		cnt = json_object_get(s->per_group, g.data);
-		k = cnt ? json_integer_value(cnt) + 1 : 1;
-		json_object_set_new(s->per_group, g.data, json_integer(k));
-		rc = pex_buf_printf(&z, "attachments/%s/%lld-%s", g.data, k,
-				    n.data);
+		/* numbered when it is kept (pex_bundle_file_end), so
+		 * withheld files leave no gaps */
+		f->group = pex_buf_detach(&g);
+		f->safe = pex_buf_detach(&n);
+		rc = f->group && f->safe ? 0 : pex_error_set(PEX_ENOMEM,
+							     "out of memory");
 	}
 	if (!rc) {
-		f->zip_name = pex_buf_detach(&z);
 		pex_buf_printf(&z, "%s/att-%llu", s->workdir, ++s->seq);
 		f->file = pex_buf_detach(&z);
 		f->f = f->file ? fopen(f->file, "wb") : NULL;
@@ -196,6 +214,8 @@ static void file_free(pex_bundle_file *f, int unlink_file)
 	pex_sha256_free(f->h);
 	free(f->file);
 	free(f->zip_name);
+	free(f->group);
+	free(f->safe);
 	free(f->name);
 	free(f->media);
 	free(f);
@@ -223,6 +243,17 @@ int pex_bundle_file_end(pex_bundle_file *f, json_t **att)
 				     "limit must be withheld");
 	}
 	rc = pex_sha256_final(f->h, sha);
+	if (!rc) {
+		struct pex_buf z = PEX_BUF_INIT(8192);
+		json_t *cnt = json_object_get(s->per_group, f->group);
+		long long k = cnt ? json_integer_value(cnt) + 1 : 1;
+
+		json_object_set_new(s->per_group, f->group, json_integer(k));
+		rc = pex_buf_printf(&z, "attachments/%s/%lld-%s", f->group, k,
+				    f->safe);
+		f->zip_name = rc ? NULL : pex_buf_detach(&z);
+		pex_buf_free(&z);
+	}
 	if (!rc && fclose(f->f))
 		rc = pex_error_set(PEX_EIO, "cannot write %s", f->file);
 	f->f = NULL;

@@ -350,6 +350,26 @@ static void test_safe_name_examples(void **state)
 	assert_string_equal(json_string_value(json_object_get(att, "path")),
 			    "attachments/_._t/2-file");
 	json_decref(att);
+	/* a long name keeps its extension; a withheld file takes no number */
+	{
+		char name[310];
+		const char *p;
+
+		memset(name, 'q', 300);
+		memcpy(name + 300, ".pdf", 5);
+		assert_int_equal(pex_bundle_file_begin(b, "t", "skip.bin",
+						       NULL, 1, &f), 0);
+		pex_bundle_file_withhold(f, "too big", &att);
+		json_decref(att);
+		assert_int_equal(pex_bundle_file_begin(b, "t", name, NULL, 10,
+						       &f), 0);
+		assert_int_equal(pex_bundle_file_end(f, &att), 0);
+		p = json_string_value(json_object_get(att, "path"));
+		assert_int_equal(strncmp(p, "attachments/t/1-qqq", 19), 0);
+		assert_string_equal(p + strlen(p) - 4, ".pdf");
+		assert_true(strlen(strrchr(p, '/') + 1) <= 130);
+		json_decref(att);
+	}
 	pex_bundle_free(b);
 	assert_int_equal(dir_entries(), 0);
 }
