@@ -3,7 +3,9 @@
  * pex_source_collect), on the logs in $PEX_CORPUS/access_logs/ and on logs
  * the tests write themselves, where every subject's request is known:
  * time windows, IPv6 spellings, X-Forwarded-For, user / cookie / header
- * matching, visits, devices, rotated and compressed files, bad lines.
+ * matching, visits, devices, rotated and compressed files, bad lines;
+ * and batches (pex_source_collect_batch): several subjects in one pass,
+ * each getting exactly what a collect for them alone gives.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -1488,6 +1490,412 @@ static int seen_line(void *data, const char *line, size_t len,
 	return 0;
 }
 
+/* ---- batches --------------------------------------------------------- */
+
+/* Collect for n subjects in one pex_source_collect_batch() call: the
+ * records of subject i land in cs[i]; cs[0] owns the source and gets its
+ * result and warnings. subjects[i] is a NULL-terminated identity list. */
+static void collect_batch(struct coll *cs, size_t n, const char *options,
+			  const char *const *const *subjects)
+{
+	struct pex_identity_set *sets = calloc(n + 1, sizeof(*sets));
+	void **data = calloc(n + 1, sizeof(*data));
+	json_error_t jerr;
+	json_t *opts;
+	size_t i, j, k;
+
+	assert_non_null(sets);
+	assert_non_null(data);
+	for (i = 0; i < n; i++) {
+		memset(&cs[i], 0, sizeof(cs[i]));
+		for (k = 0; k < PEX_REC__COUNT; k++)
+			cs[i].recs[k] = json_array();
+		for (j = 0; subjects[i][j]; j++) {
+			struct pex_identity id;
+
+			if (pex_identity_parse(&id, subjects[i][j]))
+				fail_msg("identity %s: %s", subjects[i][j],
+					 pex_error_last());
+			assert_int_equal(pex_identity_set_add(&sets[i], &id),
+					 0);
+			pex_identity_clear(&id);
+		}
+		data[i] = &cs[i];
+	}
+	opts = json_loads(options, 0, &jerr);
+	if (!opts)
+		fail_msg("bad test options %s: %s", options, jerr.text);
+	cs[0].rc_new = pex_source_new(&cs[0].src, "weblog", "access_log",
+				      opts, tmp_dir);
+	if (cs[0].rc_new == 0)
+		cs[0].rc = pex_source_collect_batch(cs[0].src, sets, n, sink,
+						    data);
+	snprintf(cs[0].err, sizeof(cs[0].err), "%s", pex_error_last());
+	if (cs[0].src)
+		cs[0].warnings = pex_source_warnings(cs[0].src);
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < PEX_REC__COUNT; k++)
+			for (j = 0; j < json_array_size(cs[i].recs[k]); j++)
+				check_shape((enum pex_record_kind)k,
+					    json_array_get(cs[i].recs[k], j));
+		pex_identity_set_clear(&sets[i]);
+	}
+	json_decref(opts);
+	free(sets);
+	free(data);
+}
+
+/* Every record of c was matched by one of ids (as "type:value"). */
+static void assert_matched_by_one_of(const struct coll *c,
+				     const char *const *ids)
+{
+	size_t k, i, j;
+
+	for (k = 0; k < PEX_REC__COUNT; k++) {
+		for (i = 0; i < json_array_size(c->recs[k]); i++) {
+			const json_t *mb = json_object_get(json_array_get(
+				c->recs[k], i), "matched_by");
+			char tv[300];
+
+			snprintf(tv, sizeof(tv), "%s:%s", str(mb, "type"),
+				 str(mb, "value"));
+			for (j = 0; ids[j]; j++)
+				if (!strncmp(ids[j], tv, strlen(tv)) &&
+				    (ids[j][strlen(tv)] == '\0' ||
+				     ids[j][strlen(tv)] == '@'))
+					break;
+			if (!ids[j])
+				fail_msg("%s record %s matched by %s, not one "
+					 "of the subject's",
+					 pex_record_kind_name(
+						 (enum pex_record_kind)k),
+					 str(json_array_get(c->recs[k], i),
+					     "id"), tv);
+		}
+	}
+}
+
+/* The batch gave subject exactly what a collect for it alone gives. */
+static void assert_same_as_alone(const struct coll *got, const char *options,
+				 const char *const *ids)
+{
+	struct coll one;
+	size_t k;
+
+	collect(&one, options, ids);
+	assert_ok(&one);
+	for (k = 0; k < PEX_REC__COUNT; k++) {
+		if (!json_equal(got->recs[k], one.recs[k])) {
+			char *a = json_dumps(got->recs[k], JSON_COMPACT);
+			char *b = json_dumps(one.recs[k], JSON_COMPACT);
+
+			fail_msg("%s records differ from a collect alone:\n"
+				 "batch %s\nalone %s",
+				 pex_record_kind_name((enum pex_record_kind)k),
+				 a, b);
+		}
+	}
+	coll_free(&one);
+}
+
+#define NAT "198.51.100.50"
+
+/* A NAT address that three people used (two of them at overlapping
+ * times), user names, a subject with no requests at all. */
+static void test_batch_subjects(void **state)
+{
+	static const char *const alice[] = {
+		"username:alice", "ip:" NAT "@2026-01-03T10:00:00Z/PT30M",
+		NULL};
+	static const char *const bob[] = {
+		"ip:" NAT "@2026-01-03T12:00:00Z/PT30M", NULL};
+	static const char *const dave[] = {
+		"ip:" NAT "@2026-01-03T10:20:00Z/PT30M", NULL};
+	static const char *const carol[] = {"username:carol", NULL};
+	static const char *const nobody[] = {
+		"ip:192.0.2.99@2026-01-03T00:00:00Z/P1D", "username:zed",
+		NULL};
+	static const char *const *const subjects[] = {
+		alice, bob, dave, carol, nobody};
+	static const char *const want[] = {
+		"batch.log:2 batch.log:3 batch.log:5 batch.log:11",
+		"batch.log:8 batch.log:9",
+		"batch.log:5 batch.log:6",
+		"batch.log:4 batch.log:9",
+		"",
+	};
+	static const char *const options[] = {
+		"{\"paths\": [\"batch.log\"]}",
+		"{\"paths\": [\"batch.log\"], \"prefilter\": false}",
+	};
+	struct logbuf b = {0};
+	struct coll cs[5];
+	size_t i, o;
+
+	lb_combined(&b, NAT, "-", T0 - 60, "/before", "ua-other");
+	lb_combined(&b, NAT, "-", T0 + 10, "/a1", "ua-alice");
+	lb_combined(&b, NAT, "alice", T0 + 20, "/a2", "ua-alice");
+	lb_combined(&b, "203.0.113.9", "carol", T0 + 30, "/c1", "ua-carol");
+	lb_combined(&b, NAT, "-", T0 + 1300, "/shared", "ua-shared");
+	lb_combined(&b, NAT, "-", T0 + 2000, "/d1", "ua-dave");
+	lb_combined(&b, NAT, "-", T0 + 4000, "/gap", "ua-other");
+	lb_combined(&b, NAT, "-", T0 + 7300, "/b1", "ua-bob");
+	lb_combined(&b, NAT, "carol", T0 + 7400, "/b2", "ua-carol");
+	lb_combined(&b, "10.0.0.1", "-", T0 + 7500, "/x", "ua-other");
+	lb_combined(&b, NAT, "alice", T0 + 9500, "/a3", "ua-alice");
+	lb_combined(&b, "198.51.100.5", "-", T0 + 100, "/trap", "ua-other");
+	lb_write(&b, "batch.log");
+
+	for (o = 0; o < 2; o++) {
+		collect_batch(cs, 5, options[o], subjects);
+		assert_ok(&cs[0]);
+		for (i = 0; i < 5; i++) {
+			assert_string_equal(event_ids(&cs[i]), want[i]);
+			assert_matched_by_one_of(&cs[i], subjects[i]);
+			assert_same_as_alone(&cs[i], options[o],
+					     subjects[i]);
+		}
+		/* Alice's second request is credited to her user name, the
+		 * first of her identities; the shared line to each of the
+		 * two by their own window. */
+		assert_string_equal(str(json_object_get(rec_at(&cs[0],
+			PEX_REC_USAGE_EVENT, 1), "matched_by"), "type"),
+			"username");
+		assert_string_equal(str(json_object_get(rec_at(&cs[0],
+			PEX_REC_USAGE_EVENT, 2), "matched_by"), "window"),
+			"2026-01-03T10:00:00Z/2026-01-03T10:30:00Z");
+		assert_string_equal(str(json_object_get(rec_at(&cs[2],
+			PEX_REC_USAGE_EVENT, 0), "matched_by"), "window"),
+			"2026-01-03T10:20:00Z/2026-01-03T10:50:00Z");
+		/* Line 9 is Bob's by address and Carol's by name. */
+		assert_string_equal(str(json_object_get(rec_at(&cs[1],
+			PEX_REC_USAGE_EVENT, 1), "matched_by"), "type"), "ip");
+		assert_string_equal(str(json_object_get(rec_at(&cs[3],
+			PEX_REC_USAGE_EVENT, 1), "matched_by"), "type"),
+			"username");
+		/* Visits, devices, addresses: each subject's own. Dave has
+		 * two user agents: two visits and two devices. */
+		assert_int_equal(json_array_size(cs[2].recs[PEX_REC_SESSION]),
+				 2);
+		assert_int_equal(json_array_size(cs[2].recs[PEX_REC_DEVICE]),
+				 2);
+		assert_string_equal(str(rec_at(&cs[1], PEX_REC_IP_ADDRESS, 0),
+					"ip"), NAT);
+		assert_int_equal(num(rec_at(&cs[1], PEX_REC_IP_ADDRESS, 0),
+				     "requests"), 2);
+		for (i = 0; i < PEX_REC__COUNT; i++)
+			assert_int_equal(json_array_size(cs[4].recs[i]), 0);
+		for (i = 0; i < 5; i++)
+			coll_free(&cs[i]);
+	}
+}
+
+/*
+ * Many subjects: enough search values for the many-needle block search,
+ * with the SIMD path and without. Forty people behind six NAT addresses
+ * in consecutive, sometimes overlapping windows, plus noise; which lines
+ * are whose is worked out here from what was written, and every subject
+ * must also get what a collect for them alone gives.
+ */
+#define MANY 40
+static void test_batch_many(void **state)
+{
+	static const char *const nats[6] = {
+		"198.51.100.50", "198.51.100.51", "203.0.113.7",
+		"2001:db8::7", "10.1.2.3", "10.1.2.30"};
+	char ids[MANY][2][128];
+	const char *lists[MANY][2];
+	const char *const *subjects[MANY];
+	time_t from[MANY];
+	char *want[MANY];
+	size_t wlen[MANY] = {0}, i, s, pass;
+	struct logbuf b = {0};
+	struct coll *cs = calloc(MANY, sizeof(*cs));
+	unsigned seed = 7;
+	const char *opts = "{\"paths\": [\"many.log\"]}";
+
+	assert_non_null(cs);
+	for (s = 0; s < MANY; s++) {
+		from[s] = T0 + (time_t)(s / 6) * 1500;
+		snprintf(ids[s][0], sizeof(ids[s][0]), "%s",
+			 window(nats[s % 6], from[s], from[s] + 1800));
+		lists[s][0] = ids[s][0];
+		lists[s][1] = NULL;
+		subjects[s] = lists[s];
+		want[s] = calloc(1, 8192);
+		assert_non_null(want[s]);
+	}
+	for (i = 0; i < 3000; i++) {
+		time_t t = T0 - 600 + (time_t)i * 5;
+		const char *ip;
+		char other[32], ua[16], line_id[32];
+
+		seed = seed * 1103515245u + 12345u;
+		if ((seed >> 16) % 3) {
+			ip = nats[(seed >> 8) % 6];
+		} else {
+			snprintf(other, sizeof(other), "10.1.2.%u",
+				 (seed >> 4) % 40);
+			ip = other; /* 10.1.2.3 and .30 among them */
+		}
+		snprintf(ua, sizeof(ua), "ua-%u", (seed >> 12) % 3);
+		lb_combined(&b, ip, "-", t, "/p", ua);
+		snprintf(line_id, sizeof(line_id), "many.log:%zu", i + 1);
+		for (s = 0; s < MANY; s++) {
+			if (strcmp(ip, nats[s % 6]) || t < from[s] ||
+			    t > from[s] + 1800)
+				continue;
+			wlen[s] += (size_t)snprintf(want[s] + wlen[s],
+						    8192 - wlen[s], "%s%s",
+						    wlen[s] ? " " : "",
+						    line_id);
+			assert_true(wlen[s] < 8192);
+		}
+	}
+	lb_write(&b, "many.log");
+	for (pass = 0; pass < 2; pass++) {
+		pex_al_multi_simd(pass == 0);
+		collect_batch(cs, MANY, opts, subjects);
+		assert_ok(&cs[0]);
+		for (s = 0; s < MANY; s++) {
+			assert_string_equal(event_ids(&cs[s]), want[s]);
+			assert_matched_by_one_of(&cs[s], subjects[s]);
+			if (pass == 0)
+				assert_same_as_alone(&cs[s], opts,
+						     subjects[s]);
+		}
+		for (s = 0; s < MANY; s++)
+			coll_free(&cs[s]);
+	}
+	pex_al_multi_simd(1);
+	/* Some windows must hold requests, or this proves little. */
+	for (i = s = 0; s < MANY; s++)
+		i += wlen[s] > 0;
+	assert_true(i > MANY / 2);
+	for (s = 0; s < MANY; s++)
+		free(want[s]);
+	free(cs);
+}
+
+/* Caps hold per subject as for a collect alone, and the device table is
+ * also bounded over the whole batch. */
+static void test_batch_limits(void **state)
+{
+	static const char *const ips[6] = {
+		"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4",
+		"192.0.2.5", "192.0.2.6"};
+	char ids[6][128];
+	const char *lists[6][2];
+	const char *const *subjects[6];
+	struct logbuf b = {0};
+	struct coll cs[6];
+	const char *opts = "{\"paths\": [\"caps.log\"], \"max_devices\": 2, "
+			   "\"max_open_sessions\": 1}";
+	size_t s, u, listed = 0;
+
+	for (s = 0; s < 6; s++) {
+		snprintf(ids[s], sizeof(ids[s]), "%s",
+			 window(ips[s], T0, T0 + 86400));
+		lists[s][0] = ids[s];
+		lists[s][1] = NULL;
+		subjects[s] = lists[s];
+		/* Three user agents each, alternating: with one visit
+		 * open at a time they close each other. */
+		for (u = 0; u < 6; u++) {
+			char ua[16];
+
+			snprintf(ua, sizeof(ua), "ua-%zu", u % 3);
+			lb_combined(&b, ips[s], "-",
+				    T0 + (time_t)(s * 100 + u), "/p", ua);
+		}
+	}
+	lb_write(&b, "caps.log");
+	collect_batch(cs, 6, opts, subjects);
+	assert_ok(&cs[0]);
+	for (s = 0; s < 6; s++) {
+		assert_int_equal(json_array_size(cs[s].recs[
+			PEX_REC_USAGE_EVENT]), 6);
+		assert_int_equal(json_array_size(cs[s].recs[PEX_REC_SESSION]),
+				 6);
+		assert_true(json_array_size(cs[s].recs[PEX_REC_DEVICE]) <= 2);
+		listed += json_array_size(cs[s].recs[PEX_REC_DEVICE]);
+		if (s < 4) /* the batch's share is 4 subjects' caps */
+			assert_same_as_alone(&cs[s], opts, subjects[s]);
+	}
+	assert_int_equal(listed, 8);
+	assert_int_equal(json_array_size(cs[4].recs[PEX_REC_DEVICE]), 0);
+	assert_true(warning_count(&cs[0], "more than 2 distinct user "
+					  "agents: ") > 0);
+	assert_true(warning_count(&cs[0], "over the subjects of a batch") >
+		    0);
+	assert_true(warning_count(&cs[0], "more than 1 visits open") > 0);
+	for (s = 0; s < 6; s++)
+		coll_free(&cs[s]);
+}
+
+/* The many-needle search finds the first occurrence of any needle, as
+ * a naive search does, with SIMD and without. */
+static void test_multi_find_like_naive(void **state)
+{
+	char hay[4000], nd[40][16], *ndp[40];
+	size_t lens[40];
+	unsigned seed = 1234;
+	size_t i, j, trial;
+	struct pex_al_multi *m = NULL;
+	const char *short_one[] = {"abc"}, *high[] = {"ab\xc3\xa9z"};
+	size_t short_len[] = {3}, high_len[] = {5};
+
+	for (i = 0; i < sizeof(hay); i++) {
+		seed = seed * 1103515245u + 12345u;
+		hay[i] = "0123.\n a"[(seed >> 16) % 8];
+	}
+	for (trial = 0; trial < 400; trial++) {
+		size_t n, off, len;
+
+		seed = seed * 1103515245u + 12345u;
+		n = 9 + (seed >> 16) % 30;
+		for (j = 0; j < n; j++) {
+			seed = seed * 1103515245u + 12345u;
+			lens[j] = 4 + (seed >> 16) % 11;
+			for (i = 0; i < lens[j]; i++) {
+				seed = seed * 1103515245u + 12345u;
+				nd[j][i] = "0123. a"[(seed >> 16) % 7];
+			}
+			ndp[j] = nd[j];
+		}
+		assert_int_equal(pex_al_multi_new(&m,
+			(const char *const *)ndp, lens, n), 0);
+		for (i = 0; i < 20; i++) {
+			const char *want = NULL, *x;
+
+			seed = seed * 1103515245u + 12345u;
+			off = (seed >> 16) % 300;
+			seed = seed * 1103515245u + 12345u;
+			len = (seed >> 16) % (sizeof(hay) - off);
+			for (j = 0; j < n; j++) {
+				x = memmem(hay + off, len, nd[j], lens[j]);
+				if (x && (!want || x < want))
+					want = x;
+			}
+			pex_al_multi_simd(1);
+			assert_ptr_equal(pex_al_multi_find(m, hay + off, len),
+					 want);
+			pex_al_multi_simd(0);
+			assert_ptr_equal(pex_al_multi_find(m, hay + off, len),
+					 want);
+		}
+		pex_al_multi_free(m);
+		m = NULL;
+	}
+	pex_al_multi_simd(1);
+	/* Needles it does not take: the caller falls back. */
+	assert_int_equal(pex_al_multi_new(&m, short_one, short_len, 1), 1);
+	assert_null(m);
+	assert_int_equal(pex_al_multi_new(&m, high, high_len, 1), 1);
+	assert_null(m);
+	pex_al_multi_free(NULL);
+}
+
 static void test_count_newlines(void **state)
 {
 	char buf[5000];
@@ -1543,8 +1951,10 @@ static void test_scan_lines(void **state)
 {
 	const char *needles[] = {"needle", "other"};
 	size_t lens[] = {6, 5};
-	struct pex_al_scan_opts o = {needles, lens, 2, NULL, 64};
-	struct pex_al_scan_opts all = {NULL, NULL, 0, NULL, 64};
+	struct pex_al_scan_opts o = {.needles = needles,
+				      .needle_lens = lens, .count = 2,
+				      .max_line = 64};
+	struct pex_al_scan_opts all = {.max_line = 64};
 	struct seen s;
 	unsigned long long lines;
 	char path[4200];
@@ -1586,7 +1996,9 @@ static void test_scan_block_boundaries(void **state)
 	struct logbuf b = {0};
 	const char *needles[] = {"#7#"};
 	size_t lens[] = {3};
-	struct pex_al_scan_opts o = {needles, lens, 1, NULL, 1000};
+	struct pex_al_scan_opts o = {.needles = needles,
+				      .needle_lens = lens, .count = 1,
+				      .max_line = 1000};
 	unsigned long long lines, i, n = 300000;
 	struct seen s;
 	char path[4200];
@@ -1667,6 +2079,10 @@ int main(void)
 		cmocka_unit_test(test_find_like_memmem),
 		cmocka_unit_test(test_scan_lines),
 		cmocka_unit_test(test_scan_block_boundaries),
+		cmocka_unit_test(test_batch_subjects),
+		cmocka_unit_test(test_batch_many),
+		cmocka_unit_test(test_batch_limits),
+		cmocka_unit_test(test_multi_find_like_naive),
 	};
 
 	if (!c || stat(c, &st) != 0 || !S_ISDIR(st.st_mode)) {

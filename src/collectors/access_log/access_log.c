@@ -13,7 +13,14 @@
  * the cost of reading it.
  *
  * Matching lines stream out as usage events; visits, devices and
- * addresses are built alongside (al_usage.c). Lines that cannot be read
+ * addresses are built alongside (al_usage.c).
+ *
+ * A batch (collect_batch: many subjects, one pass) reads each file once:
+ * the block search looks for every subject's values at once, a line that
+ * holds one is parsed once, and a table of all subjects' (rule, value)
+ * pairs says whose it is. A line can be several subjects' (a NAT address
+ * two people used at the same time): each gets it, credited to their own
+ * first matching identity. collect() is a batch of one. Lines that cannot be read
  * are skipped and counted per file in the manifest's warnings; a file
  * that is missing or cannot be decompressed fails the source.
  *
@@ -43,6 +50,9 @@
 #define AL_SUFFIX_MAX 256        /* entries in `static_suffixes` */
 #define AL_TABLE_LIMIT 1000000   /* ceiling of the max_* options */
 #define AL_ID_MAX 1024           /* record ids (schema maxLength) */
+#define AL_BATCH_IDS_MAX 1000000 /* identities of all subjects of a batch */
+#define AL_BATCH_TABLE_SHARE 4   /* a batch's device/address tables hold
+				  * up to this many subjects' caps */
 
 enum match_kind { M_USER, M_COOKIE, M_HEADER, M_IP };
 
@@ -438,8 +448,25 @@ static void al_fini(struct pex_source *src, void *ctx)
 struct cand {
 	const struct pex_identity *id;
 	const struct matcher *m;
-	size_t ident; /* index into the run's identity table */
+	size_t mi;      /* index of m in the context's matchers */
+	size_t subject; /* whose identity */
+	size_t ident;   /* index into the run's identity table */
 	size_t vlen;
+};
+
+/* The candidates sorted by (rule, value), to find the ones a line's
+ * value matches without testing each subject's in turn. */
+struct cand_key {
+	size_t mi;
+	const char *v;
+	size_t vlen;
+	size_t cand; /* index into cands: lower is preferred */
+};
+
+/* The candidate a line is credited to, for one subject. */
+struct best {
+	size_t subject;
+	size_t cand;
 };
 
 enum bad_reason { BAD_TRUNCATED, BAD_MISMATCH, BAD_BINARY, BAD_TOO_LONG,
@@ -457,10 +484,14 @@ struct run {
 	struct pex_source *src;
 	struct al_ctx *c;
 	pex_emit_fn emit;
-	void *emit_data;
-	struct cand *cands;
+	void *const *emit_data;
+	size_t nsubjects;
+	struct cand *cands; /* subject by subject, each in identity order */
 	size_t ncands;
-	int need_ip;
+	struct cand_key *keys; /* ncands, sorted */
+	int used[AL_MATCH_MAX]; /* some candidate uses matcher i */
+	struct best *best;  /* ncands: the current line's winners */
+	size_t nbest;
 	struct pex_al_ident *idents;
 	size_t nidents;
 	struct pex_al_usage *usage;
@@ -478,46 +509,118 @@ static void count_bad(struct run *r, enum bad_reason why,
 		r->bad_first[why] = lineno;
 }
 
-static int slice_equals(const struct pex_logslice *v, const char *s,
-			size_t n)
+static int key_cmp3(size_t mi, const char *v, size_t vlen,
+		    const struct cand_key *k)
 {
-	const char *p = v->ptr;
-	size_t len = v->len;
-
-	while (len && isspace((unsigned char)*p)) {
-		p++;
-		len--;
-	}
-	while (len && isspace((unsigned char)p[len - 1]))
-		len--;
-	return len == n && !memcmp(p, s, n);
+	if (mi != k->mi)
+		return mi < k->mi ? -1 : 1;
+	if (vlen != k->vlen)
+		return vlen < k->vlen ? -1 : 1;
+	return memcmp(v, k->v, vlen);
 }
 
-static int value_matches(const struct cand *k, const struct pex_logrec *rec,
-			 const char *client)
+static int key_cmp(const void *va, const void *vb)
 {
-	const struct pex_logslice *v;
-	char *norm;
-	int same;
+	const struct cand_key *a = va, *b = vb;
+	int d = key_cmp3(a->mi, a->v, a->vlen, b);
 
-	switch (k->m->kind) {
-	case M_IP:
-		return client && !strcmp(client, k->id->value);
-	case M_USER:
-		v = &rec->user;
-		break;
-	default:
-		v = &rec->named[k->m->slot];
-		break;
+	if (d)
+		return d;
+	return a->cand < b->cand ? -1 : a->cand > b->cand;
+}
+
+/* Remember that the line matches candidate k: per subject, the earliest
+ * candidate wins (see collector.h). */
+static void note_best(struct run *r, size_t k)
+{
+	size_t subject = r->cands[k].subject, i;
+
+	for (i = 0; i < r->nbest; i++) {
+		if (r->best[i].subject == subject) {
+			if (k < r->best[i].cand)
+				r->best[i].cand = k;
+			return;
+		}
 	}
-	if (!v->ptr)
-		return 0;
-	if (k->m->bytewise)
-		return slice_equals(v, k->id->value, k->vlen);
-	norm = pex_identity_normalize(k->m->type, v->ptr, v->len);
-	same = norm && !strcmp(norm, k->id->value);
-	free(norm);
-	return same;
+	r->best[r->nbest++] = (struct best){.subject = subject, .cand = k};
+}
+
+/* The candidates of rule mi whose value is v[0..n) and whose window
+ * holds t go to note_best. */
+static void lookup(struct run *r, size_t mi, const char *v, size_t n,
+		   time_t t)
+{
+	size_t lo = 0, hi = r->ncands;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (key_cmp3(mi, v, n, &r->keys[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < r->ncands && !key_cmp3(mi, v, n, &r->keys[lo]); lo++) {
+		const struct cand *k = &r->cands[r->keys[lo].cand];
+
+		/* A weak identity counts only inside its window. */
+		if (k->id->has_window && (t < k->id->not_before ||
+					  t > k->id->not_after))
+			continue;
+		note_best(r, r->keys[lo].cand);
+	}
+}
+
+static void trim_space(const char **p, size_t *len)
+{
+	while (*len && isspace((unsigned char)**p)) {
+		(*p)++;
+		(*len)--;
+	}
+	while (*len && isspace((unsigned char)(*p)[*len - 1]))
+		(*len)--;
+}
+
+/* Fill r->best with, per subject, the candidate the line is credited
+ * to. */
+static int match_line(struct run *r, const struct pex_logrec *rec,
+		      const char *client)
+{
+	size_t mi;
+
+	r->nbest = 0;
+	for (mi = 0; mi < r->c->nmatchers; mi++) {
+		const struct matcher *m = &r->c->matchers[mi];
+		const struct pex_logslice *v;
+		const char *p;
+		size_t len;
+		char *norm;
+
+		if (!r->used[mi])
+			continue;
+		if (m->kind == M_IP) {
+			if (client)
+				lookup(r, mi, client, strlen(client),
+				       rec->time);
+			continue;
+		}
+		v = m->kind == M_USER ? &rec->user : &rec->named[m->slot];
+		if (!v->ptr)
+			continue;
+		p = v->ptr;
+		len = v->len;
+		if (m->bytewise) {
+			trim_space(&p, &len);
+			lookup(r, mi, p, len, rec->time);
+			continue;
+		}
+		norm = pex_identity_normalize(m->type, p, len);
+		if (!norm)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		lookup(r, mi, norm, strlen(norm), rec->time);
+		free(norm);
+	}
+	return 0;
 }
 
 /* The client's canonical address into out, or 0 when unknown. */
@@ -666,40 +769,42 @@ static int on_line(void *data, const char *line, size_t len,
 	}
 	if (client_ip(r, &rec, lineno, client))
 		cl = client;
-	for (i = 0; i < r->ncands; i++) {
-		const struct cand *k = &r->cands[i];
-
-		/* A weak identity counts only inside its window. */
-		if (k->id->has_window && (rec.time < k->id->not_before ||
-					  rec.time > k->id->not_after))
-			continue;
-		if (value_matches(k, &rec, cl))
-			break;
-	}
-	if (i == r->ncands)
-		return 0;
-	snprintf(id, sizeof(id), "%s:%llu", r->file->name, lineno);
-	ev = event_json(r, &rec, id, r->cands[i].ident, cl);
-	if (!ev)
-		return pex_error_set(PEX_ENOMEM, "out of memory building an "
-				     "event");
-	rc = r->emit(r->emit_data, PEX_REC_USAGE_EVENT, ev);
-	if (rc)
+	rc = match_line(r, &rec, cl);
+	if (rc || !r->nbest)
 		return rc;
-	r->matched++;
-	hit = (struct pex_al_hit){
-		.ident = r->cands[i].ident,
-		.at = rec.time,
-		.event_id = id,
-		.path = rec.path.ptr,
-		.path_len = rec.path.len,
-		.ua = rec.user_agent.ptr,
-		.ua_len = rec.user_agent.len,
-		.ip = cl,
-	};
-	hit.is_static = hit.path && is_static(r->suffixes, hit.path,
-					      hit.path_len);
-	return pex_al_usage_add(r->usage, &hit);
+	snprintf(id, sizeof(id), "%s:%llu", r->file->name, lineno);
+	/* A line may be several subjects' (a NAT address two people used
+	 * at the same time): each gets it, credited to their own
+	 * identity. */
+	for (i = 0; i < r->nbest; i++) {
+		const struct cand *k = &r->cands[r->best[i].cand];
+
+		ev = event_json(r, &rec, id, k->ident, cl);
+		if (!ev)
+			return pex_error_set(PEX_ENOMEM, "out of memory "
+					     "building an event");
+		rc = r->emit(r->emit_data[k->subject], PEX_REC_USAGE_EVENT,
+			     ev);
+		if (rc)
+			return rc;
+		r->matched++;
+		hit = (struct pex_al_hit){
+			.ident = k->ident,
+			.at = rec.time,
+			.event_id = id,
+			.path = rec.path.ptr,
+			.path_len = rec.path.len,
+			.ua = rec.user_agent.ptr,
+			.ua_len = rec.user_agent.len,
+			.ip = cl,
+		};
+		hit.is_static = hit.path && is_static(r->suffixes, hit.path,
+						      hit.path_len);
+		rc = pex_al_usage_add(r->usage, &hit);
+		if (rc)
+			return rc;
+	}
+	return 0;
 }
 
 /* ---- needles --------------------------------------------------------- */
@@ -711,18 +816,15 @@ struct needles {
 	int off; /* some value cannot be searched for: parse every line */
 };
 
+/* Duplicates are dropped by needles_unique() once all are in: a batch
+ * brings thousands. */
 static int needle_add(struct needles *nd, const char *s, size_t len)
 {
-	size_t i;
-
 	if (!len || len > PEX_LOGNEEDLE_LEN_MAX || memchr(s, '\n', len) ||
 	    memchr(s, '\0', len)) {
 		nd->off = 1;
 		return 0;
 	}
-	for (i = 0; i < nd->n; i++)
-		if (nd->lens[i] == len && !memcmp(nd->v[i], s, len))
-			return 0;
 	if (nd->n == nd->cap) {
 		size_t nc = nd->cap ? 2 * nd->cap : 8;
 		char **g = realloc(nd->v, nc * sizeof(*g));
@@ -794,6 +896,37 @@ static int needles_for(struct needles *nd, const struct cand *k)
 	return needle_add(nd, up, n);
 }
 
+static int needle_cmp(const void *va, const void *vb)
+{
+	const char *a = *(const char *const *)va;
+	const char *b = *(const char *const *)vb;
+
+	return strcmp(a, b); /* needles hold no NUL */
+}
+
+/* Sort and drop duplicates (two subjects may share a value); too many
+ * for the multi-needle search turns the block search off. */
+static void needles_unique(struct needles *nd)
+{
+	size_t i, o = 0;
+
+	if (!nd->n)
+		return;
+	qsort(nd->v, nd->n, sizeof(*nd->v), needle_cmp);
+	for (i = 0; i < nd->n; i++) {
+		if (o && !strcmp(nd->v[o - 1], nd->v[i])) {
+			free(nd->v[i]);
+			continue;
+		}
+		nd->v[o++] = nd->v[i];
+	}
+	nd->n = o;
+	for (i = 0; i < o; i++)
+		nd->lens[i] = strlen(nd->v[i]);
+	if (nd->n > PEX_LOGNEEDLES_MAX)
+		nd->off = 1;
+}
+
 static void needles_free(struct needles *nd)
 {
 	size_t i;
@@ -806,7 +939,10 @@ static void needles_free(struct needles *nd)
 
 /* ---- collect --------------------------------------------------------- */
 
-static int ident_index(struct run *r, const struct pex_identity *id)
+/* The index of id's entry in the identity table, among subject's entries
+ * (from first on), added when new. */
+static int ident_index(struct run *r, const struct pex_identity *id,
+		       size_t subject, size_t first)
 {
 	char hex[PEX_SHA256_HEX], *dump;
 	json_t *mb;
@@ -816,7 +952,7 @@ static int ident_index(struct run *r, const struct pex_identity *id)
 	mb = pex_matched_by(id);
 	if (!mb)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	for (i = 0; i < r->nidents; i++) {
+	for (i = first; i < r->nidents; i++) {
 		if (json_equal(r->idents[i].matched_by, mb)) {
 			json_decref(mb);
 			return (int)i;
@@ -836,51 +972,70 @@ static int ident_index(struct run *r, const struct pex_identity *id)
 	r->idents[r->nidents].matched_by = mb;
 	memcpy(r->idents[r->nidents].tag, hex, 16);
 	r->idents[r->nidents].tag[16] = '\0';
+	r->idents[r->nidents].subject = subject;
 	return (int)r->nidents++;
 }
 
-/* Pair each identity with the rules of its type: strong identities
- * first, so a line that both the user name and a shared address match
- * is credited to the user name. */
-static int build_cands(struct run *r, const struct pex_identity_set *ids)
+/* Pair each identity of each subject with the rules of its type. */
+static int build_cands(struct run *r, const struct pex_identity_set *subs,
+		       size_t nsubs)
 {
-	size_t i, j;
+	size_t total = 0, i, j, s;
 	int ix;
 
-	r->cands = calloc(ids->count * r->c->nmatchers + 1,
-			  sizeof(*r->cands));
-	r->idents = calloc(ids->count + 1, sizeof(*r->idents));
-	if (!r->cands || !r->idents)
+	for (s = 0; s < nsubs; s++) {
+		if (subs[s].count > AL_BATCH_IDS_MAX - total)
+			return pex_error_set(PEX_ELIMIT, "more than %d "
+					     "identities in one collect",
+					     AL_BATCH_IDS_MAX);
+		total += subs[s].count;
+	}
+	r->cands = calloc(total * r->c->nmatchers + 1, sizeof(*r->cands));
+	r->keys = calloc(total * r->c->nmatchers + 1, sizeof(*r->keys));
+	r->best = calloc(total * r->c->nmatchers + 1, sizeof(*r->best));
+	r->idents = calloc(total + 1, sizeof(*r->idents));
+	if (!r->cands || !r->keys || !r->best || !r->idents)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	/* In the order given: the engine relies on a line being credited
-	 * to the first identity that matches it (see collector.h). */
-	for (i = 0; i < ids->count; i++) {
-		const struct pex_identity *id = &ids->items[i];
+	for (s = 0; s < nsubs; s++) {
+		size_t first = r->nidents;
 
-		if (!id->value[0])
-			continue;
-		for (j = 0; j < r->c->nmatchers; j++) {
-			const struct matcher *m = &r->c->matchers[j];
-			struct cand *k;
+		/* In the order given: the engine relies on a line being
+		 * credited to the first identity that matches it (see
+		 * collector.h), and the candidates' order is that. */
+		for (i = 0; i < subs[s].count; i++) {
+			const struct pex_identity *id = &subs[s].items[i];
 
-			if (strcmp(m->type, id->type))
+			if (!id->value[0])
 				continue;
-			/* An address alone would match everyone who
-			 * shared it: never without a window. */
-			if (m->kind == M_IP && !id->has_window)
-				continue;
-			ix = ident_index(r, id);
-			if (ix < 0)
-				return ix;
-			k = &r->cands[r->ncands++];
-			k->id = id;
-			k->m = m;
-			k->ident = (size_t)ix;
-			k->vlen = strlen(id->value);
-			if (m->kind == M_IP)
-				r->need_ip = 1;
+			for (j = 0; j < r->c->nmatchers; j++) {
+				const struct matcher *m = &r->c->matchers[j];
+				struct cand *k;
+
+				if (strcmp(m->type, id->type))
+					continue;
+				/* An address alone would match everyone
+				 * who shared it: never without a window. */
+				if (m->kind == M_IP && !id->has_window)
+					continue;
+				ix = ident_index(r, id, s, first);
+				if (ix < 0)
+					return ix;
+				k = &r->cands[r->ncands];
+				k->id = id;
+				k->m = m;
+				k->mi = j;
+				k->subject = s;
+				k->ident = (size_t)ix;
+				k->vlen = strlen(id->value);
+				r->keys[r->ncands] = (struct cand_key){
+					.mi = j, .v = id->value,
+					.vlen = k->vlen, .cand = r->ncands};
+				r->used[j] = 1;
+				r->ncands++;
+			}
 		}
 	}
+	qsort(r->keys, r->ncands, sizeof(*r->keys), key_cmp);
 	return 0;
 }
 
@@ -899,26 +1054,34 @@ static void report_bad(struct run *r)
 	}
 }
 
-static int al_collect(struct pex_source *src, void *ctx,
-		      const struct pex_identity_set *ids, pex_emit_fn emit,
-		      void *emit_data)
+/*
+ * One pass over the logs for every subject: the block search looks for
+ * all subjects' values at once, a line that holds one is parsed once,
+ * and match_line() finds whose it is. collect() is this with one
+ * subject, so the two cannot drift apart.
+ */
+static int al_collect_batch(struct pex_source *src, void *ctx,
+			    const struct pex_identity_set *subjects,
+			    size_t nsubjects, pex_emit_fn emit,
+			    void *const *emit_data)
 {
 	struct al_ctx *c = ctx;
 	struct run r = {.src = src, .c = c, .emit = emit,
-			.emit_data = emit_data};
+			.emit_data = emit_data, .nsubjects = nsubjects};
 	struct needles nd = {0};
 	struct pex_logneedles *set = NULL;
+	struct pex_al_multi *multi = NULL;
 	struct pex_al_scan_opts so = {0};
 	struct pex_al_file *files = NULL;
 	struct pex_al_limits lim;
-	size_t nfiles = 0, i;
+	size_t nfiles = 0, i, share;
 	unsigned long long lines = 0, total = 0;
 	int rc;
 
 	r.suffixes = c->static_suffixes ?
 		     (const char *const *)c->static_suffixes :
 		     default_suffixes;
-	rc = build_cands(&r, ids);
+	rc = build_cands(&r, subjects, nsubjects);
 	if (rc)
 		goto cleanup;
 	/* Listed even when no identity applies, so that a missing file is
@@ -930,30 +1093,44 @@ static int al_collect(struct pex_source *src, void *ctx,
 		rc = needles_for(&nd, &r.cands[i]);
 	if (rc)
 		goto cleanup;
+	needles_unique(&nd);
 	if (c->prefilter && !nd.off) {
 		so.needles = (const char *const *)nd.v;
 		so.needle_lens = nd.lens;
 		so.count = nd.n;
-		if (nd.n > PEX_AL_DIRECT_NEEDLES) {
+		if (nd.n > PEX_AL_DIRECT_NEEDLES)
+			rc = pex_al_multi_new(&multi,
+					      (const char *const *)nd.v,
+					      nd.lens, nd.n);
+		if (rc == 1)
 			rc = pex_logneedles_new(&set,
 						(const char *const *)nd.v,
 						nd.n);
-			if (rc)
-				goto cleanup;
-			so.set = set;
-		}
+		if (rc)
+			goto cleanup;
+		so.multi = multi;
+		so.set = set;
 	}
 	so.max_line = (size_t)c->max_line_bytes;
+	/* The device and address tables are per subject as for one
+	 * subject; over a batch they share a bound a few times one
+	 * subject's, so memory stays bounded whatever the batch size. */
+	share = nsubjects < AL_BATCH_TABLE_SHARE ? nsubjects :
+		AL_BATCH_TABLE_SHARE;
+	if (!share)
+		share = 1;
 	lim = (struct pex_al_limits){
 		.idle_seconds = c->session_idle_minutes * 60,
 		.max_devices = (size_t)c->max_devices,
 		.max_ips = (size_t)c->max_ips,
+		.max_devices_all = (size_t)c->max_devices * share,
+		.max_ips_all = (size_t)c->max_ips * share,
 		.max_open_sessions = (size_t)c->max_open_sessions,
 		.max_session_pages = (size_t)c->max_session_pages,
 		.max_open_bytes = AL_OPEN_BYTES_MAX,
 	};
-	rc = pex_al_usage_new(&r.usage, src, &lim, r.idents, r.nidents, emit,
-			      emit_data);
+	rc = pex_al_usage_new(&r.usage, src, &lim, r.idents, r.nidents,
+			      nsubjects, emit, emit_data);
 	if (rc)
 		goto cleanup;
 	for (i = 0; i < nfiles; i++) {
@@ -974,18 +1151,32 @@ static int al_collect(struct pex_source *src, void *ctx,
 	rc = pex_al_usage_finish(r.usage, c->uap);
 	if (!rc)
 		pex_source_log(src, PEX_LOG_DEBUG, "%zu files, %llu lines, "
-			       "%llu requests of the subject", nfiles, total,
-			       r.matched);
+			       "%zu search values, %llu requests of %zu "
+			       "subject%s", nfiles, total, so.count,
+			       r.matched, nsubjects,
+			       nsubjects == 1 ? "" : "s");
 cleanup:
 	pex_al_usage_free(r.usage);
 	pex_logneedles_free(set);
+	pex_al_multi_free(multi);
 	needles_free(&nd);
 	pex_al_files_free(files, nfiles);
 	for (i = 0; i < r.nidents; i++)
 		json_decref(r.idents[i].matched_by);
 	free(r.idents);
 	free(r.cands);
+	free(r.keys);
+	free(r.best);
 	return rc;
+}
+
+static int al_collect(struct pex_source *src, void *ctx,
+		      const struct pex_identity_set *ids, pex_emit_fn emit,
+		      void *emit_data)
+{
+	void *const data[1] = {emit_data};
+
+	return al_collect_batch(src, ctx, ids, 1, emit, data);
 }
 
 const struct pex_collector pex_collector_access_log = {
@@ -997,4 +1188,5 @@ const struct pex_collector pex_collector_access_log = {
 	.init = al_init,
 	.collect = al_collect,
 	.fini = al_fini,
+	.collect_batch = al_collect_batch,
 };

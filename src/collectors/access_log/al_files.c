@@ -471,6 +471,274 @@ const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
 #endif
 }
 
+/* ---- searching for many needles ------------------------------------- */
+
+/*
+ * A batch brings a hundred addresses or more: searching for each in turn
+ * would read every block a hundred times, and a line-by-line multi-needle
+ * search stalls on the digits log lines are full of. Instead, three steps
+ * per block position, cheapest first:
+ *
+ *  1. for up to AL_MULTI_POS positions j of the needles' common prefix
+ *     (the ones with the fewest distinct bytes over all needles), is the
+ *     byte at p + j one some needle has there? 32 positions at a time
+ *     with AVX2 (two nibble table look-ups per byte and position);
+ *  2. is the hash of the p bytes of prefix at p set in a bitmap of all
+ *     needles' prefixes (a few bits per needle: rarely a false hit);
+ *  3. does a needle with that prefix start at p (binary search, memcmp)?
+ *
+ * Needles of fewer than AL_MULTI_MIN bytes, or holding a byte >= 0x80,
+ * are left to pex_logneedles (the caller falls back).
+ */
+#define AL_MULTI_POS 4
+#define AL_MULTI_MIN 4
+#define AL_MULTI_PREFIX 8
+
+struct multi_key {
+	uint64_t key; /* the needle's first p bytes, little-endian */
+	const char *s;
+	size_t len;
+};
+
+struct pex_al_multi {
+	size_t p;      /* prefix bytes compared: min(shortest, 8) */
+	uint64_t pmask;
+	int npos;
+	int pos[AL_MULTI_POS];
+	uint8_t lo_tbl[AL_MULTI_POS][16]; /* bit h: byte h<<4|l allowed */
+	uint8_t set[AL_MULTI_POS][256];   /* the same, for the plain path */
+	uint64_t *bits;
+	unsigned shift;  /* hash >> shift indexes bits */
+	struct multi_key *keys; /* sorted by key */
+	size_t n;
+	char *buf;
+};
+
+static int simd_off; /* tests: take the plain path */
+
+void pex_al_multi_simd(int on)
+{
+	simd_off = !on;
+}
+
+static uint64_t multi_load(const struct pex_al_multi *m, const char *p,
+			   size_t avail)
+{
+	uint64_t k = 0;
+
+	memcpy(&k, p, avail < 8 ? avail : 8);
+	return k & m->pmask;
+}
+
+static size_t multi_hash(const struct pex_al_multi *m, uint64_t key)
+{
+	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> m->shift);
+}
+
+static int key_cmp(const void *va, const void *vb)
+{
+	const struct multi_key *a = va, *b = vb;
+
+	return (a->key > b->key) - (a->key < b->key);
+}
+
+int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
+		     const size_t *lens, size_t n)
+{
+	struct pex_al_multi *m;
+	size_t i, j, total = 0, shortest = SIZE_MAX, nbits, count[8];
+	int rc = 0;
+
+	*out = NULL;
+	if (!n)
+		return 1;
+	for (i = 0; i < n; i++) {
+		if (lens[i] < AL_MULTI_MIN)
+			return 1;
+		for (j = 0; j < lens[i]; j++)
+			if ((unsigned char)needles[i][j] >= 0x80)
+				return 1;
+		if (lens[i] < shortest)
+			shortest = lens[i];
+		total += lens[i];
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	m->p = shortest < AL_MULTI_PREFIX ? shortest : AL_MULTI_PREFIX;
+	m->pmask = m->p == 8 ? ~0ull : (1ull << (8 * m->p)) - 1;
+	for (nbits = 4096; nbits < 64 * n && nbits < (1u << 24); nbits *= 2)
+		;
+	for (m->shift = 64; (1ull << (64 - m->shift)) < nbits; m->shift--)
+		;
+	m->bits = calloc(nbits / 64, sizeof(*m->bits));
+	m->keys = calloc(n, sizeof(*m->keys));
+	m->buf = malloc(total);
+	if (!m->bits || !m->keys || !m->buf) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	total = 0;
+	for (i = 0; i < n; i++) {
+		size_t h;
+
+		memcpy(m->buf + total, needles[i], lens[i]);
+		m->keys[i].s = m->buf + total;
+		m->keys[i].len = lens[i];
+		m->keys[i].key = multi_load(m, m->buf + total, lens[i]);
+		h = multi_hash(m, m->keys[i].key);
+		m->bits[h / 64] |= 1ull << (h % 64);
+		total += lens[i];
+	}
+	m->n = n;
+	qsort(m->keys, n, sizeof(*m->keys), key_cmp);
+	/* The most selective positions: fewest distinct bytes. */
+	for (j = 0; j < m->p; j++) {
+		uint8_t seen[256] = {0};
+
+		count[j] = 0;
+		for (i = 0; i < n; i++)
+			if (!seen[(unsigned char)m->keys[i].s[j]]++)
+				count[j]++;
+	}
+	while (m->npos < AL_MULTI_POS && (size_t)m->npos < m->p) {
+		size_t best = SIZE_MAX;
+
+		for (j = 0; j < m->p; j++)
+			if (count[j] && (best == SIZE_MAX ||
+					 count[j] < count[best]))
+				best = j;
+		count[best] = 0;
+		m->pos[m->npos++] = (int)best;
+	}
+	for (j = 0; j < (size_t)m->npos; j++) {
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)
+					  m->keys[i].s[m->pos[j]];
+
+			m->set[j][c] = 1;
+			m->lo_tbl[j][c & 15] |= (uint8_t)(1u << (c >> 4));
+		}
+	}
+	*out = m;
+	m = NULL;
+cleanup:
+	pex_al_multi_free(m);
+	return rc;
+}
+
+void pex_al_multi_free(struct pex_al_multi *m)
+{
+	if (!m)
+		return;
+	free(m->bits);
+	free(m->keys);
+	free(m->buf);
+	free(m);
+}
+
+/* Steps 2 and 3 at p, with avail bytes from p on. */
+static int multi_at(const struct pex_al_multi *m, const char *p,
+		    size_t avail)
+{
+	uint64_t key;
+	size_t h, lo = 0, hi = m->n;
+
+	if (avail < m->p)
+		return 0;
+	key = multi_load(m, p, avail);
+	h = multi_hash(m, key);
+	if (!(m->bits[h / 64] & (1ull << (h % 64))))
+		return 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (m->keys[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < m->n && m->keys[lo].key == key; lo++)
+		if (m->keys[lo].len <= avail &&
+		    !memcmp(p, m->keys[lo].s, m->keys[lo].len))
+			return 1;
+	return 0;
+}
+
+static const char *multi_plain(const struct pex_al_multi *m, const char *h,
+			       size_t from, size_t n)
+{
+	size_t i;
+	int j;
+
+	for (i = from; i + m->p <= n; i++) {
+		for (j = 0; j < m->npos; j++)
+			if (!m->set[j][(unsigned char)h[i + m->pos[j]]])
+				break;
+		if (j == m->npos && multi_at(m, h + i, n - i))
+			return h + i;
+	}
+	return NULL;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2")))
+static const char *multi_avx2(const struct pex_al_multi *m, const char *h,
+			      size_t n)
+{
+	const __m256i low = _mm256_set1_epi8(0x0f);
+	const __m256i bit = _mm256_setr_epi8(
+		1, 2, 4, 8, 16, 32, 64, (char)128, 0, 0, 0, 0, 0, 0, 0, 0,
+		1, 2, 4, 8, 16, 32, 64, (char)128, 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i zero = _mm256_setzero_si256();
+	__m256i tbl[AL_MULTI_POS];
+	size_t i = 0;
+	int j;
+
+	for (j = 0; j < m->npos; j++)
+		tbl[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+			(const void *)m->lo_tbl[j]));
+	/* Loads reach i + 7 + 32 at most, and a candidate's prefix
+	 * i + 31 + 8. */
+	for (; i + 32 + AL_MULTI_PREFIX <= n; i += 32) {
+		__m256i miss = zero;
+		unsigned mask;
+
+		for (j = 0; j < m->npos; j++) {
+			__m256i v = _mm256_loadu_si256(
+				(const void *)(h + i + m->pos[j]));
+			__m256i lo = _mm256_and_si256(v, low);
+			__m256i hi = _mm256_and_si256(
+				_mm256_srli_epi16(v, 4), low);
+			__m256i row = _mm256_shuffle_epi8(tbl[j], lo);
+			__m256i b = _mm256_shuffle_epi8(bit, hi);
+
+			miss = _mm256_or_si256(miss, _mm256_cmpeq_epi8(
+				_mm256_and_si256(row, b), zero));
+		}
+		mask = ~(unsigned)_mm256_movemask_epi8(miss);
+		while (mask) {
+			unsigned k = (unsigned)__builtin_ctz(mask);
+
+			if (multi_at(m, h + i + k, n - i - k))
+				return h + i + k;
+			mask &= mask - 1;
+		}
+	}
+	return multi_plain(m, h, i, n);
+}
+#endif
+
+const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
+			      size_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (!simd_off && have_avx2())
+		return multi_avx2(m, h, n);
+#endif
+	return multi_plain(m, h, 0, n);
+}
+
 /* ---- scanning -------------------------------------------------------- */
 
 struct scanner {
@@ -490,6 +758,8 @@ static int line_has_needle(const struct pex_al_scan_opts *o, const char *l,
 
 	if (o->count == 0)
 		return 1;
+	if (o->multi)
+		return pex_al_multi_find(o->multi, l, len) != NULL;
 	if (o->count > PEX_AL_DIRECT_NEEDLES)
 		return pex_logneedles_match(o->set, l, len);
 	for (i = 0; i < o->count; i++)
@@ -608,6 +878,36 @@ static int scan_hits(struct scanner *s, const char *r, size_t n)
 	return 0;
 }
 
+/* scan_hits for a many-needle search: one search finds the next line. */
+static int scan_multi(struct scanner *s, const char *r, size_t n)
+{
+	size_t cur = 0;
+	int rc;
+
+	for (;;) {
+		const char *x = pex_al_multi_find(s->o->multi, r + cur,
+						  n - cur);
+		size_t h, ls, le;
+		const char *p;
+
+		if (!x)
+			break;
+		h = (size_t)(x - r);
+		p = h > cur ? memrchr(r + cur, '\n', h - cur) : NULL;
+		ls = p ? (size_t)(p - r) + 1 : cur;
+		s->lineno += pex_al_count_newlines(r + cur, ls - cur);
+		p = memchr(r + h, '\n', n - h);
+		le = (size_t)(p - r);
+		s->lineno++;
+		rc = s->fn(s->data, r + ls, le - ls, s->lineno);
+		if (rc)
+			return rc;
+		cur = le + 1;
+	}
+	s->lineno += pex_al_count_newlines(r + cur, n - cur);
+	return 0;
+}
+
 static int scan_block(struct scanner *s, const char *p, size_t n)
 {
 	const char *last;
@@ -630,7 +930,9 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 	if (!last)
 		return carry_add(s, p + pos, n - pos);
 	end = (size_t)(last - p) + 1;
-	if (s->o->count > 0 && s->o->count <= PEX_AL_DIRECT_NEEDLES)
+	if (s->o->count > 0 && s->o->multi)
+		rc = scan_multi(s, p + pos, end - pos);
+	else if (s->o->count > 0 && s->o->count <= PEX_AL_DIRECT_NEEDLES)
 		rc = scan_hits(s, p + pos, end - pos);
 	else
 		rc = scan_all(s, p + pos, end - pos);

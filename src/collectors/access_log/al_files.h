@@ -11,7 +11,8 @@
  * file and a gzip, bzip2, xz, lzma, lzip, zstd, lz4 or compress file read
  * alike) and calls back for the lines that may concern the subject: every
  * line, or with needles only the lines that hold one of them, found by
- * searching whole blocks (pex_al_find) rather than line by line. Line
+ * searching whole blocks (pex_al_find, or pex_al_multi_find for the many
+ * needles of a batch) rather than line by line. Line
  * numbers are kept by counting newlines in the skipped text.
  *
  * Ownership: the list and its strings belong to the caller
@@ -52,16 +53,36 @@ void pex_al_files_free(struct pex_al_file *files, size_t count);
 typedef int (*pex_al_line_fn)(void *data, const char *line, size_t len,
 			      unsigned long long lineno);
 
+/*
+ * Many needles searched at once over whole blocks (a batch of subjects):
+ * see al_files.c. pex_al_multi_new() returns 0 with *out set; 1 with
+ * *out NULL when the needles do not suit it (one shorter than 4 bytes,
+ * or holding a byte >= 0x80: use pex_logneedles); or a negative PEX_E*
+ * code. The searcher copies the needles; pex_al_multi_free() accepts
+ * NULL.
+ */
+struct pex_al_multi;
+int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
+		     const size_t *lens, size_t n);
+void pex_al_multi_free(struct pex_al_multi *m);
+/* First position in h[0..n) where a needle starts, or NULL. */
+const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
+			      size_t n);
+/* Tests: 0 forces the plain (non-SIMD) path, 1 restores the default. */
+void pex_al_multi_simd(int on);
+
 struct pex_al_scan_opts {
 	/* With count == 0 every line is a candidate. Needles must not hold
 	 * a newline. Up to PEX_AL_DIRECT_NEEDLES are searched with memmem
-	 * over whole blocks; beyond that, set must be the same needles as
-	 * a pex_logneedles and lines are tested one by one. */
+	 * over whole blocks; beyond that, either multi is the same needles
+	 * as a pex_al_multi (blocks searched at once), or set is the same
+	 * needles as a pex_logneedles and lines are tested one by one. */
 	const char *const *needles;
 	const size_t *needle_lens;
 	size_t count;
 	const struct pex_logneedles *set;
 	size_t max_line;
+	const struct pex_al_multi *multi;
 };
 
 /* Read path and call fn for candidate lines. PEX_EIO / PEX_EINVALID with

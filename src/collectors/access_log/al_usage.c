@@ -1,5 +1,5 @@
 /*
- * Sessions, devices and client addresses of the subject's requests. See
+ * Sessions, devices and client addresses of the subjects' requests. See
  * al_usage.h and docs/internals/access_log.md.
  */
 #include "collectors/access_log/al_usage.h"
@@ -19,18 +19,24 @@ struct tally {
 	char *key;
 	size_t len;
 	uint64_t h;
+	size_t subject;
 	size_t ident;
 	time_t first, last;
 	unsigned long long requests;
 };
 
+/* One table for every subject: a key is distinct per subject. */
 struct table {
 	struct tally *items;
-	size_t n, cap, max;
+	size_t n, cap;
+	size_t max;      /* per subject */
+	size_t max_all;  /* over all subjects */
 	uint32_t *slots; /* item index + 1; 0 is empty */
-	size_t nslots;   /* a power of two, at least 2 * max */
-	int warned;
+	size_t nslots;   /* a power of two, at least 2 * max_all */
+	int warned, warned_all;
 };
+
+enum tally_result { TALLY_FULL = 0, TALLY_COUNTED = 1, TALLY_FULL_ALL = 2 };
 
 static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed)
 {
@@ -44,17 +50,19 @@ static uint64_t hash_bytes(const char *p, size_t n, uint64_t seed)
 	return h;
 }
 
-/* 1 when counted, 0 when the table is full and key new; <0 on error. */
-static int table_add(struct table *t, const char *key, size_t len,
-		     size_t ident, time_t at)
+/* TALLY_COUNTED, or TALLY_FULL / TALLY_FULL_ALL when key is new and the
+ * subject's (*count against t->max) or everyone's share is used up;
+ * <0 on error. */
+static int table_add(struct table *t, size_t *count, size_t subject,
+		     const char *key, size_t len, size_t ident, time_t at)
 {
-	uint64_t h = hash_bytes(key, len, 0);
+	uint64_t h = hash_bytes(key, len, (uint64_t)subject);
 	size_t i;
 	struct tally *e;
 
 	if (!t->slots) {
 		t->nslots = 64;
-		while (t->nslots < 2 * t->max)
+		while (t->nslots < 2 * t->max_all)
 			t->nslots *= 2;
 		t->slots = calloc(t->nslots, sizeof(*t->slots));
 		if (!t->slots)
@@ -63,23 +71,26 @@ static int table_add(struct table *t, const char *key, size_t len,
 	for (i = h & (t->nslots - 1); t->slots[i];
 	     i = (i + 1) & (t->nslots - 1)) {
 		e = &t->items[t->slots[i] - 1];
-		if (e->h == h && e->len == len && !memcmp(e->key, key, len)) {
+		if (e->h == h && e->subject == subject && e->len == len &&
+		    !memcmp(e->key, key, len)) {
 			if (at < e->first)
 				e->first = at;
 			if (at > e->last)
 				e->last = at;
 			e->requests++;
-			return 1;
+			return TALLY_COUNTED;
 		}
 	}
-	if (t->n >= t->max)
-		return 0;
+	if (*count >= t->max)
+		return TALLY_FULL;
+	if (t->n >= t->max_all)
+		return TALLY_FULL_ALL;
 	if (t->n == t->cap) {
 		size_t nc = t->cap ? t->cap * 2 : 16;
 		struct tally *g;
 
-		if (nc > t->max)
-			nc = t->max;
+		if (nc > t->max_all)
+			nc = t->max_all;
 		g = realloc(t->items, nc * sizeof(*g));
 		if (!g)
 			return pex_error_set(PEX_ENOMEM, "out of memory");
@@ -93,11 +104,13 @@ static int table_add(struct table *t, const char *key, size_t len,
 	memcpy(e->key, key, len);
 	e->len = len;
 	e->h = h;
+	e->subject = subject;
 	e->ident = ident;
 	e->first = e->last = at;
 	e->requests = 1;
 	t->slots[i] = (uint32_t)++t->n;
-	return 1;
+	(*count)++;
+	return TALLY_COUNTED;
 }
 
 static void table_free(struct table *t)
@@ -118,8 +131,15 @@ struct page {
 	time_t at;
 };
 
+/*
+ * An open session sits in two lists, each least recently active first:
+ * its subject's (idle closing, the per-subject cap) and everyone's (the
+ * cap on page text held in memory, which is shared by the batch).
+ */
 struct session {
-	struct session *prev, *next; /* least recently active first */
+	struct session *prev, *next;   /* the subject's list */
+	struct session *gprev, *gnext; /* everyone's list */
+	size_t subject;
 	size_t ident;
 	uint64_t h;                  /* of the user agent */
 	char *ua;                    /* NULL: not logged */
@@ -132,14 +152,22 @@ struct session {
 	size_t bytes;                /* charged to open_bytes */
 };
 
+struct subject_state {
+	struct session *head, *tail;
+	size_t nopen;
+	size_t ndevices, nips; /* distinct ones in the tables */
+};
+
 struct pex_al_usage {
 	struct pex_source *src;
 	struct pex_al_limits lim;
 	const struct pex_al_ident *idents;
 	size_t nidents;
 	pex_emit_fn emit;
-	void *emit_data;
-	struct session *head, *tail;
+	void *const *emit_data;
+	struct subject_state *subjects;
+	size_t nsubjects;
+	struct session *ghead, *gtail;
 	size_t nopen, open_bytes;
 	struct table devices, ips;
 	int warned_open, warned_split, warned_bytes;
@@ -148,13 +176,28 @@ struct pex_al_usage {
 int pex_al_usage_new(struct pex_al_usage **out, struct pex_source *src,
 		     const struct pex_al_limits *lim,
 		     const struct pex_al_ident *idents, size_t nidents,
-		     pex_emit_fn emit, void *emit_data)
+		     size_t nsubjects, pex_emit_fn emit,
+		     void *const *emit_data)
 {
-	struct pex_al_usage *u = calloc(1, sizeof(*u));
+	struct pex_al_usage *u;
+	size_t i;
 
 	*out = NULL;
+	for (i = 0; i < nidents; i++)
+		if (idents[i].subject >= nsubjects)
+			return pex_error_set(PEX_EUSAGE, "identity %zu of "
+					     "subject %zu beyond %zu", i,
+					     idents[i].subject, nsubjects);
+	u = calloc(1, sizeof(*u));
 	if (!u)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
+	u->subjects = calloc(nsubjects ? nsubjects : 1,
+			     sizeof(*u->subjects));
+	if (!u->subjects) {
+		free(u);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	u->nsubjects = nsubjects;
 	u->src = src;
 	u->lim = *lim;
 	u->idents = idents;
@@ -162,33 +205,56 @@ int pex_al_usage_new(struct pex_al_usage **out, struct pex_source *src,
 	u->emit = emit;
 	u->emit_data = emit_data;
 	u->devices.max = lim->max_devices;
+	u->devices.max_all = lim->max_devices_all;
 	u->ips.max = lim->max_ips;
+	u->ips.max_all = lim->max_ips_all;
 	*out = u;
 	return 0;
 }
 
 static void unlink_session(struct pex_al_usage *u, struct session *s)
 {
+	struct subject_state *st = &u->subjects[s->subject];
+
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		u->head = s->next;
+		st->head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
 	else
-		u->tail = s->prev;
+		st->tail = s->prev;
 	s->prev = s->next = NULL;
+	if (s->gprev)
+		s->gprev->gnext = s->gnext;
+	else
+		u->ghead = s->gnext;
+	if (s->gnext)
+		s->gnext->gprev = s->gprev;
+	else
+		u->gtail = s->gprev;
+	s->gprev = s->gnext = NULL;
 }
 
+/* s becomes the most recently active, in both lists. */
 static void append_session(struct pex_al_usage *u, struct session *s)
 {
-	s->prev = u->tail;
+	struct subject_state *st = &u->subjects[s->subject];
+
+	s->prev = st->tail;
 	s->next = NULL;
-	if (u->tail)
-		u->tail->next = s;
+	if (st->tail)
+		st->tail->next = s;
 	else
-		u->head = s;
-	u->tail = s;
+		st->head = s;
+	st->tail = s;
+	s->gprev = u->gtail;
+	s->gnext = NULL;
+	if (u->gtail)
+		u->gtail->gnext = s;
+	else
+		u->ghead = s;
+	u->gtail = s;
 }
 
 static void session_free(struct session *s)
@@ -270,41 +336,46 @@ static json_t *session_json(struct pex_al_usage *u, const struct session *s)
 	return rec;
 }
 
-/* Emit s and forget it. */
+/* Emit s to its subject and forget it. */
 static int close_session(struct pex_al_usage *u, struct session *s)
 {
 	json_t *rec = session_json(u, s);
+	size_t subject = s->subject;
 
 	unlink_session(u, s);
+	u->subjects[subject].nopen--;
 	u->nopen--;
 	u->open_bytes -= s->bytes;
 	session_free(s);
 	if (!rec)
 		return pex_error_set(PEX_ENOMEM, "out of memory building a "
 				     "session");
-	return u->emit(u->emit_data, PEX_REC_SESSION, rec);
+	return u->emit(u->emit_data[subject], PEX_REC_SESSION, rec);
 }
 
 static int open_session(struct pex_al_usage *u, const struct pex_al_hit *h,
 			uint64_t uah, struct session **out)
 {
+	size_t subject = u->idents[h->ident].subject;
+	struct subject_state *st = &u->subjects[subject];
 	struct session *s;
 	int rc;
 
 	*out = NULL;
-	if (u->nopen >= u->lim.max_open_sessions && u->head) {
+	if (st->nopen >= u->lim.max_open_sessions && st->head) {
 		if (!u->warned_open++)
 			pex_source_warn(u->src, "more than %zu visits open at "
 					"once: the least recently active were "
 					"closed early",
 					u->lim.max_open_sessions);
-		rc = close_session(u, u->head);
+		rc = close_session(u, st->head);
 		if (rc)
 			return rc;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
+	s->subject = subject;
 	s->ident = h->ident;
 	s->h = uah;
 	s->first_id = strdup(h->event_id);
@@ -322,6 +393,7 @@ static int open_session(struct pex_al_usage *u, const struct pex_al_hit *h,
 	s->bytes = sizeof(*s) + s->ua_len;
 	u->open_bytes += s->bytes;
 	u->nopen++;
+	st->nopen++;
 	append_session(u, s);
 	*out = s;
 	return 0;
@@ -362,27 +434,39 @@ static int same_key(const struct session *s, const struct pex_al_hit *h,
 
 static int count_tables(struct pex_al_usage *u, const struct pex_al_hit *h)
 {
+	size_t subject = u->idents[h->ident].subject;
+	struct subject_state *st = &u->subjects[subject];
 	int rc;
 
 	if (h->ua) {
-		rc = table_add(&u->devices, h->ua, h->ua_len, h->ident,
-			       h->at);
+		rc = table_add(&u->devices, &st->ndevices, subject, h->ua,
+			       h->ua_len, h->ident, h->at);
 		if (rc < 0)
 			return rc;
-		if (rc == 0 && !u->devices.warned++)
+		if (rc == TALLY_FULL && !u->devices.warned++)
 			pex_source_warn(u->src, "more than %zu distinct user "
 					"agents: the rest are not listed as "
 					"devices", u->devices.max);
+		if (rc == TALLY_FULL_ALL && !u->devices.warned_all++)
+			pex_source_warn(u->src, "more than %zu distinct user "
+					"agents over the subjects of a batch: "
+					"the rest are not listed as devices",
+					u->devices.max_all);
 	}
 	if (h->ip) {
-		rc = table_add(&u->ips, h->ip, strlen(h->ip), h->ident,
-			       h->at);
+		rc = table_add(&u->ips, &st->nips, subject, h->ip,
+			       strlen(h->ip), h->ident, h->at);
 		if (rc < 0)
 			return rc;
-		if (rc == 0 && !u->ips.warned++)
+		if (rc == TALLY_FULL && !u->ips.warned++)
 			pex_source_warn(u->src, "more than %zu distinct "
 					"client addresses: the rest are not "
 					"listed", u->ips.max);
+		if (rc == TALLY_FULL_ALL && !u->ips.warned_all++)
+			pex_source_warn(u->src, "more than %zu distinct "
+					"client addresses over the subjects "
+					"of a batch: the rest are not listed",
+					u->ips.max_all);
 	}
 	return 0;
 }
@@ -394,14 +478,18 @@ static int session_cmp(const void *va, const void *vb)
 
 	if (a->start != b->start)
 		return a->start < b->start ? -1 : 1;
+	if (a->subject != b->subject)
+		return a->subject < b->subject ? -1 : 1;
 	return strcmp(a->first_id, b->first_id);
 }
 
-/* Close the open sessions idle at now (or all of them), in start order. */
-static int close_where(struct pex_al_usage *u, time_t now, int all)
+/* Close, in start order, the subject's open sessions idle at now, or
+ * every open session of every subject (all). */
+static int close_where(struct pex_al_usage *u, size_t subject, time_t now,
+		       int all)
 {
 	struct session **v, *s;
-	size_t i = 0, n = u->nopen;
+	size_t i = 0, n = all ? u->nopen : u->subjects[subject].nopen;
 	int rc = 0;
 
 	if (!n)
@@ -409,10 +497,14 @@ static int close_where(struct pex_al_usage *u, time_t now, int all)
 	v = calloc(n, sizeof(*v));
 	if (!v)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	for (s = u->head; s && i < n; s = s->next)
-		if (all || (long long)s->last + u->lim.idle_seconds <
-			   (long long)now)
+	if (all)
+		for (s = u->ghead; s && i < n; s = s->gnext)
 			v[i++] = s;
+	else
+		for (s = u->subjects[subject].head; s && i < n; s = s->next)
+			if ((long long)s->last + u->lim.idle_seconds <
+			    (long long)now)
+				v[i++] = s;
 	qsort(v, i, sizeof(*v), session_cmp);
 	for (n = i, i = 0; i < n && !rc; i++)
 		rc = close_session(u, v[i]);
@@ -420,15 +512,17 @@ static int close_where(struct pex_al_usage *u, time_t now, int all)
 	return rc;
 }
 
-/* Close the visits that went idle. Files are read oldest first, so a
- * visit this far behind the current request is over. */
-static int close_idle(struct pex_al_usage *u, time_t now)
+/* Close the subject's visits that went idle. Files are read oldest
+ * first, so a visit this far behind the subject's current request is
+ * over. Other subjects' requests do not count: a subject's visits are
+ * the same alone or in a batch. */
+static int close_idle(struct pex_al_usage *u, size_t subject, time_t now)
 {
 	struct session *s;
 
-	for (s = u->head; s; s = s->next)
+	for (s = u->subjects[subject].head; s; s = s->next)
 		if ((long long)s->last + u->lim.idle_seconds < (long long)now)
-			return close_where(u, now, 0);
+			return close_where(u, subject, now, 0);
 	return 0;
 }
 
@@ -437,14 +531,16 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 	uint64_t uah = h->ua ? hash_bytes(h->ua, h->ua_len, 1) : 0;
 	long long idle = u->lim.idle_seconds;
 	struct session *s;
+	size_t subject;
 	int rc;
 
 	if (h->ident >= u->nidents)
 		return pex_error_set(PEX_EUSAGE, "bad identity index");
-	rc = close_idle(u, h->at);
+	subject = u->idents[h->ident].subject;
+	rc = close_idle(u, subject, h->at);
 	if (rc)
 		return rc;
-	for (s = u->head; s; s = s->next)
+	for (s = u->subjects[subject].head; s; s = s->next)
 		if (same_key(s, h, uah) &&
 		    (long long)h->at + idle >= (long long)s->start)
 			break;
@@ -479,14 +575,15 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 	unlink_session(u, s);
 	append_session(u, s);
 	/* Page text is the one thing that grows: keep it within bounds by
-	 * closing the least recently active visits (this one last). */
-	while (u->open_bytes > u->lim.max_open_bytes && u->head) {
+	 * closing the least recently active visits, whoever's they are
+	 * (this one last). */
+	while (u->open_bytes > u->lim.max_open_bytes && u->ghead) {
 		if (!u->warned_bytes++)
 			pex_source_warn(u->src, "open visits held more than "
 					"%zu bytes of pages: the least "
 					"recently active were closed early",
 					u->lim.max_open_bytes);
-		rc = close_session(u, u->head);
+		rc = close_session(u, u->ghead);
 		if (rc)
 			return rc;
 	}
@@ -497,7 +594,7 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 
 static int close_all(struct pex_al_usage *u)
 {
-	return close_where(u, 0, 1);
+	return close_where(u, 0, 0, 1);
 }
 
 /* "121.0.1": the version parts that are present, dot-joined. */
@@ -592,7 +689,7 @@ static int emit_device(struct pex_al_usage *u, const pex_uaparser *uap,
 		return pex_error_set(PEX_ENOMEM, "out of memory building a "
 				     "device");
 	}
-	return u->emit(u->emit_data, PEX_REC_DEVICE, rec);
+	return u->emit(u->emit_data[t->subject], PEX_REC_DEVICE, rec);
 }
 
 static int emit_ip(struct pex_al_usage *u, const struct tally *t)
@@ -610,7 +707,7 @@ static int emit_ip(struct pex_al_usage *u, const struct tally *t)
 		return pex_error_set(PEX_ENOMEM, "out of memory building an "
 				     "address");
 	}
-	return u->emit(u->emit_data, PEX_REC_IP_ADDRESS, rec);
+	return u->emit(u->emit_data[t->subject], PEX_REC_IP_ADDRESS, rec);
 }
 
 int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
@@ -647,10 +744,11 @@ void pex_al_usage_free(struct pex_al_usage *u)
 
 	if (!u)
 		return;
-	for (s = u->head; s; s = next) {
-		next = s->next;
+	for (s = u->ghead; s; s = next) {
+		next = s->gnext;
 		session_free(s);
 	}
+	free(u->subjects);
 	table_free(&u->devices);
 	table_free(&u->ips);
 	free(u);

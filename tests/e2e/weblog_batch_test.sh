@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# End-to-end: `portex export --batch` with the access_log collector. The
+# generated day of traffic of weblog_test.sh (bench/weblog-gen.py e2e: a
+# NAT address that Bob used before the subject's window and Carol after
+# it; the log rotated and the older half gzip'd), read once for six
+# people: the subject, Bob, Carol, Dave (the same NAT address during the
+# last hour of the subject's window: at the same time), a background
+# visitor on an address of their own, and someone with no request at all.
+# Each bundle must hold exactly its person's events (worked out here in
+# Python from the log lines, not by portex) and pass `portex verify`.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+GEN="$PEX_SOURCE_DIR/bench/weblog-gen.py"
+WCHECK="python3 $E2E_DIR/weblog_check.py"
+D="$WORK/weblog"
+OUT="$WORK/bundles"
+
+python3 "$GEN" e2e "$D"
+gzip "$D/access.log.1"
+mkdir -p "$OUT"
+cat >"$D/portex.yaml" <<'EOF'
+version: 1
+controller:
+  name: LeanIT Test Ltd
+  contact: privacy@leanit.example
+  authority: Jersey Office of the Information Commissioner
+categories:
+  usage:
+    purposes: [keeping the website secure and working]
+    lawful_basis: [legitimate_interests]
+    retention: 26 months
+sources:
+  - id: weblog
+    collector: access_log
+    category: usage
+    description: the website's access logs
+    weak_identities: true
+    options:
+      paths: [access.log*]
+      format: combined
+      match: [ip]
+      session_idle_minutes: 30
+EOF
+
+# The subjects and, per subject, the ids of the lines that are theirs:
+# an address that is theirs, at a time inside their window.
+python3 - "$D" >"$D/subjects.csv" <<'PY'
+import datetime as dt, gzip, json, re, sys
+d = sys.argv[1]
+e = json.load(open(d + "/expected.json"))
+nat, w = e["identity"][3:].split("@")
+f = "%Y-%m-%dT%H:%M:%SZ"
+utc = dt.timezone.utc
+ws, we = (dt.datetime.strptime(x, f).replace(tzinfo=utc)
+          for x in w.split("/"))
+day = ws.replace(hour=0, minute=0, second=0)
+sec = dt.timedelta(seconds=1)
+fmt = lambda t: t.strftime(f)
+people = [  # name, address, window start, end
+    ("subject", nat, ws, we),
+    ("bob", nat, day, ws - sec),
+    ("carol", nat, we + sec, day + dt.timedelta(days=1)),
+    ("dave", nat, we - dt.timedelta(hours=1), we),
+    ("visitor", "192.0.2.5", day, day + dt.timedelta(days=1)),
+    ("nobody", "192.0.2.250", day, day + dt.timedelta(days=1)),
+]
+line_re = re.compile(r'^(\S+) \S+ \S+ \[([^\]]+)\]')
+lines = []
+for name, opener in (("access.log.1.gz", gzip.open), ("access.log", open)):
+    with opener(d + "/" + name, "rt") as fh:
+        for n, text in enumerate(fh, 1):
+            m = line_re.match(text)
+            t = dt.datetime.strptime(m.group(2), "%d/%b/%Y:%H:%M:%S %z")
+            lines.append(("%s:%d" % (name, n), m.group(1), t))
+want = {}
+print("identities,request_id,output")
+for name, ip, a, b in people:
+    want[name] = {
+        "window": "%s/%s" % (fmt(a), fmt(b)),
+        "events": sorted("weblog:" + i for i, lip, t in lines
+                         if lip == ip and a <= t <= b)}
+    print("ip:%s@%s/%s,REQ-%s,%s.zip" % (ip, fmt(a), fmt(b), name, name))
+json.dump(want, open(d + "/want.json", "w"), indent=1)
+PY
+n=$(($(wc -l <"$D/subjects.csv") - 1))
+
+run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
+	--out-dir "$OUT"
+expect_code 0 "batch export of $n subjects"
+ok "batch export of $n subjects"
+
+got=$(find "$OUT" -maxdepth 1 -name '*.zip' | wc -l)
+[ "$got" -eq "$n" ] || fail "$got bundles for $n subjects"
+no_leftovers "$OUT"
+ok "one bundle per subject, nothing left behind"
+
+# Each bundle: exactly its subject's events, each matched by the
+# subject's own window; nothing of the others' user agents where the
+# generator says so.
+run python3 - "$D/want.json" "$OUT" <<'PY'
+import json, sys, zipfile
+want = json.load(open(sys.argv[1]))
+for name, w in want.items():
+    z = zipfile.ZipFile("%s/%s.zip" % (sys.argv[2], name))
+    b = json.loads(z.read("data/bundle.json"))
+    ev = [x for x in b["usage"]["events"] if x["source"] == "weblog"]
+    got = sorted(x["id"] for x in ev)
+    if got != w["events"]:
+        sys.exit("%s: events differ: extra %s, missing %s" % (
+            name, sorted(set(got) - set(w["events"])),
+            sorted(set(w["events"]) - set(got))))
+    recs = ev + b["usage"]["sessions"] + b["technical"]["devices"] + \
+        b["technical"]["ip_addresses"]
+    for r in recs:
+        if r["matched_by"].get("window") != w["window"]:
+            sys.exit("%s: %s matched by %s" % (name, r["id"],
+                                               r["matched_by"]))
+    if w["events"] and not b["usage"]["sessions"]:
+        sys.exit("%s: events but no visit" % name)
+    if not w["events"] and recs:
+        sys.exit("%s: records without a request: %s" % (name, recs))
+    print("%s: %d events" % (name, len(got)))
+PY
+expect_code 0 "each bundle against its subject's lines"
+echo "$out" | sed 's/^/    /'
+ok "each bundle holds exactly its subject's events"
+
+# The subject's bundle in full detail: the same checks as weblog_test.sh
+# (events, visits with pages and times, devices, address; none of Bob's
+# or Carol's text), although Dave shared the address at the same time.
+run $WCHECK "$OUT/subject.zip" "$D/expected.json" weblog
+expect_code 0 "subject's bundle against expected.json"
+ok "the subject's bundle is exactly theirs, visits and devices included"
+
+for z in "$OUT"/*.zip; do
+	run "$PORTEX" verify "$z"
+	expect_code 0 "verify $(basename "$z")"
+done
+ok "portex verify passes on all $n bundles"
+
+# A batch gives each subject what a run for them alone gives.
+IDENT=$(python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["identity"])' "$D/expected.json")
+run "$PORTEX" export -c "$D/portex.yaml" -s "$IDENT" -o "$WORK/alone.zip"
+expect_code 0 "the subject alone"
+run python3 - "$WORK/alone.zip" "$OUT/subject.zip" <<'PY'
+import json, sys, zipfile
+def recs(p):
+    b = json.loads(zipfile.ZipFile(p).read("data/bundle.json"))
+    return {k: sorted(json.dumps(r, sort_keys=True) for r in v)
+            for k, v in (("events", b["usage"]["events"]),
+                         ("sessions", b["usage"]["sessions"]),
+                         ("devices", b["technical"]["devices"]),
+                         ("ips", b["technical"]["ip_addresses"]))}
+a, b = recs(sys.argv[1]), recs(sys.argv[2])
+for k in a:
+    if a[k] != b[k]:
+        sys.exit("%s differ between the batch and a run alone" % k)
+PY
+expect_code 0 "batch against a run alone"
+ok "the batch gives the subject what a run alone gives"
+
+echo "weblog_batch: $PASS checks passed"
