@@ -99,9 +99,6 @@ struct pex_bundle {
 	char *tmp_path;
 	char *workdir;
 	struct section sec[PEX_REC__COUNT];
-	pex_schema *schema[PEX_REC__COUNT];
-	pex_schema_registry *reg;
-	pex_xsd *xsd;
 	struct worker w[FMT__COUNT];
 	struct pex_att_store att;
 	struct pex_buf jb;
@@ -273,6 +270,63 @@ static int worker_stop(struct worker *w)
 	return 0;
 }
 
+/* ---- compiled schemas, shared -------------------------------------------- */
+
+/*
+ * The record, envelope and manifest schemas and the XSD are compiled once
+ * per process and shared by every bundle (compiled schemas are read-only;
+ * a batch of a hundred bundles would otherwise compile them a hundred
+ * times). They live until the process ends.
+ */
+static struct {
+	pthread_once_t once;
+	int rc;
+	char msg[1024];
+	pex_schema_registry *reg;
+	pex_schema *kind[PEX_REC__COUNT];
+	pex_schema *bundle;
+	pex_schema *manifest;
+	pex_xsd *xsd;
+} model = { .once = PTHREAD_ONCE_INIT };
+
+static void model_init(void)
+{
+	const struct pex_schema_file *xsd;
+	int rc, k;
+
+	rc = pex_schemas_registry(&model.reg);
+	for (k = 0; !rc && k < PEX_REC__COUNT; k++) {
+		char id[128];
+
+		rc = pex_schema_compile_uri(&model.kind[k], model.reg,
+					    pex_record_schema_id(k, id,
+								 sizeof(id)));
+	}
+	if (!rc)
+		rc = pex_schema_compile_uri(&model.bundle, model.reg,
+					    "urn:portex:schema:1:bundle");
+	if (!rc)
+		rc = pex_schema_compile_uri(&model.manifest, model.reg,
+					    "urn:portex:schema:1:manifest");
+	if (!rc) {
+		xsd = pex_schema_file_find(PEX_BUNDLE_XSD);
+		rc = xsd ? pex_xsd_load(&model.xsd, xsd->data, xsd->len)
+			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
+	}
+	model.rc = rc;
+	if (rc)
+		snprintf(model.msg, sizeof(model.msg), "%s",
+			 pex_error_last());
+}
+
+static int model_get(void)
+{
+	pthread_once(&model.once, model_init);
+	if (model.rc)
+		return pex_error_set(model.rc, "%s", model.msg);
+	return 0;
+}
+
 /* ---- opening ----------------------------------------------------------- */
 
 static char *join(const char *dir, const char *name)
@@ -292,7 +346,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	struct pex_bundle_options defaults = PEX_BUNDLE_OPTIONS_INIT;
 	char *tmp = NULL, *dir, *base, *work = NULL;
 	pex_bundle *b;
-	int rc, k;
+	int rc;
 	struct stat st;
 
 	*out = NULL;
@@ -339,21 +393,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	b->workdir = work;
 	work = NULL;
 	pex_att_init(&b->att, b->workdir);
-	rc = pex_schemas_registry(&b->reg);
-	for (k = 0; !rc && k < PEX_REC__COUNT; k++) {
-		char id[128];
-
-		rc = pex_schema_compile_uri(&b->schema[k], b->reg,
-					    pex_record_schema_id(k, id,
-								 sizeof(id)));
-	}
-	if (!rc && b->opts.xml) {
-		const struct pex_schema_file *xsd =
-			pex_schema_file_find(PEX_BUNDLE_XSD);
-
-		rc = xsd ? pex_xsd_load(&b->xsd, xsd->data, xsd->len)
-			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
-	}
+	rc = model_get();
 	if (!rc)
 		rc = worker_start(&b->w[FMT_JSON]);
 	if (!rc && b->opts.xml)
@@ -417,7 +457,7 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 	if (fmt == FMT_XML) {
 		char *frame = xsd_frame(kind, 0);
 
-		rc = frame ? pex_xsd_push_new(&st->xv, b->xsd, name)
+		rc = frame ? pex_xsd_push_new(&st->xv, model.xsd, name)
 			   : pex_error_set(PEX_ENOMEM, "out of memory");
 		if (!rc)
 			pex_xsd_push_feed(st->xv, frame, strlen(frame));
@@ -462,7 +502,7 @@ int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
 		return pex_error_set(PEX_EUSAGE, "bad record kind or sealed");
 	s = &b->sec[kind];
 	pex_buf_init(&fe.msg, 4096);
-	rc = pex_schema_validate(b->schema[kind], record,
+	rc = pex_schema_validate(model.kind[kind], record,
 				 PEX_SCHEMA_FIRST_ERROR, record_error, &fe);
 	if (rc) {
 		json_t *id = json_object_get(record, "id");
@@ -992,23 +1032,19 @@ static json_t *make_manifest(const json_t *env, struct entry *ents,
 	return m;
 }
 
-static int validate_doc(pex_schema_registry *reg, const char *id,
-			const json_t *doc, const char *what)
+static int validate_doc(const pex_schema *schema, const json_t *doc,
+			const char *what)
 {
 	struct first_error fe;
-	pex_schema *s = NULL;
-	int rc = pex_schema_compile_uri(&s, reg, id);
+	int rc;
 
-	if (rc)
-		return rc;
 	pex_buf_init(&fe.msg, 4096);
-	rc = pex_schema_validate(s, doc, PEX_SCHEMA_FIRST_ERROR, record_error,
-				 &fe);
+	rc = pex_schema_validate(schema, doc, PEX_SCHEMA_FIRST_ERROR,
+				 record_error, &fe);
 	if (rc == 1)
 		rc = pex_error_set(PEX_EINVALID, "%s does not meet its schema:"
 				   " %s", what, fe.msg.data);
 	pex_buf_free(&fe.msg);
-	pex_schema_free(s);
 	return rc;
 }
 
@@ -1123,8 +1159,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		"events", "sessions"));
 	json_object_set_new(check, "technical", json_pack("{s:[], s:[]}",
 		"devices", "ip_addresses"));
-	rc = validate_doc(b->reg, "urn:portex:schema:1:bundle", check,
-			  "data/bundle.json");
+	rc = validate_doc(model.bundle, check, "data/bundle.json");
 	if (rc)
 		goto cleanup;
 
@@ -1214,8 +1249,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	if (rc)
 		goto cleanup;
 	manifest = make_manifest(envelope, ents, n);
-	rc = validate_doc(b->reg, "urn:portex:schema:1:manifest", manifest,
-			  "manifest.json");
+	rc = validate_doc(model.manifest, manifest, "manifest.json");
 	if (rc)
 		goto cleanup;
 	manifest_text = json_dumps(manifest, JSON_INDENT(2));
@@ -1325,15 +1359,12 @@ void pex_bundle_free(pex_bundle *b)
 			pex_buf_free(&st->pending);
 			free(st->xsd_errors);
 		}
-		pex_schema_free(b->schema[k]);
 	}
 	pex_att_free(&b->att);
 	if (b->workdir)
 		rmdir(b->workdir);
 	if (!b->sealed && b->tmp_path)
 		unlink(b->tmp_path);
-	pex_schema_registry_free(b->reg);
-	pex_xsd_free(b->xsd);
 	pex_buf_free(&b->jb);
 	free(b->workdir);
 	free(b->tmp_path);
