@@ -84,7 +84,7 @@ struct worker {
 	int head, count, stop;
 	int rc;
 	char msg[1024];
-	pex_xsd *xsd;     /* XML worker */
+	const char *name;
 };
 
 struct section {
@@ -188,6 +188,9 @@ static int run_job(struct worker *w, struct job *j)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+
+	/* named, so top and perf tell the two apart */
+	pthread_setname_np(pthread_self(), w->name);
 
 	for (;;) {
 		struct job j;
@@ -394,6 +397,8 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	work = NULL;
 	pex_att_init(&b->att, b->workdir);
 	rc = model_get();
+	b->w[FMT_JSON].name = "portex-json";
+	b->w[FMT_XML].name = "portex-xml";
 	if (!rc)
 		rc = worker_start(&b->w[FMT_JSON]);
 	if (!rc && b->opts.xml)
