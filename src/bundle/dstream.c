@@ -116,3 +116,42 @@ int pex_deflate_segment(const void *data, size_t len, int level, int last,
 	*crc = d.crc;
 	return 0;
 }
+
+int pex_deflate_with(z_stream *zs, const void *data, size_t len, int last,
+		     unsigned char **out, size_t *outlen, uint32_t *crc)
+{
+	size_t cap = deflateBound(zs, (uLong)len) + 16, used = 0;
+	unsigned char *buf = malloc(cap);
+	int zrc;
+
+	*out = NULL;
+	if (!buf)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	zs->next_in = (unsigned char *)data;
+	zs->avail_in = (uInt)len;
+	do {
+		if (used == cap) {
+			unsigned char *p = realloc(buf, cap * 2);
+
+			if (!p) {
+				free(buf);
+				return pex_error_set(PEX_ENOMEM,
+						     "out of memory");
+			}
+			buf = p;
+			cap *= 2;
+		}
+		zs->next_out = buf + used;
+		zs->avail_out = (uInt)(cap - used);
+		zrc = deflate(zs, last ? Z_FINISH : Z_SYNC_FLUSH);
+		if (zrc == Z_STREAM_ERROR) {
+			free(buf);
+			return pex_error_set(PEX_ERROR, "deflate failed");
+		}
+		used = cap - zs->avail_out;
+	} while (zs->avail_out == 0 || (last && zrc != Z_STREAM_END));
+	*out = buf;
+	*outlen = used;
+	*crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len);
+	return 0;
+}

@@ -38,4 +38,8 @@ void pex_dstream_free(struct pex_dstream *d);
 int pex_deflate_segment(const void *data, size_t len, int level, int last,
 			unsigned char **out, size_t *outlen, uint32_t *crc);
 
+/* The same with a caller's raw-deflate state (fresh or just reset). */
+int pex_deflate_with(z_stream *zs, const void *data, size_t len, int last,
+		     unsigned char **out, size_t *outlen, uint32_t *crc);
+
 #endif

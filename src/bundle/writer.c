@@ -290,6 +290,13 @@ static struct {
 	pex_schema *bundle;
 	pex_schema *manifest;
 	pex_xsd *xsd;
+	/* every schema file, deflated once: they go into every bundle */
+	struct packed_file {
+		unsigned char *z;
+		size_t zlen;
+		uint32_t crc;
+		char sha[PEX_SHA256_HEX];
+	} *packed;
 } model = { .once = PTHREAD_ONCE_INIT };
 
 static void model_init(void)
@@ -315,6 +322,25 @@ static void model_init(void)
 		xsd = pex_schema_file_find(PEX_BUNDLE_XSD);
 		rc = xsd ? pex_xsd_load(&model.xsd, xsd->data, xsd->len)
 			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
+	}
+	if (!rc) {
+		const struct pex_schema_file *f;
+		size_t n = 0;
+
+		for (f = pex_schema_files; f->name; f++)
+			n++;
+		model.packed = calloc(n + 1, sizeof(*model.packed));
+		if (!model.packed)
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		for (n = 0, f = pex_schema_files; !rc && f->name; f++, n++) {
+			rc = pex_deflate_segment(f->data, f->len, 6, 1,
+						 &model.packed[n].z,
+						 &model.packed[n].zlen,
+						 &model.packed[n].crc);
+			if (!rc)
+				rc = pex_sha256_hex(f->data, f->len,
+						    model.packed[n].sha);
+		}
 	}
 	model.rc = rc;
 	if (rc)
@@ -399,10 +425,6 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	rc = model_get();
 	b->w[FMT_JSON].name = "portex-json";
 	b->w[FMT_XML].name = "portex-xml";
-	if (!rc)
-		rc = worker_start(&b->w[FMT_JSON]);
-	if (!rc && b->opts.xml)
-		rc = worker_start(&b->w[FMT_XML]);
 	if (rc)
 		goto fail;
 	free(tmp);
@@ -473,7 +495,15 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 
 static int open_section(pex_bundle *b, enum pex_record_kind kind)
 {
-	int rc = open_stream(b, kind, FMT_JSON);
+	int rc = 0, f;
+
+	/* the workers start with the first record: an empty bundle needs
+	 * none */
+	for (f = 0; !rc && f < FMT__COUNT; f++)
+		if (!b->w[f].started && (f == FMT_JSON || b->opts.xml))
+			rc = worker_start(&b->w[f]);
+	if (!rc)
+		rc = open_stream(b, kind, FMT_JSON);
 
 	if (!rc && b->opts.xml)
 		rc = open_stream(b, kind, FMT_XML);
@@ -591,6 +621,8 @@ struct docfile {
 	uint64_t ulen;
 	int64_t clen;
 	int started;
+	z_stream zs;
+	int zopen;
 };
 
 static int doc_flush_text(struct docfile *d, int last)
@@ -602,8 +634,19 @@ static int doc_flush_text(struct docfile *d, int last)
 
 	if (!d->text.len && !last)
 		return 0;
-	rc = pex_deflate_segment(d->text.data ? d->text.data : "",
-				 d->text.len, d->level, last, &seg, &n, &crc);
+	/* one zlib state serves every text piece of the file (reset, not
+	 * re-made: a bundle has a dozen pieces) */
+	if (!d->zopen) {
+		if (deflateInit2(&d->zs, d->level, Z_DEFLATED, -15, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK)
+			return pex_error_set(PEX_ENOMEM, "cannot start "
+					     "deflate");
+		d->zopen = 1;
+	} else {
+		deflateReset(&d->zs);
+	}
+	rc = pex_deflate_with(&d->zs, d->text.data ? d->text.data : "",
+			      d->text.len, last, &seg, &n, &crc);
 	if (rc)
 		return rc;
 	d->crc = d->started ? (uint32_t)crc32_combine(d->crc, crc,
@@ -647,6 +690,9 @@ static int doc_section(struct docfile *d, const struct stream *st)
 
 static void doc_free(struct docfile *d)
 {
+	if (d->zopen)
+		deflateEnd(&d->zs);
+	d->zopen = 0;
 	pex_concat_free(&d->plain);
 	pex_concat_free(&d->packed);
 	pex_buf_free(&d->text);
@@ -778,25 +824,19 @@ static int check_envelope_xml(const char *env_xml)
 	static const char empty[] =
 		"<contacts/><tickets/><usage><events/><sessions/></usage>"
 		"<technical><devices/><ip_addresses/></technical></bundle>\n";
-	const struct pex_schema_file *xsd = pex_schema_file_find(
-		PEX_BUNDLE_XSD);
-	struct pex_concat c = { 0 };
 	struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
-	int rc;
+	pex_xsd_push *v = NULL;
+	int rc = pex_xsd_push_new(&v, model.xsd, "data/bundle.xml");
 
-	if (!xsd)
-		return pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
-	rc = pex_concat_add_mem(&c, env_xml, strlen(env_xml));
-	if (!rc)
-		rc = pex_concat_add_mem(&c, empty, sizeof(empty) - 1);
-	if (!rc)
-		rc = pex_xsd_validate_stream(xsd->data, xsd->len,
-			(pex_read_fn)pex_concat_read, &c, "data/bundle.xml",
-			&errs, 10);
+	if (!rc) {
+		pex_xsd_push_feed(v, env_xml, strlen(env_xml));
+		pex_xsd_push_feed(v, empty, sizeof(empty) - 1);
+		rc = pex_xsd_push_finish(v, &errs);
+	}
 	if (rc == 1)
 		rc = pex_error_set(PEX_EINVALID, "data/bundle.xml does not "
 				   "meet %s: %s", PEX_BUNDLE_XSD, errs.data);
-	pex_concat_free(&c);
+	pex_xsd_push_free(v);
 	pex_buf_free(&errs);
 	return rc;
 }
@@ -811,6 +851,7 @@ struct entry {
 	size_t len;
 	struct docfile *doc; /* or a data file */
 	const char *file;    /* or an attachment file */
+	const struct packed_file *packed; /* data deflated already */
 	int64_t bytes;
 	char sha[PEX_SHA256_HEX];
 };
@@ -911,6 +952,63 @@ static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
 	}
 }
 
+struct zmem {
+	const struct packed_file *p;
+	size_t ulen;
+	size_t off;
+	time_t mtime;
+	zip_error_t err;
+};
+
+/* libzip source for memory that is deflated already (the schemas). */
+static zip_int64_t mem_cb(void *ud, void *data, zip_uint64_t len,
+			  zip_source_cmd_t cmd)
+{
+	struct zmem *z = ud;
+	zip_stat_t *st;
+	size_t n;
+
+	switch (cmd) {
+	case ZIP_SOURCE_OPEN:
+		z->off = 0;
+		return 0;
+	case ZIP_SOURCE_READ:
+		n = z->p->zlen - z->off;
+		if (n > len)
+			n = (size_t)len;
+		memcpy(data, z->p->z + z->off, n);
+		z->off += n;
+		return (zip_int64_t)n;
+	case ZIP_SOURCE_CLOSE:
+		return 0;
+	case ZIP_SOURCE_STAT:
+		st = data;
+		zip_stat_init(st);
+		st->size = z->ulen;
+		st->comp_size = z->p->zlen;
+		st->comp_method = ZIP_CM_DEFLATE;
+		st->crc = z->p->crc;
+		st->mtime = z->mtime;
+		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
+			     ZIP_STAT_COMP_METHOD | ZIP_STAT_CRC |
+			     ZIP_STAT_MTIME;
+		return sizeof(*st);
+	case ZIP_SOURCE_ERROR:
+		return zip_error_to_data(&z->err, data, len);
+	case ZIP_SOURCE_FREE:
+		zip_error_fini(&z->err);
+		free(z);
+		return 0;
+	case ZIP_SOURCE_SUPPORTS:
+		return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN,
+			ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+			ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+	default:
+		zip_error_set(&z->err, ZIP_ER_OPNOTSUPP, 0);
+		return -1;
+	}
+}
+
 static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		     int level)
 {
@@ -928,6 +1026,18 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		src = zip_source_function(za, doc_cb, z);
 		if (!src)
 			free(z);
+	} else if (e->packed) {
+		struct zmem *z = calloc(1, sizeof(*z));
+
+		if (!z)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		z->p = e->packed;
+		z->ulen = e->len;
+		z->mtime = mtime;
+		zip_error_init(&z->err);
+		src = zip_source_function(za, mem_cb, z);
+		if (!src)
+			free(z);
 	} else if (e->file) {
 		src = zip_source_file(za, e->file, 0, -1);
 	} else {
@@ -940,7 +1050,8 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		zip_source_free(src);
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	}
-	if ((!e->doc && zip_set_file_compression(za, (zip_uint64_t)idx,
+	if ((!e->doc && !e->packed &&
+	     zip_set_file_compression(za, (zip_uint64_t)idx,
 						 ZIP_CM_DEFLATE,
 						 (zip_uint32_t)level)) ||
 	    zip_file_set_mtime(za, (zip_uint64_t)idx, mtime, 0))
@@ -1195,7 +1306,9 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	hj.e = &ents[0];
 	if (b->opts.xml) {
 		hx.e = &ents[1];
-		threaded = !pthread_create(&thr, NULL, hash_doc, &hx);
+		/* a thread pays only for large files */
+		threaded = xd.ulen > (4u << 20) &&
+			   !pthread_create(&thr, NULL, hash_doc, &hx);
 		if (!threaded)
 			hash_doc(&hx);
 	}
@@ -1224,10 +1337,9 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				 ? "application/xml"
 				 : "application/schema+json",
 			.data = sf->data, .len = sf->len,
+			.packed = &model.packed[sf - pex_schema_files],
 			.bytes = (int64_t)sf->len };
-		rc = pex_sha256_hex(sf->data, sf->len, ents[n].sha);
-		if (rc)
-			goto cleanup;
+		memcpy(ents[n].sha, ents[n].packed->sha, PEX_SHA256_HEX);
 		n++;
 	}
 	for (i = 0; i < b->att.committed; i++) {
