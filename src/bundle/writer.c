@@ -51,6 +51,7 @@
 #define PEX_RECORD_MAX (256u << 20) /* one serialised record */
 #define PEX_CHUNK (256u << 10)      /* bytes handed to a worker at once */
 #define PEX_QUEUE_MAX 8             /* chunks in flight per worker */
+#define PEX_SPILL (1u << 20)        /* a section kept in memory up to this */
 
 enum { FMT_JSON, FMT_XML, FMT__COUNT };
 
@@ -62,6 +63,9 @@ struct stream {
 	FILE *z;
 	struct pex_dstream ds;
 	pex_xsd_push *xv; /* XML only */
+	int in_mem;       /* raw and z are memory streams (small section) */
+	char *raw_buf, *z_buf;
+	size_t raw_size, z_size;
 	struct pex_buf pending;
 	int xsd_rc;
 	char *xsd_errors;
@@ -149,10 +153,47 @@ static char *xsd_frame(enum pex_record_kind kind, int closing)
 	return pex_buf_detach(&b);
 }
 
+/* Move a section from memory to its files. */
+static int spill(struct stream *st)
+{
+	FILE *raw, *z;
+
+	if (fflush(st->raw) || fflush(st->z))
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	raw = fopen(st->raw_path, "wb");
+	z = fopen(st->z_path, "wb");
+	if (!raw || !z ||
+	    fwrite(st->raw_buf, 1, st->raw_size, raw) != st->raw_size ||
+	    fwrite(st->z_buf, 1, st->z_size, z) != st->z_size) {
+		if (raw)
+			fclose(raw);
+		if (z)
+			fclose(z);
+		return pex_error_set(PEX_EIO, "cannot write %s: %s",
+				     st->raw_path, strerror(errno));
+	}
+	fclose(st->raw);
+	fclose(st->z);
+	free(st->raw_buf);
+	free(st->z_buf);
+	st->raw_buf = st->z_buf = NULL;
+	st->raw = raw;
+	st->z = z;
+	st->ds.out = z;
+	st->in_mem = 0;
+	return 0;
+}
+
 static int run_job(struct worker *w, struct job *j)
 {
 	struct stream *st = j->st;
 	int rc = 0;
+
+	if (st->in_mem && st->ds.ulen + j->len > PEX_SPILL) {
+		rc = spill(st);
+		if (rc)
+			return rc;
+	}
 
 	if (j->len) {
 		if (fwrite(j->data, 1, j->len, st->raw) != j->len)
@@ -473,11 +514,14 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 	if (!st->raw_path || !st->z_path)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	pex_buf_init(&st->pending, PEX_RECORD_MAX + PEX_CHUNK);
-	st->raw = fopen(st->raw_path, "wb");
-	st->z = fopen(st->z_path, "wb");
+	/* Sections start in memory: most bundles are small, and creating
+	 * files is what a batch of small bundles spends its time on. A
+	 * section that grows past PEX_SPILL moves to its files. */
+	st->raw = open_memstream(&st->raw_buf, &st->raw_size);
+	st->z = open_memstream(&st->z_buf, &st->z_size);
+	st->in_mem = 1;
 	if (!st->raw || !st->z)
-		return pex_error_set(PEX_EIO, "cannot write in %s: %s",
-				     b->workdir, strerror(errno));
+		return pex_error_set(PEX_ENOMEM, "out of memory");
 	rc = pex_dstream_init(&st->ds, st->z, b->opts.compression);
 	if (rc)
 		return rc;
@@ -676,14 +720,22 @@ static int doc_section(struct docfile *d, const struct stream *st)
 
 	if (rc)
 		return rc;
-	if (stat(st->z_path, &zs))
+	if (st->in_mem) {
+		zs.st_size = (off_t)st->z_size;
+	} else if (stat(st->z_path, &zs)) {
 		return pex_error_set(PEX_EIO, "cannot stat %s: %s", st->z_path,
 				     strerror(errno));
+	}
 	d->crc = d->started ? (uint32_t)crc32_combine(d->crc, st->ds.crc,
 					(z_off_t)st->ds.ulen) : st->ds.crc;
 	d->started = 1;
 	d->ulen += st->ds.ulen;
 	d->clen += zs.st_size;
+	if (st->in_mem) {
+		rc = pex_concat_add_mem(&d->plain, st->raw_buf, st->raw_size);
+		return rc ? rc : pex_concat_add_mem(&d->packed, st->z_buf,
+						    st->z_size);
+	}
 	rc = pex_concat_add_file(&d->plain, st->raw_path);
 	return rc ? rc : pex_concat_add_file(&d->packed, st->z_path);
 }
@@ -1475,6 +1527,8 @@ void pex_bundle_free(pex_bundle *b)
 			pex_xsd_push_free(st->xv);
 			pex_buf_free(&st->pending);
 			free(st->xsd_errors);
+			free(st->raw_buf);
+			free(st->z_buf);
 		}
 	}
 	pex_att_free(&b->att);
