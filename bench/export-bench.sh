@@ -41,7 +41,8 @@ for n in "${sizes[@]}"; do
 	read -r g _ < <(secs gzip -6 -k -c "$work/data")
 	data_mib=$(du -m "$work/data" | cut -f1)
 	zip_mib=$(du -m "$work/out.zip" | cut -f1)
-	ratio=$(python3 -c "print(f'{$t/max($g,0.01):.2f}')")
+	# below 0.05 s the clock says nothing useful about a ratio
+	ratio=$(python3 -c "print(f'{$t/$g:.2f}' if $g >= 0.05 else 'n/a')")
 	printf '%-9s %9s %9.1f %10s %9s %7s %12s\n' "$n" "$t" \
 		"$(python3 -c "print($mem/1024)")" "$data_mib" "$g" "$ratio" \
 		"$zip_mib"

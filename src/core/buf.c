@@ -45,8 +45,17 @@ static int grow(struct pex_buf *b, size_t add)
 
 int pex_buf_append(struct pex_buf *b, const void *data, size_t len)
 {
-	int rc = grow(b, len);
+	int rc;
 
+	/* the common case: room already there (cap <= max + 1, so this
+	 * never passes the limit) */
+	if (len < b->cap - b->len) {
+		memcpy(b->data + b->len, data, len);
+		b->len += len;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	rc = grow(b, len);
 	if (rc)
 		return rc;
 	if (len)

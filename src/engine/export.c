@@ -27,6 +27,7 @@ struct run {
 	pex_bundle *bundle;
 	json_t *src_cfg;       /* borrowed: the source's config entry */
 	const char *source_id;
+	json_t *source_json;   /* the same, made once per source */
 	struct pex_source *src;
 	const struct pex_identity_set *given; /* what the collector got */
 	size_t nold;           /* given[0, nold) came in earlier rounds */
@@ -127,7 +128,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	}
 	json_object_set_new(record, "id", json_stringn_nocheck(r->idbuf.data,
 							       r->idbuf.len));
-	json_object_set_new(record, "source", json_string(r->source_id));
+	json_object_set(record, "source", r->source_json);
 	if (r->src)
 		pex_source_settle(r->src, 1);
 	rc = pex_bundle_add(r->bundle, kind, record);
@@ -426,6 +427,8 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 				req->progress(req->progress_data, sid,
 					      r.records, 0);
 			r.source_id = sid;
+			json_decref(r.source_json);
+			r.source_json = json_string(sid);
 			r.src = st[i].src;
 			if (st[i].src)
 				pex_source_set_bundle(st[i].src, r.bundle);
@@ -538,6 +541,7 @@ cleanup:
 	free(st);
 	pex_bundle_free(r.bundle);
 	json_decref(r.seen);
+	json_decref(r.source_json);
 	pex_buf_free(&r.idbuf);
 	json_decref(envelope);
 	json_decref(statuses);

@@ -19,10 +19,17 @@ struct pex_mapping {
 	char *member; /* PEX_F_OBJECT: the member name */
 };
 
+#define PEX_MAPPER_CACHE 64
+
 struct pex_mapper {
 	enum pex_record_kind kind;
 	size_t count;
 	struct pex_mapping *map;
+	/* Rows of one source have the same columns in the same order:
+	 * remember the lookup per position, so a row costs one comparison
+	 * per column instead of one per mapping. */
+	char *cache_name[PEX_MAPPER_CACHE];
+	const struct pex_mapping *cache_map[PEX_MAPPER_CACHE];
 };
 
 void pex_mapper_free(pex_mapper *m)
@@ -35,6 +42,8 @@ void pex_mapper_free(pex_mapper *m)
 		free(m->map[i].column);
 		free(m->map[i].member);
 	}
+	for (i = 0; i < PEX_MAPPER_CACHE; i++)
+		free(m->cache_name[i]);
 	free(m->map);
 	free(m);
 }
@@ -303,7 +312,23 @@ int pex_mapper_build(const pex_mapper *m, struct pex_source *src,
 		goto nomem;
 	for (i = 0; i < ncells; i++) {
 		const struct pex_cell *c = &cells[i];
-		const struct pex_mapping *e = lookup(m, c->name);
+		const struct pex_mapping *e;
+
+		if (i < PEX_MAPPER_CACHE && m->cache_name[i] &&
+		    !strcmp(m->cache_name[i], c->name)) {
+			e = m->cache_map[i];
+		} else {
+			e = lookup(m, c->name);
+			if (i < PEX_MAPPER_CACHE) {
+				/* the mapper is the source's own; only its
+				 * thread builds with it */
+				pex_mapper *w = (pex_mapper *)m;
+
+				free(w->cache_name[i]);
+				w->cache_name[i] = strdup(c->name);
+				w->cache_map[i] = e;
+			}
+		}
 
 		if (e) {
 			rc = put_mapped(rec, e, src, c);
