@@ -32,6 +32,12 @@ int pex_config_line(const pex_config *cfg, const char *pointer);
  * caller frees. */
 char *pex_config_pointer_to_path(const char *pointer);
 
+/* 0 when some source of the config can use identities of this type
+ * (it is named in a source's options, or a collector uses it by
+ * default); else PEX_EINVALID with a message that names the types the
+ * config does use. Guards against "emial:..." silently finding nothing. */
+int pex_config_check_identity_type(const pex_config *cfg, const char *type);
+
 #ifdef __cplusplus
 }
 #endif

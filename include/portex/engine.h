@@ -20,6 +20,11 @@ extern "C" {
 int pex_source_new(struct pex_source **out, const char *id,
 		   const char *collector, const json_t *options,
 		   const char *basedir);
+/* Check a source's options against its collector's config map without
+ * opening anything (unknown, missing, mistyped options). *bad_key names
+ * the option a failure is about (borrowed from options), or NULL. */
+int pex_collector_check_options(const char *collector, const json_t *options,
+				const char **bad_key);
 /* Calls collect. Returns its result. */
 int pex_source_collect(struct pex_source *src,
 		       const struct pex_identity_set *ids, pex_emit_fn emit,

@@ -196,8 +196,8 @@ int pex_bundle_verify(const char *path, json_t **problems)
 		zip_error_t ze;
 
 		zip_error_init_with_code(&ze, err);
-		rc = pex_error_set(PEX_EIO, "%s: cannot open as a zip: %s",
-				   path, zip_error_strerror(&ze));
+		rc = pex_error_set(PEX_EIO, "cannot open as a zip: %s",
+				   zip_error_strerror(&ze));
 		zip_error_fini(&ze);
 		return rc;
 	}

@@ -44,7 +44,9 @@ int pex_cmd_check(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'J': json_out = 1; break;
 		case 'h': help(stdout); return PEX_EXIT_OK;
-		default: help(stderr); return PEX_EXIT_USAGE;
+		default:
+			fprintf(stderr, "see 'portex check --help'\n");
+			return PEX_EXIT_USAGE;
 		}
 	}
 	if (!config || optind < argc) {

@@ -32,7 +32,7 @@ static void help(FILE *f)
 "                         ip:203.0.113.7@2026-01-03T10:00:00Z/PT30M\n"
 "  -r, --request-id ID    the request this answers (goes into the bundle)\n"
 "  -o, --output FILE      where to write the zip; it appears only when\n"
-"                         complete\n"
+"                         complete; an existing file is replaced\n"
 "      --batch FILE       one bundle per row of a CSV file with the columns\n"
 "                         identities (space-separated TYPE:VALUE), and\n"
 "                         optionally request_id and output (a file name);\n"
@@ -267,6 +267,19 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
 	}
+	for (i = 0; i < b.n; i++) {
+		size_t k;
+
+		for (k = 0; k < b.subjects[i].identities.count; k++)
+			if (pex_config_check_identity_type(cfg,
+			    b.subjects[i].identities.items[k].type)) {
+				fprintf(stderr, "portex export: %s: %s\n",
+					file, pex_error_last());
+				pex_config_free(cfg);
+				batch_free(&b);
+				return PEX_EXIT_USAGE;
+			}
+	}
 	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial,
 			      on_progress, prog, &sums);
 	if (json_out) {
@@ -348,7 +361,9 @@ int pex_cmd_export(int argc, char **argv)
 		case 'q': prog.quiet = 1; pex_log_set_level(0); break;
 		case 'v': pex_log_set_level(3); break;
 		case 'h': help(stdout); code = PEX_EXIT_OK; goto cleanup;
-		default: help(stderr); goto cleanup;
+		default:
+			fprintf(stderr, "see 'portex export --help'\n");
+			goto cleanup;
 		}
 	}
 	if (optind < argc) {
@@ -379,8 +394,20 @@ int pex_cmd_export(int argc, char **argv)
 	}
 	if (pex_config_load(&cfg, config)) {
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
+		if (access(config, F_OK))
+			fprintf(stderr, "give the config with -c or "
+				"$PORTEX_CONFIG; fixtures/demo/portex.yaml is "
+				"an example\n");
 		goto fail;
 	}
+	for (size_t k = 0; k < ids.count; k++)
+		if (pex_config_check_identity_type(cfg, ids.items[k].type)) {
+			fprintf(stderr, "portex export: -s %s:%s: %s\n",
+				ids.items[k].type, ids.items[k].value,
+				pex_error_last());
+			code = PEX_EXIT_USAGE;
+			goto cleanup;
+		}
 	req.cfg = cfg;
 	req.identities = &ids;
 	req.progress = on_progress;

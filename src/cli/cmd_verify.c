@@ -37,7 +37,9 @@ int pex_cmd_verify(int argc, char **argv)
 		switch (c) {
 		case 'J': json_out = 1; break;
 		case 'h': help(stdout); return PEX_EXIT_OK;
-		default: help(stderr); return PEX_EXIT_USAGE;
+		default:
+			fprintf(stderr, "see 'portex verify --help'\n");
+			return PEX_EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
@@ -50,12 +52,9 @@ int pex_cmd_verify(int argc, char **argv)
 		size_t i;
 		int rc = pex_bundle_verify(path, &problems);
 
-		if (rc < 0) {
-			fprintf(stderr, "portex verify: %s\n",
-				pex_error_last());
+		if (rc < 0)
 			json_array_append_new(problems,
 					      json_string(pex_error_last()));
-		}
 		if (json_out) {
 			json_dumpf(problems, stdout, JSON_INDENT(2));
 			putchar('\n');

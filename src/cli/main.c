@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %-9s %s\n", commands[i].name,
 			commands[i].summary);
 	fprintf(f, "\n`portex COMMAND --help` shows a command's options; "
-		   "`man portex` has the rest.\n"
+		   "`man portex` (in the source tree: man -l docs/portex.1) has the rest.\n"
 		   "exit codes: 0 done, 1 failed, 2 usage error, 3 bundle "
 		   "written but incomplete\n");
 }
@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "portex: unknown command '%s'\n\n", argv[1]);
-	usage(stderr);
+	fprintf(stderr, "portex: unknown command '%s'; the commands are "
+		"export, verify, validate and check (see 'portex --help')\n",
+		argv[1]);
 	return PEX_EXIT_USAGE;
 }

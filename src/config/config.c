@@ -13,6 +13,7 @@
 #include "config/yaml.h"
 #include "core/buf.h"
 #include "model/schemas.h"
+#include "portex/engine.h"
 #include "portex/error.h"
 #include "portex/jsonschema.h"
 
@@ -132,6 +133,47 @@ static int on_error(const pex_schema_error *e, void *payload)
 	return 0;
 }
 
+/* Each source's options against its collector's config map, so that a
+ * typo under options: is a config error with its own line, not a source
+ * that fails at export time. */
+static int check_source_options(pex_config *cfg, struct collect_errors *ce)
+{
+	const json_t *sources = json_object_get(cfg->root, "sources");
+	const json_t *s;
+	size_t i;
+
+	pex_buf_reset(&ce->out);
+	ce->count = 0;
+	json_array_foreach(sources, i, s) {
+		const char *bad = NULL;
+		char ptr[256];
+		char *where;
+		int rc = pex_collector_check_options(
+			json_string_value(json_object_get(s, "collector")),
+			json_object_get(s, "options"), &bad);
+
+		if (!rc)
+			continue;
+		if (bad)
+			snprintf(ptr, sizeof(ptr), "/sources/%zu/options/%s", i,
+				 bad);
+		else if (strstr(pex_error_last(), "no collector named"))
+			snprintf(ptr, sizeof(ptr), "/sources/%zu/collector", i);
+		else
+			snprintf(ptr, sizeof(ptr), "/sources/%zu/options", i);
+		where = pex_config_pointer_to_path(ptr);
+		pex_buf_printf(&ce->out, "%s%s:%d: %s: %s",
+			       ce->out.len ? "\n" : "", cfg->path,
+			       pex_config_line(cfg, ptr), where ? where : ptr,
+			       pex_error_last());
+		free(where);
+		ce->count++;
+	}
+	if (ce->count)
+		return pex_error_set(PEX_EINVALID, "%s", ce->out.data);
+	return 0;
+}
+
 int pex_config_load(pex_config **out, const char *path)
 {
 	struct collect_errors ce = { 0 };
@@ -172,6 +214,8 @@ int pex_config_load(pex_config **out, const char *path)
 				   ce.out.data ? ce.out.data : path);
 	} else if (rc < 0) {
 		pex_error_wrap(rc, "%s", path);
+	} else {
+		rc = check_source_options(cfg, &ce);
 	}
 cleanup:
 	pex_buf_free(&ce.out);
@@ -182,4 +226,101 @@ cleanup:
 	}
 	*out = cfg;
 	return 0;
+}
+
+/* ---- identity types ------------------------------------------------------ */
+
+/* Types the collectors use without being told: access_log matches user
+ * names and addresses by default, the tracker presets email. */
+static const char *const implicit_types[] = { "email", "ip", "username",
+					      NULL };
+
+static int is_type_word(const char *s, size_t n)
+{
+	size_t i;
+
+	if (!n || n > 32 || s[0] < 'a' || s[0] > 'z')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return 0;
+	return 1;
+}
+
+/* Every word of the options that could name an identity type: values
+ * ("Email: email") and ":name" query parameters. */
+static void collect_words(const json_t *v, json_t *set, int depth)
+{
+	const char *key;
+	json_t *child;
+	size_t i;
+
+	if (depth > 16)
+		return;
+	if (json_is_string(v)) {
+		const char *p = json_string_value(v);
+		size_t n = json_string_length(v);
+
+		if (is_type_word(p, n))
+			json_object_set_new(set, p, json_true());
+		for (i = 0; i + 1 < n; i++) {
+			size_t k = i + 1;
+
+			if (p[i] != ':')
+				continue;
+			while (k < n && ((p[k] >= 'a' && p[k] <= 'z') ||
+					 (p[k] >= '0' && p[k] <= '9') ||
+					 p[k] == '_'))
+				k++;
+			if (is_type_word(p + i + 1, k - i - 1)) {
+				char w[40];
+
+				snprintf(w, sizeof(w), "%.*s", (int)(k - i - 1),
+					 p + i + 1);
+				json_object_set_new(set, w, json_true());
+			}
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, child)
+			collect_words(child, set, depth + 1);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, child)
+			collect_words(child, set, depth + 1);
+	}
+}
+
+int pex_config_check_identity_type(const pex_config *cfg, const char *type)
+{
+	json_t *words = json_object();
+	const json_t *s;
+	size_t i;
+	int found = 0;
+
+	for (i = 0; implicit_types[i]; i++)
+		json_object_set_new(words, implicit_types[i], json_true());
+	json_array_foreach(json_object_get(cfg->root, "sources"), i, s)
+		collect_words(json_object_get(s, "options"), words, 0);
+	found = json_object_get(words, type) != NULL;
+	if (!found) {
+		struct pex_buf known = PEX_BUF_INIT(4096);
+		static const char *const common[] = {
+			"email", "phone", "customer_id", "username", "ip",
+			"cookie_id", "user_id", "account_id", NULL
+		};
+
+		/* list the likely ones the config mentions, not every word */
+		for (i = 0; common[i]; i++)
+			if (json_object_get(words, common[i]))
+				pex_buf_printf(&known, "%s%s",
+					       known.len ? ", " : "",
+					       common[i]);
+		pex_error_set(PEX_EINVALID,
+			      "no source in %s uses identities of type '%s' "
+			      "(it uses: %s); check the spelling", cfg->path,
+			      type, known.data ? known.data : "none");
+		pex_buf_free(&known);
+	}
+	json_decref(words);
+	return found ? 0 : PEX_EINVALID;
 }

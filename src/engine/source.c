@@ -38,6 +38,8 @@ struct pex_source {
 	struct pex_identity_set found;
 	struct pex_buf text;
 	pex_bundle *bundle;      /* where attachment files go, or NULL */
+	int check_only;          /* options checked, secrets not read */
+	const char *bad_key;     /* the option an error is about */
 };
 
 struct pex_attachment {
@@ -324,7 +326,7 @@ static int set_option(struct pex_source *src,
 			return pex_error_set(PEX_EINVALID,
 					     "option '%s' must be a string",
 					     m->name);
-		if (m->flags & PEX_OPT_SECRET) {
+		if ((m->flags & PEX_OPT_SECRET) && !src->check_only) {
 			rc = resolve_secret(src, m->name, json_string_value(v),
 					    &s);
 			if (rc)
@@ -420,6 +422,8 @@ static int apply_default(struct pex_source *src,
 	return rc;
 }
 
+static void free_options(struct pex_source *src);
+
 static int apply_options(struct pex_source *src, const json_t *options)
 {
 	const struct pex_config_map *m;
@@ -443,6 +447,7 @@ static int apply_options(struct pex_source *src, const json_t *options)
 				      "(known: %s)", key, src->col->name,
 				      known.data ? known.data : "none");
 			pex_buf_free(&known);
+			src->bad_key = key;
 			return PEX_EINVALID;
 		}
 	}
@@ -460,10 +465,45 @@ static int apply_options(struct pex_source *src, const json_t *options)
 			rc = apply_default(src, m);
 		else
 			rc = 0;
-		if (rc)
+		if (rc) {
+			src->bad_key = v ? m->name : NULL;
 			return rc;
+		}
 	}
 	return 0;
+}
+
+int pex_collector_check_options(const char *collector, const json_t *options,
+				const char **bad_key)
+{
+	struct pex_source src = { 0 };
+	int rc;
+
+	*bad_key = NULL;
+	src.col = pex_collector_find(collector);
+	if (!src.col) {
+		struct pex_buf known = PEX_BUF_INIT(4096);
+		const struct pex_collector *const *c;
+
+		for (c = pex_collectors_builtin(); *c; c++)
+			pex_buf_printf(&known, "%s%s", known.len ? ", " : "",
+				       (*c)->name);
+		rc = pex_error_set(PEX_EINVALID, "no collector named '%s' "
+				   "(available: %s)", collector,
+				   known.data ? known.data : "none");
+		pex_buf_free(&known);
+		return rc;
+	}
+	src.id = (char *)"check";
+	src.check_only = 1;
+	src.ctx = calloc(1, src.col->ctx_size ? src.col->ctx_size : 1);
+	if (!src.ctx)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	rc = apply_options(&src, options);
+	*bad_key = src.bad_key;
+	free_options(&src);
+	free(src.ctx);
+	return rc;
 }
 
 static void free_options(struct pex_source *src)
