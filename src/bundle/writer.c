@@ -1111,58 +1111,103 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 	return 0;
 }
 
+static const char *jstr(const json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	return v ? v : "";
+}
+
+/* A list of strings as "a; b; c". */
+static void put_list(struct pex_buf *r, const json_t *arr)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+		pex_buf_printf(r, "%s%s", i ? "; " : "", json_string_value(v));
+}
+
+/* README.txt: for the person, in plain words; the facts of GDPR Art. 15
+ * come from the config through the envelope. */
 static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 {
 	struct pex_buf r = PEX_BUF_INIT(1u << 20);
-	const json_t *srcs = json_object_get(env, "sources");
-	const json_t *s;
-	size_t i;
+	const json_t *ctl = json_object_get(env, "controller");
+	const json_t *s, *c;
+	size_t i, natt = 0;
 
 	pex_buf_printf(&r,
 		"This archive holds the personal data that %s keeps about you,\n"
 		"exported on %s in answer to request %s.\n\n",
-		json_string_value(json_object_get(json_object_get(env,
-				  "controller"), "name")),
-		json_string_value(json_object_get(env, "generated_at")),
+		jstr(ctl, "name"), jstr(env, "generated_at"),
 		json_is_string(json_object_get(env, "request_id")) ?
-		json_string_value(json_object_get(env, "request_id")) :
-		"(none given)");
+		jstr(env, "request_id") : "(none given)");
 	pex_buf_printf(&r, "%s\n\n", json_is_true(json_object_get(env,
 		       "complete")) ?
 		"The export is complete: every configured source was read." :
 		"THE EXPORT IS NOT COMPLETE: at least one source could not "
-		"be read.\nmanifest.json names each one and the reason.");
-	pex_buf_printf(&r, "Files\n"
-		"  manifest.json     what is inside: every file with its size "
-		"and SHA-256,\n"
-		"                    every source with its status and record "
-		"count\n"
+		"be read.\nThe list below and manifest.json name each one "
+		"and the reason.");
+	pex_buf_printf(&r, "Questions about this data: %s", jstr(ctl,
+		       "contact"));
+	if (*jstr(ctl, "address"))
+		pex_buf_printf(&r, ", %s", jstr(ctl, "address"));
+	pex_buf_printf(&r, ".\n");
+	if (*jstr(ctl, "authority"))
+		pex_buf_printf(&r, "You may complain to the supervisory "
+			       "authority: %s.\n", jstr(ctl, "authority"));
+	pex_buf_printf(&r, "\nWhat is held, why, and for how long\n");
+	json_array_foreach(json_object_get(env, "categories"), i, c) {
+		pex_buf_printf(&r, "  %s\n    purposes: ", jstr(c, "name"));
+		put_list(&r, json_object_get(c, "purposes"));
+		pex_buf_printf(&r, "\n    lawful basis: ");
+		put_list(&r, json_object_get(c, "lawful_basis"));
+		if (json_array_size(json_object_get(c, "recipients"))) {
+			pex_buf_printf(&r, "\n    shared with: ");
+			put_list(&r, json_object_get(c, "recipients"));
+		}
+		pex_buf_printf(&r, "\n    kept for: %s\n",
+			       jstr(c, "retention"));
+		if (*jstr(c, "source_description"))
+			pex_buf_printf(&r, "    obtained from: %s\n",
+				       jstr(c, "source_description"));
+	}
+	pex_buf_printf(&r, "\nWhere it was found\n");
+	json_array_foreach(json_object_get(env, "sources"), i, s) {
+		json_int_t k = json_integer_value(json_object_get(s,
+								  "records"));
+
+		pex_buf_printf(&r, "  %s: %" JSON_INTEGER_FORMAT " record%s"
+			       " (%s)%s%s\n",
+			       *jstr(s, "description") ? jstr(s, "description")
+						       : jstr(s, "id"),
+			       k, k == 1 ? "" : "s", jstr(s, "status"),
+			       *jstr(s, "error") ? ": " : "",
+			       jstr(s, "error"));
+	}
+	for (i = 0; i < n; i++)
+		natt += ents[i].file != NULL;
+	pex_buf_printf(&r, "\nFiles\n"
 		"  data/bundle.json  all your data in one JSON document\n"
 		"  data/bundle.xml   the same data as XML\n"
+		"%s"
+		"  manifest.json     every file with its size and SHA-256, "
+		"every source with\n"
+		"                    its status and record count\n"
 		"  schemas/          JSON Schema (draft-07) and XSD files that "
-		"describe\n"
-		"                    the documents, so any program can check "
-		"them\n\n");
-	pex_buf_printf(&r, "Sources\n");
-	json_array_foreach(srcs, i, s) {
-		pex_buf_printf(&r, "  %-16s %-8s %6" JSON_INTEGER_FORMAT
-			       " records  (%s)\n",
-			       json_string_value(json_object_get(s, "id")),
-			       json_string_value(json_object_get(s, "status")),
-			       json_integer_value(json_object_get(s,
-								  "records")),
-			       json_string_value(json_object_get(s,
-								 "category")));
-	}
-	pex_buf_printf(&r, "\nChecking the files\n"
-		"  sha256sum each file and compare with manifest.json, or run\n"
-		"  `portex verify THIS.zip`. Validate data/bundle.json with\n"
-		"  schemas/v1/bundle.schema.json and data/bundle.xml with\n"
-		"  schemas/v1/bundle.xsd.\n\n");
+		"describe the\n"
+		"                    documents, so any program can check "
+		"them\n\n",
+		natt ? "  attachments/      files attached to your tickets\n"
+		     : "");
+	pex_buf_printf(&r, "Checking the files\n"
+		"  Every file's SHA-256 is below and in manifest.json; compare "
+		"with\n  `sha256sum -c` on these lines. data/bundle.json "
+		"follows\n  schemas/v1/bundle.schema.json, data/bundle.xml "
+		"follows\n  schemas/v1/bundle.xsd.\n\n");
 	for (i = 0; i < n; i++)
-		if (ents[i].doc)
-			pex_buf_printf(&r, "  %s  %s\n", ents[i].sha,
-				       ents[i].name);
+		pex_buf_printf(&r, "%s  %s\n", ents[i].sha, ents[i].name);
 	return pex_buf_detach(&r);
 }
 
@@ -1375,6 +1420,9 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	for (sf = pex_schema_files; sf->name; sf++) {
 		size_t len = strlen(sf->name);
 
+		/* the operator's config schema says nothing to the person */
+		if (strstr(sf->name, "config.schema.json"))
+			continue;
 		if (nschemas >= sizeof(names) / sizeof(names[0])) {
 			rc = pex_error_set(PEX_ELIMIT, "too many schemas");
 			goto cleanup;
