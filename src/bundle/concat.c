@@ -44,6 +44,19 @@ int pex_concat_add_mem(struct pex_concat *c, const char *data, size_t len)
 	return pex_concat_add_owned(c, copy, len);
 }
 
+int pex_concat_add_borrowed(struct pex_concat *c, const char *data,
+			    size_t len)
+{
+	struct pex_concat_piece *p = grow(c);
+
+	if (!p)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	p->data = (char *)data;
+	p->len = len;
+	p->borrowed = 1;
+	return 0;
+}
+
 int pex_concat_add_file(struct pex_concat *c, const char *path)
 {
 	struct pex_concat_piece *p = grow(c);
@@ -144,7 +157,8 @@ void pex_concat_free(struct pex_concat *c)
 	if (c->f)
 		fclose(c->f);
 	for (i = 0; i < c->count; i++) {
-		free(c->pieces[i].data);
+		if (!c->pieces[i].borrowed)
+			free(c->pieces[i].data);
 		free(c->pieces[i].path);
 	}
 	free(c->pieces);

@@ -13,8 +13,9 @@
 #include <sys/types.h>
 
 struct pex_concat_piece {
-	char *data;  /* memory piece (owned), or NULL */
+	char *data;  /* memory piece, or NULL */
 	size_t len;
+	int borrowed; /* data is not the stream's to free */
 	char *path;  /* file piece (owned copy of the path), or NULL */
 };
 
@@ -32,6 +33,9 @@ int pex_concat_add_mem(struct pex_concat *c, const char *data, size_t len);
 /* Takes ownership of data (malloc'd). */
 int pex_concat_add_owned(struct pex_concat *c, char *data, size_t len);
 int pex_concat_add_file(struct pex_concat *c, const char *path);
+/* Memory that outlives the stream; not copied, not freed. */
+int pex_concat_add_borrowed(struct pex_concat *c, const char *data,
+			    size_t len);
 /* Total size in bytes; negative on a stat error. */
 int64_t pex_concat_size(const struct pex_concat *c);
 void pex_concat_rewind(struct pex_concat *c);

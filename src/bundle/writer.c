@@ -949,13 +949,18 @@ static void *hash_doc(void *arg)
 }
 
 struct zsrc {
-	struct docfile *d;
+	struct pex_concat *c;   /* the deflated bytes */
+	struct pex_concat own;  /* c for a memory entry */
+	uint64_t ulen;
+	uint64_t clen;
+	uint32_t crc;
 	time_t mtime;
 	zip_error_t err;
 };
 
-/* libzip source for a data file: hands over the joined deflate segments
- * and says so in its stat, so libzip stores them without recompressing. */
+/* libzip source for deflated data (a data file's joined segments, a
+ * schema deflated once): says so in its stat, so libzip stores the bytes
+ * without compressing them again. */
 static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
 			  zip_source_cmd_t cmd)
 {
@@ -965,10 +970,10 @@ static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
 
 	switch (cmd) {
 	case ZIP_SOURCE_OPEN:
-		pex_concat_rewind(&z->d->packed);
+		pex_concat_rewind(z->c);
 		return 0;
 	case ZIP_SOURCE_READ:
-		n = pex_concat_read(&z->d->packed, data, len);
+		n = pex_concat_read(z->c, data, len);
 		if (n < 0) {
 			zip_error_set(&z->err, ZIP_ER_READ, EIO);
 			return -1;
@@ -979,67 +984,10 @@ static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
 	case ZIP_SOURCE_STAT:
 		st = data;
 		zip_stat_init(st);
-		st->size = z->d->ulen;
-		st->comp_size = (zip_uint64_t)z->d->clen;
-		st->comp_method = ZIP_CM_DEFLATE;
-		st->crc = z->d->crc;
-		st->mtime = z->mtime;
-		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
-			     ZIP_STAT_COMP_METHOD | ZIP_STAT_CRC |
-			     ZIP_STAT_MTIME;
-		return sizeof(*st);
-	case ZIP_SOURCE_ERROR:
-		return zip_error_to_data(&z->err, data, len);
-	case ZIP_SOURCE_FREE:
-		zip_error_fini(&z->err);
-		free(z);
-		return 0;
-	case ZIP_SOURCE_SUPPORTS:
-		return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN,
-			ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
-			ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
-	default:
-		zip_error_set(&z->err, ZIP_ER_OPNOTSUPP, 0);
-		return -1;
-	}
-}
-
-struct zmem {
-	const struct packed_file *p;
-	size_t ulen;
-	size_t off;
-	time_t mtime;
-	zip_error_t err;
-};
-
-/* libzip source for memory that is deflated already (the schemas). */
-static zip_int64_t mem_cb(void *ud, void *data, zip_uint64_t len,
-			  zip_source_cmd_t cmd)
-{
-	struct zmem *z = ud;
-	zip_stat_t *st;
-	size_t n;
-
-	switch (cmd) {
-	case ZIP_SOURCE_OPEN:
-		z->off = 0;
-		return 0;
-	case ZIP_SOURCE_READ:
-		n = z->p->zlen - z->off;
-		if (n > len)
-			n = (size_t)len;
-		memcpy(data, z->p->z + z->off, n);
-		z->off += n;
-		return (zip_int64_t)n;
-	case ZIP_SOURCE_CLOSE:
-		return 0;
-	case ZIP_SOURCE_STAT:
-		st = data;
-		zip_stat_init(st);
 		st->size = z->ulen;
-		st->comp_size = z->p->zlen;
+		st->comp_size = z->clen;
 		st->comp_method = ZIP_CM_DEFLATE;
-		st->crc = z->p->crc;
+		st->crc = z->crc;
 		st->mtime = z->mtime;
 		st->valid |= ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE |
 			     ZIP_STAT_COMP_METHOD | ZIP_STAT_CRC |
@@ -1049,6 +997,7 @@ static zip_int64_t mem_cb(void *ud, void *data, zip_uint64_t len,
 		return zip_error_to_data(&z->err, data, len);
 	case ZIP_SOURCE_FREE:
 		zip_error_fini(&z->err);
+		pex_concat_free(&z->own);
 		free(z);
 		return 0;
 	case ZIP_SOURCE_SUPPORTS:
@@ -1067,29 +1016,33 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 	zip_source_t *src;
 	zip_int64_t idx;
 
-	if (e->doc) {
+	if (e->doc || e->packed) {
 		struct zsrc *z = calloc(1, sizeof(*z));
 
 		if (!z)
 			return pex_error_set(PEX_ENOMEM, "out of memory");
-		z->d = e->doc;
+		if (e->doc) {
+			z->c = &e->doc->packed;
+			z->ulen = e->doc->ulen;
+			z->clen = (uint64_t)e->doc->clen;
+			z->crc = e->doc->crc;
+		} else if (pex_concat_add_borrowed(&z->own,
+				(const char *)e->packed->z, e->packed->zlen)) {
+			free(z);
+			return PEX_ENOMEM;
+		} else {
+			z->c = &z->own;
+			z->ulen = e->len;
+			z->clen = e->packed->zlen;
+			z->crc = e->packed->crc;
+		}
 		z->mtime = mtime;
 		zip_error_init(&z->err);
 		src = zip_source_function(za, doc_cb, z);
-		if (!src)
+		if (!src) {
+			pex_concat_free(&z->own);
 			free(z);
-	} else if (e->packed) {
-		struct zmem *z = calloc(1, sizeof(*z));
-
-		if (!z)
-			return pex_error_set(PEX_ENOMEM, "out of memory");
-		z->p = e->packed;
-		z->ulen = e->len;
-		z->mtime = mtime;
-		zip_error_init(&z->err);
-		src = zip_source_function(za, mem_cb, z);
-		if (!src)
-			free(z);
+		}
 	} else if (e->file) {
 		src = zip_source_file(za, e->file, 0, -1);
 	} else {
