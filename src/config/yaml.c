@@ -67,8 +67,12 @@ static json_t *scalar_value(const yaml_event_t *ev)
 	const char *s = (const char *)ev->data.scalar.value;
 	size_t len = ev->data.scalar.length;
 
+	const char *tag = (const char *)ev->data.scalar.tag;
+
+	/* "!!str 123" asks for the text, whatever it looks like */
 	if (ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-	    strlen(s) == len) {
+	    strlen(s) == len &&
+	    !(tag && !strcmp(tag, "tag:yaml.org,2002:str"))) {
 		if (!strcmp(s, "~") || !strcmp(s, "null") || !*s ||
 		    !strcmp(s, "Null") || !strcmp(s, "NULL"))
 			return json_null();

@@ -439,6 +439,25 @@ static void test_load_file(void **state)
 	assert_null(lines);
 }
 
+
+/* An explicit !!str tag keeps a plain scalar as text. */
+static void test_str_tag(void **state)
+{
+	json_t *doc = NULL, *lines = NULL;
+	static const char y[] = "a: !!str 123\nb: 123\nc: !!str true\n";
+
+	(void)state;
+	assert_int_equal(pex_yaml_load_string("t.yaml", y, sizeof(y) - 1,
+					      &doc, &lines), 0);
+	assert_string_equal(json_string_value(json_object_get(doc, "a")),
+			    "123");
+	assert_true(json_is_integer(json_object_get(doc, "b")));
+	assert_string_equal(json_string_value(json_object_get(doc, "c")),
+			    "true");
+	json_decref(doc);
+	json_decref(lines);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_huge_refused),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_str_tag),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
