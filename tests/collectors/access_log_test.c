@@ -1896,6 +1896,72 @@ static void test_multi_find_like_naive(void **state)
 	pex_al_multi_free(NULL);
 }
 
+/* A batch of one network's addresses over lines that all start with
+ * that network (every line passes a test of the needles' first bytes):
+ * each needle, planted in turn, is found where a naive search finds the
+ * first of any, so no needle is lost from its bucket. */
+static void test_multi_find_shared_prefix(void **state)
+{
+	enum { N = 100, LINES = 300 };
+	char nd[N][20], *ndp[N], *hay, *x;
+	size_t lens[N], i, j, k, len;
+	unsigned seed = 99;
+	struct pex_al_multi *m = NULL;
+
+	for (i = 0; i < N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		lens[i] = (size_t)snprintf(nd[i], sizeof(nd[i]),
+					   "10.%u.%u.%u", (seed >> 8) % 256,
+					   (seed >> 16) % 256,
+					   (unsigned)(i * 7 % 256));
+		ndp[i] = nd[i];
+	}
+	assert_int_equal(pex_al_multi_new(&m, (const char *const *)ndp,
+					  lens, N), 0);
+	hay = malloc(LINES * 64);
+	assert_non_null(hay);
+	for (k = 0; k < N; k++) {
+		const char *want = NULL;
+
+		len = 0;
+		for (j = 0; j < LINES; j++) {
+			seed = seed * 1103515245u + 12345u;
+			if (j == 100 + k)
+				len += (size_t)snprintf(hay + len, 64,
+							"%s - - GET /\n",
+							nd[k]);
+			else
+				len += (size_t)snprintf(
+					hay + len, 64, "10.%u.%u.%u - - GET /"
+					"\n", (seed >> 8) % 256,
+					(seed >> 16) % 256, seed % 251);
+		}
+		for (i = 0; i < N; i++) {
+			x = memmem(hay, len, nd[i], lens[i]);
+			if (x && (!want || x < want))
+				want = x;
+		}
+		assert_non_null(want);
+		pex_al_multi_simd(1);
+		assert_ptr_equal(pex_al_multi_find(m, hay, len), want);
+		pex_al_multi_simd(0);
+		assert_ptr_equal(pex_al_multi_find(m, hay, len), want);
+		/* From just past the first hit on, as the scanner goes. */
+		want = NULL;
+		for (i = 0; i < N; i++) {
+			x = memmem(hay + 2000, len - 2000, nd[i], lens[i]);
+			if (x && (!want || x < want))
+				want = x;
+		}
+		pex_al_multi_simd(1);
+		assert_ptr_equal(pex_al_multi_find(m, hay + 2000, len - 2000),
+				 want);
+	}
+	pex_al_multi_simd(1);
+	free(hay);
+	pex_al_multi_free(m);
+}
+
 static void test_count_newlines(void **state)
 {
 	char buf[5000];
@@ -2083,6 +2149,7 @@ int main(void)
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_limits),
 		cmocka_unit_test(test_multi_find_like_naive),
+		cmocka_unit_test(test_multi_find_shared_prefix),
 	};
 
 	if (!c || stat(c, &st) != 0 || !S_ISDIR(st.st_mode)) {

@@ -479,10 +479,12 @@ const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
  * search stalls on the digits log lines are full of. Instead, three steps
  * per block position, cheapest first:
  *
- *  1. for up to AL_MULTI_POS positions j of the needles' common prefix
- *     (the ones with the fewest distinct bytes over all needles), is the
- *     byte at p + j one some needle has there? 32 positions at a time
- *     with AVX2 (two nibble table look-ups per byte and position);
+ *  1. for AL_MULTI_POS positions j of the needles' common prefix
+ *     (the ones with the fewest distinct bytes over all needles), are
+ *     the bytes at p + j those of one needle there? With AVX2, 32
+ *     positions at a time, for eight buckets of needles at once (two
+ *     nibble table look-ups per byte and position, Teddy-like); the
+ *     plain path asks whether each byte is some needle's there;
  *  2. is the hash of the p bytes of prefix at p set in a bitmap of all
  *     needles' prefixes (a few bits per needle: rarely a false hit);
  *  3. does a needle with that prefix start at p (binary search, memcmp)?
@@ -493,6 +495,10 @@ const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
 #define AL_MULTI_POS 4
 #define AL_MULTI_MIN 4
 #define AL_MULTI_PREFIX 8
+#define AL_MULTI_BUCKETS 8 /* bits of a byte */
+/* Every needle has AL_MULTI_POS positions to test: step 1's AVX2 loop
+ * tests exactly that many. */
+_Static_assert(AL_MULTI_MIN >= AL_MULTI_POS, "needles too short");
 
 struct multi_key {
 	uint64_t key; /* the needle's first p bytes, little-endian */
@@ -505,7 +511,10 @@ struct pex_al_multi {
 	uint64_t pmask;
 	int npos;
 	int pos[AL_MULTI_POS];
-	uint8_t lo_tbl[AL_MULTI_POS][16]; /* bit h: byte h<<4|l allowed */
+	/* AVX2 step 1, per position: bit b of lo[j][x] (hi[j][x]) is set
+	 * when a needle of bucket b has low (high) nibble x there. */
+	uint8_t lo[AL_MULTI_POS][16];
+	uint8_t hi[AL_MULTI_POS][16];
 	uint8_t set[AL_MULTI_POS][256];   /* the same, for the plain path */
 	uint64_t *bits;
 	unsigned shift;  /* hash >> shift indexes bits */
@@ -542,15 +551,74 @@ static int key_cmp(const void *va, const void *vb)
 	return (a->key > b->key) - (a->key < b->key);
 }
 
+static int rank_cmp(const void *va, const void *vb)
+{
+	const uint64_t *a = va, *b = vb;
+
+	return (*a > *b) - (*a < *b);
+}
+
+/*
+ * Step 1's tables. Buckets: the needles ordered by their bytes at the
+ * chosen positions (the position with the fewest distinct bytes, pick[],
+ * most significant) and cut into eight runs; step 1 then passes a
+ * position only when its bytes are all those of needles of one run, not
+ * each of some needle (with a hundred addresses, most digits in a log).
+ */
+static int multi_buckets(struct pex_al_multi *m, const size_t *pick)
+{
+	uint64_t *rank = malloc(m->n * sizeof(*rank));
+	int ord[AL_MULTI_POS], a, b, j;
+	size_t i;
+
+	if (!rank)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	for (a = 0; a < m->npos; a++)
+		ord[a] = a;
+	for (a = 1; a < m->npos; a++) {
+		for (b = a; b > 0 && pick[m->pos[ord[b]]] <
+				     pick[m->pos[ord[b - 1]]]; b--) {
+			int t = ord[b];
+
+			ord[b] = ord[b - 1];
+			ord[b - 1] = t;
+		}
+	}
+	for (i = 0; i < m->n; i++) {
+		uint64_t k = 0;
+
+		for (a = 0; a < m->npos; a++)
+			k = k << 8 |
+			    (unsigned char)m->keys[i].s[m->pos[ord[a]]];
+		rank[i] = k << 32 | i; /* i < 2^32: see pex_al_multi_new */
+	}
+	qsort(rank, m->n, sizeof(*rank), rank_cmp);
+	for (i = 0; i < m->n; i++) {
+		const char *s = m->keys[rank[i] & 0xffffffffu].s;
+		uint8_t bit = (uint8_t)(1u << (i * AL_MULTI_BUCKETS / m->n));
+
+		for (j = 0; j < m->npos; j++) {
+			unsigned char c = (unsigned char)s[m->pos[j]];
+
+			m->set[j][c] = 1;
+			m->lo[j][c & 15] |= bit;
+			m->hi[j][c >> 4] |= bit;
+		}
+	}
+	free(rank);
+	return 0;
+}
+
 int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
 		     const size_t *lens, size_t n)
 {
 	struct pex_al_multi *m;
 	size_t i, j, total = 0, shortest = SIZE_MAX, nbits, count[8];
+	size_t pick[8] = {0}; /* distinct bytes at the chosen positions */
 	int rc = 0;
 
 	*out = NULL;
-	if (!n)
+	if (!n || n > UINT32_MAX) /* a needle's index fits 32 bits */
 		return 1;
 	for (i = 0; i < n; i++) {
 		if (lens[i] < AL_MULTI_MIN)
@@ -608,18 +676,13 @@ int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
 			if (count[j] && (best == SIZE_MAX ||
 					 count[j] < count[best]))
 				best = j;
+		pick[best] = count[best];
 		count[best] = 0;
 		m->pos[m->npos++] = (int)best;
 	}
-	for (j = 0; j < (size_t)m->npos; j++) {
-		for (i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)
-					  m->keys[i].s[m->pos[j]];
-
-			m->set[j][c] = 1;
-			m->lo_tbl[j][c & 15] |= (uint8_t)(1u << (c >> 4));
-		}
-	}
+	rc = multi_buckets(m, pick);
+	if (rc)
+		goto cleanup;
 	*out = m;
 	m = NULL;
 cleanup:
@@ -682,50 +745,84 @@ static const char *multi_plain(const struct pex_al_multi *m, const char *h,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2")))
-static const char *multi_avx2(const struct pex_al_multi *m, const char *h,
-			      size_t n)
+/*
+ * Steps 1 and 2 over 32 positions a round, from i on. Step 1: per
+ * position j, a byte's low and high nibbles select the buckets that
+ * allow it (two pshufb); a position passes when some bucket allows its
+ * bytes at every j. Step 2 (the prefix hash) follows inline: on a log
+ * where every line starts like the needles (one network's addresses),
+ * most positions that pass step 1 stop there. Returns the first position
+ * that passes both, or n when none does before the rounds end (*end:
+ * where they end). Nothing in the loop calls out: every ymm register is
+ * caller-saved, and a call in the loop had the compiler keep the tables
+ * on the stack.
+ */
+__attribute__((target("avx2"), noinline))
+static size_t multi_steps12(const struct pex_al_multi *m, const char *h,
+			    size_t n, size_t i, size_t *end)
 {
 	const __m256i low = _mm256_set1_epi8(0x0f);
-	const __m256i bit = _mm256_setr_epi8(
-		1, 2, 4, 8, 16, 32, 64, (char)128, 0, 0, 0, 0, 0, 0, 0, 0,
-		1, 2, 4, 8, 16, 32, 64, (char)128, 0, 0, 0, 0, 0, 0, 0, 0);
 	const __m256i zero = _mm256_setzero_si256();
-	__m256i tbl[AL_MULTI_POS];
-	size_t i = 0;
+	__m256i lo[AL_MULTI_POS], hi[AL_MULTI_POS];
+	size_t pos[AL_MULTI_POS];
 	int j;
 
-	for (j = 0; j < m->npos; j++)
-		tbl[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-			(const void *)m->lo_tbl[j]));
+	for (j = 0; j < AL_MULTI_POS; j++) {
+		pos[j] = (size_t)m->pos[j];
+		lo[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+			(const void *)m->lo[j]));
+		hi[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+			(const void *)m->hi[j]));
+	}
 	/* Loads reach i + 7 + 32 at most, and a candidate's prefix
 	 * i + 31 + 8. */
 	for (; i + 32 + AL_MULTI_PREFIX <= n; i += 32) {
-		__m256i miss = zero;
+		__m256i acc = _mm256_set1_epi8(-1);
 		unsigned mask;
 
-		for (j = 0; j < m->npos; j++) {
+#pragma GCC unroll 4
+		for (j = 0; j < AL_MULTI_POS; j++) {
 			__m256i v = _mm256_loadu_si256(
-				(const void *)(h + i + m->pos[j]));
-			__m256i lo = _mm256_and_si256(v, low);
-			__m256i hi = _mm256_and_si256(
+				(const void *)(h + i + pos[j]));
+			__m256i vl = _mm256_and_si256(v, low);
+			__m256i vh = _mm256_and_si256(
 				_mm256_srli_epi16(v, 4), low);
-			__m256i row = _mm256_shuffle_epi8(tbl[j], lo);
-			__m256i b = _mm256_shuffle_epi8(bit, hi);
 
-			miss = _mm256_or_si256(miss, _mm256_cmpeq_epi8(
-				_mm256_and_si256(row, b), zero));
+			acc = _mm256_and_si256(acc, _mm256_and_si256(
+				_mm256_shuffle_epi8(lo[j], vl),
+				_mm256_shuffle_epi8(hi[j], vh)));
 		}
-		mask = ~(unsigned)_mm256_movemask_epi8(miss);
+		mask = ~(unsigned)_mm256_movemask_epi8(
+			_mm256_cmpeq_epi8(acc, zero));
 		while (mask) {
 			unsigned k = (unsigned)__builtin_ctz(mask);
+			uint64_t key;
+			size_t x;
 
-			if (multi_at(m, h + i + k, n - i - k))
-				return h + i + k;
+			memcpy(&key, h + i + k, 8); /* 8 bytes are there */
+			x = multi_hash(m, key & m->pmask);
+			if (m->bits[x / 64] & (1ull << (x % 64)))
+				return i + k;
 			mask &= mask - 1;
 		}
 	}
-	return multi_plain(m, h, i, n);
+	*end = i;
+	return n;
+}
+
+static const char *multi_avx2(const struct pex_al_multi *m, const char *h,
+			      size_t n)
+{
+	size_t at = 0, end = 0;
+
+	/* A position that passed step 2 is tested in full (step 3); the
+	 * search goes on from the next one. */
+	while ((at = multi_steps12(m, h, n, at, &end)) < n) {
+		if (multi_at(m, h + at, n - at))
+			return h + at;
+		at++;
+	}
+	return multi_plain(m, h, end, n);
 }
 #endif
 
