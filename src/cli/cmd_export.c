@@ -76,13 +76,16 @@ static void print_summary(const json_t *sum, FILE *f)
 	json_array_foreach(json_object_get(sum, "sources"), i, s) {
 		const json_t *err = json_object_get(s, "error");
 
+		json_int_t n = json_integer_value(json_object_get(s,
+								  "records"));
+
 		fprintf(f, "  %-14s %-10s %-9s %-7s %6" JSON_INTEGER_FORMAT
-			" records%s%s\n",
+			" record%s%s%s\n",
 			json_string_value(json_object_get(s, "id")),
 			json_string_value(json_object_get(s, "collector")),
 			json_string_value(json_object_get(s, "category")),
 			json_string_value(json_object_get(s, "status")),
-			json_integer_value(json_object_get(s, "records")),
+			n, n == 1 ? "" : "s",
 			err ? "\n      error: " : "",
 			err ? json_string_value(err) : "");
 	}
