@@ -105,7 +105,6 @@ struct pex_bundle {
 	struct section sec[PEX_REC__COUNT];
 	struct worker w[FMT__COUNT];
 	struct pex_att_store att;
-	struct pex_buf jb;
 	int sealed;
 };
 
@@ -431,7 +430,6 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	b->opts = opts ? *opts : defaults;
 	if (b->opts.compression < 1 || b->opts.compression > 9)
 		b->opts.compression = 6;
-	pex_buf_init(&b->jb, PEX_RECORD_MAX);
 	b->out_path = strdup(out_path);
 	tmp = strdup(out_path);
 	if (!b->out_path || !tmp) {
@@ -1537,7 +1535,6 @@ void pex_bundle_free(pex_bundle *b)
 		rmdir(b->workdir);
 	if (!b->sealed && b->tmp_path)
 		unlink(b->tmp_path);
-	pex_buf_free(&b->jb);
 	free(b->workdir);
 	free(b->tmp_path);
 	free(b->out_path);
