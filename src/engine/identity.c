@@ -3,11 +3,11 @@
  * values so that comparison is exact on what matters (an email's case is
  * not, a phone's punctuation is not, an IP's spelling is not).
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ip.h"
 #include "core/text.h"
 #include "core/timeutil.h"
 #include "portex/engine.h"
@@ -27,32 +27,21 @@ static char *dup_range(const char *s, size_t len)
 	return p;
 }
 
-/* Canonical text of an IPv4 or IPv6 address, or NULL when s is none. An
- * IPv4-mapped IPv6 address becomes the plain IPv4 one. */
+/* Canonical text of an IPv4 or IPv6 address (core/ip.h), or NULL when s
+ * is none. */
 static char *canonical_ip(const char *s, size_t len)
 {
-	char in[INET6_ADDRSTRLEN + 2], out[INET6_ADDRSTRLEN];
-	unsigned char a[16];
+	char in[PEX_IP_TEXT_MAX + 2], out[PEX_IP_TEXT_MAX];
+	struct pex_ipaddr a;
 
 	if (len >= sizeof(in))
 		return NULL;
 	memcpy(in, s, len);
 	in[len] = '\0';
-	if (inet_pton(AF_INET, in, a) == 1) {
-		inet_ntop(AF_INET, a, out, sizeof(out));
-		return strdup(out);
-	}
-	if (inet_pton(AF_INET6, in, a) == 1) {
-		static const unsigned char mapped[12] = {
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-		};
-		if (!memcmp(a, mapped, 12))
-			inet_ntop(AF_INET, a + 12, out, sizeof(out));
-		else
-			inet_ntop(AF_INET6, a, out, sizeof(out));
-		return strdup(out);
-	}
-	return NULL;
+	if (pex_ip_from_text(in, &a))
+		return NULL;
+	pex_ip_format(&a, out, sizeof(out));
+	return strdup(out);
 }
 
 char *pex_identity_normalize(const char *type, const char *value, size_t len)

@@ -1410,9 +1410,6 @@ int pex_logneedles_match(const struct pex_logneedles *set, const char *line,
 
 /* ---- IP addresses --------------------------------------------------- */
 
-static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0,
-					     0, 0, 0, 0, 0xff, 0xff};
-
 static void trim(const char **s, size_t *n)
 {
 	while (*n && (**s == ' ' || **s == '\t')) {
@@ -1460,40 +1457,11 @@ int pex_ip_parse(const char *text, size_t len, struct pex_ipaddr *out)
 		goto invalid;
 	memcpy(buf, s, n);
 	buf[n] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, buf, out->b) == 1) {
-		out->family = 4;
+	if (!pex_ip_from_text(buf, out))
 		return 0;
-	}
-	if (inet_pton(AF_INET6, buf, out->b) == 1) {
-		out->family = 6;
-		if (!memcmp(out->b, v4_mapped_prefix, 12)) {
-			memmove(out->b, out->b + 12, 4);
-			memset(out->b + 4, 0, 12);
-			out->family = 4;
-		}
-		return 0;
-	}
 invalid:
 	return pex_error_set(PEX_EINVALID, "not an IP address: '%.*s'",
 			     (int)(len > 64 ? 64 : len), text);
-}
-
-void pex_ip_format(const struct pex_ipaddr *a, char *out, size_t outsz)
-{
-	char buf[PEX_IP_TEXT_MAX];
-
-	if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->b, buf,
-		       sizeof(buf)))
-		buf[0] = '\0';
-	if (outsz) {
-		size_t l = strlen(buf);
-
-		if (l >= outsz)
-			l = outsz - 1;
-		memcpy(out, buf, l);
-		out[l] = '\0';
-	}
 }
 
 int pex_ip_canonical(const char *text, size_t len, char *out,
@@ -1509,12 +1477,6 @@ int pex_ip_canonical(const char *text, size_t len, char *out,
 				     "bytes", PEX_IP_TEXT_MAX);
 	pex_ip_format(&a, out, outsz);
 	return 0;
-}
-
-int pex_ip_equal(const struct pex_ipaddr *a, const struct pex_ipaddr *b)
-{
-	return a->family == b->family &&
-	       !memcmp(a->b, b->b, a->family == 4 ? 4 : 16);
 }
 
 static void mask_bits(uint8_t *b, int bits, int total)

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "collectors/access_log/logtime.h"
+#include "core/ip.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -195,13 +196,6 @@ int pex_logneedles_match(const struct pex_logneedles *set, const char *line,
 
 /* ---- IP addresses ---------------------------------------------------- */
 
-#define PEX_IP_TEXT_MAX 46 /* INET6_ADDRSTRLEN */
-
-struct pex_ipaddr {
-	int family;     /* 4 or 6; IPv4-mapped IPv6 is stored as 4 */
-	uint8_t b[16];  /* network order, first 4 bytes used for IPv4 */
-};
-
 /*
  * Read an address as it appears in logs and headers: surrounding
  * blanks, "[v6]" and "[v6]:port", "v4:port" and a "%zone" suffix are
@@ -213,8 +207,7 @@ int pex_ip_parse(const char *text, size_t len, struct pex_ipaddr *out);
  * which has room for PEX_IP_TEXT_MAX bytes. */
 int pex_ip_canonical(const char *text, size_t len, char *out,
 		     size_t outsz);
-void pex_ip_format(const struct pex_ipaddr *a, char *out, size_t outsz);
-int pex_ip_equal(const struct pex_ipaddr *a, const struct pex_ipaddr *b);
+/* pex_ip_format and pex_ip_equal: see core/ip.h */
 
 struct pex_cidr {
 	struct pex_ipaddr addr; /* host bits cleared */
