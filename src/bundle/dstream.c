@@ -86,37 +86,6 @@ void pex_dstream_free(struct pex_dstream *d)
 	}
 }
 
-int pex_deflate_segment(const void *data, size_t len, int level, int last,
-			unsigned char **out, size_t *outlen, uint32_t *crc)
-{
-	FILE *mem;
-	char *buf = NULL;
-	size_t size = 0;
-	struct pex_dstream d;
-	int rc;
-
-	*out = NULL;
-	mem = open_memstream(&buf, &size);
-	if (!mem)
-		return pex_error_set(PEX_ENOMEM, "out of memory");
-	rc = pex_dstream_init(&d, mem, level);
-	if (!rc)
-		rc = pex_dstream_write(&d, data, len);
-	if (!rc)
-		rc = pex_dstream_end(&d, last);
-	pex_dstream_free(&d);
-	if (fclose(mem) && !rc)
-		rc = pex_error_set(PEX_ENOMEM, "out of memory");
-	if (rc) {
-		free(buf);
-		return rc;
-	}
-	*out = (unsigned char *)buf;
-	*outlen = size;
-	*crc = d.crc;
-	return 0;
-}
-
 int pex_deflate_with(z_stream *zs, const void *data, size_t len, int last,
 		     unsigned char **out, size_t *outlen, uint32_t *crc)
 {
@@ -154,4 +123,19 @@ int pex_deflate_with(z_stream *zs, const void *data, size_t len, int last,
 	*outlen = used;
 	*crc = (uint32_t)crc32_z(crc32(0L, Z_NULL, 0), data, len);
 	return 0;
+}
+
+int pex_deflate_segment(const void *data, size_t len, int level, int last,
+			unsigned char **out, size_t *outlen, uint32_t *crc)
+{
+	z_stream zs;
+	int rc;
+
+	memset(&zs, 0, sizeof(zs));
+	if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return pex_error_set(PEX_ENOMEM, "cannot start deflate");
+	rc = pex_deflate_with(&zs, data, len, last, out, outlen, crc);
+	deflateEnd(&zs);
+	return rc;
 }
