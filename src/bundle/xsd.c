@@ -1,7 +1,8 @@
-/* Streaming XSD validation with libxml2's reader; see internal.h. */
+/* Streaming XSD validation with libxml2 (push parser, SAX, the schema
+ * plugged in: no tree); see internal.h. */
 #include "bundle/internal.h"
 
-#include <libxml/xmlreader.h>
+#include <libxml/parser.h>
 #include <libxml/xmlschemas.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -9,35 +10,11 @@
 
 #include "portex/error.h"
 
-struct io {
-	pex_read_fn read;
-	void *ctx;
-	int failed;
-};
-
 struct errs {
 	struct pex_buf *out;
 	int count;
 	int max;
 };
-
-static int io_read(void *context, char *buffer, int len)
-{
-	struct io *io = context;
-	ssize_t n = io->read(io->ctx, buffer, (size_t)len);
-
-	if (n < 0) {
-		io->failed = 1;
-		return -1;
-	}
-	return (int)n;
-}
-
-static int io_close(void *context)
-{
-	(void)context;
-	return 0;
-}
 
 static void on_error(void *data, xmlErrorPtr err)
 {
@@ -60,60 +37,6 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static void init_libxml(void)
 {
 	xmlInitParser();
-}
-
-int pex_xsd_validate_stream(const char *xsd, size_t xsd_len,
-			    pex_read_fn read, void *ctx, const char *name,
-			    struct pex_buf *errors, int max_errors)
-{
-	xmlSchemaParserCtxtPtr pctx = NULL;
-	xmlSchemaPtr schema = NULL;
-	xmlTextReaderPtr reader = NULL;
-	struct io io = { read, ctx, 0 };
-	struct errs e = { errors, 0, max_errors };
-	int rc, r;
-
-	pthread_once(&init_once, init_libxml);
-	pctx = xmlSchemaNewMemParserCtxt(xsd, (int)xsd_len);
-	if (pctx)
-		xmlSchemaSetParserStructuredErrors(pctx, on_error, &e);
-	schema = pctx ? xmlSchemaParse(pctx) : NULL;
-	if (!schema) {
-		rc = pex_error_set(PEX_EINVALID, "%s: the XSD does not load%s%s",
-				   name, errors->len ? ": " : "",
-				   errors->len ? errors->data : "");
-		goto cleanup;
-	}
-	e.count = 0;
-	pex_buf_reset(errors);
-	reader = xmlReaderForIO(io_read, io_close, &io, name, NULL,
-				XML_PARSE_NONET | XML_PARSE_HUGE);
-	if (!reader) {
-		rc = pex_error_set(PEX_ENOMEM, "%s: cannot start the XML "
-				   "reader", name);
-		goto cleanup;
-	}
-	xmlTextReaderSetStructuredErrorHandler(reader, on_error, &e);
-	if (xmlTextReaderSetSchema(reader, schema)) {
-		rc = pex_error_set(PEX_ERROR, "%s: cannot attach the XSD",
-				   name);
-		goto cleanup;
-	}
-	while ((r = xmlTextReaderRead(reader)) == 1)
-		;
-	if (io.failed) {
-		rc = pex_error_wrap(PEX_EIO, "%s", name);
-		goto cleanup;
-	}
-	rc = (r == 0 && xmlTextReaderIsValid(reader) == 1 && !e.count) ? 0
-									: 1;
-	if (rc && !e.count)
-		pex_buf_printf(errors, "the document is not well-formed XML");
-cleanup:
-	xmlFreeTextReader(reader);
-	xmlSchemaFree(schema);
-	xmlSchemaFreeParserCtxt(pctx);
-	return rc;
 }
 
 /* ---- push validation --------------------------------------------------- */
@@ -207,6 +130,9 @@ fail:
 
 int pex_xsd_push_feed(pex_xsd_push *p, const char *data, size_t len)
 {
+	/* parser errors (not well-formed) go to the list too; libxml2's
+	 * handler is per thread */
+	xmlSetStructuredErrorFunc(&p->e, on_error);
 	while (len && !p->failed) {
 		int n = len > (1u << 30) ? 1 << 30 : (int)len;
 
@@ -215,6 +141,7 @@ int pex_xsd_push_feed(pex_xsd_push *p, const char *data, size_t len)
 		data += n;
 		len -= (size_t)n;
 	}
+	xmlSetStructuredErrorFunc(NULL, NULL);
 	return 0;
 }
 
@@ -222,8 +149,10 @@ int pex_xsd_push_finish(pex_xsd_push *p, struct pex_buf *errors)
 {
 	int valid;
 
+	xmlSetStructuredErrorFunc(&p->e, on_error);
 	if (!p->failed && xmlParseChunk(p->pctx, NULL, 0, 1))
 		p->failed = 1;
+	xmlSetStructuredErrorFunc(NULL, NULL);
 	valid = !p->failed && p->pctx->wellFormed &&
 		xmlSchemaIsValid(p->vctxt) == 1 && !p->e.count;
 	if (!valid) {
@@ -251,4 +180,30 @@ void pex_xsd_push_free(pex_xsd_push *p)
 		xmlSchemaFreeValidCtxt(p->vctxt);
 	pex_buf_free(&p->errors);
 	free(p);
+}
+
+int pex_xsd_validate_stream(const char *xsd, size_t xsd_len,
+			    pex_read_fn read, void *ctx, const char *name,
+			    struct pex_buf *errors, int max_errors)
+{
+	pex_xsd *x = NULL;
+	pex_xsd_push *p = NULL;
+	char buf[64 * 1024];
+	ssize_t n = 0;
+	int rc = pex_xsd_load(&x, xsd, xsd_len);
+
+	if (rc)
+		return pex_error_wrap(rc, "%s", name);
+	rc = pex_xsd_push_new(&p, x, name);
+	if (!rc)
+		p->e.max = max_errors;
+	while (!rc && (n = read(ctx, buf, sizeof(buf))) > 0)
+		pex_xsd_push_feed(p, buf, (size_t)n);
+	if (!rc && n < 0)
+		rc = pex_error_wrap(PEX_EIO, "%s", name);
+	if (!rc)
+		rc = pex_xsd_push_finish(p, errors);
+	pex_xsd_push_free(p);
+	pex_xsd_free(x);
+	return rc;
 }
