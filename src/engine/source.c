@@ -473,6 +473,23 @@ static int apply_options(struct pex_source *src, const json_t *options)
 	return 0;
 }
 
+/* PEX_EINVALID naming the collectors that were built in. */
+static int no_such_collector(const char *name)
+{
+	struct pex_buf known = PEX_BUF_INIT(4096);
+	const struct pex_collector *const *c;
+	int rc;
+
+	for (c = pex_collectors_builtin(); *c; c++)
+		pex_buf_printf(&known, "%s%s", known.len ? ", " : "",
+			       (*c)->name);
+	rc = pex_error_set(PEX_EINVALID, "no collector named '%s' "
+			   "(available: %s)", name,
+			   known.data ? known.data : "none");
+	pex_buf_free(&known);
+	return rc;
+}
+
 int pex_collector_check_options(const char *collector, const json_t *options,
 				const char **bad_key)
 {
@@ -481,19 +498,8 @@ int pex_collector_check_options(const char *collector, const json_t *options,
 
 	*bad_key = NULL;
 	src.col = pex_collector_find(collector);
-	if (!src.col) {
-		struct pex_buf known = PEX_BUF_INIT(4096);
-		const struct pex_collector *const *c;
-
-		for (c = pex_collectors_builtin(); *c; c++)
-			pex_buf_printf(&known, "%s%s", known.len ? ", " : "",
-				       (*c)->name);
-		rc = pex_error_set(PEX_EINVALID, "no collector named '%s' "
-				   "(available: %s)", collector,
-				   known.data ? known.data : "none");
-		pex_buf_free(&known);
-		return rc;
-	}
+	if (!src.col)
+		return no_such_collector(collector);
 	src.id = (char *)"check";
 	src.check_only = 1;
 	src.ctx = calloc(1, src.col->ctx_size ? src.col->ctx_size : 1);
@@ -560,17 +566,8 @@ int pex_source_new(struct pex_source **out, const char *id,
 		goto fail;
 	}
 	if (!src->col) {
-		struct pex_buf known = PEX_BUF_INIT(4096);
-		const struct pex_collector *const *c;
-
-		for (c = pex_collectors_builtin(); *c; c++)
-			pex_buf_printf(&known, "%s%s", known.len ? ", " : "",
-				       (*c)->name);
-		rc = pex_error_set(PEX_EINVALID,
-				   "source %s: no collector named '%s' "
-				   "(available: %s)", id, collector,
-				   known.data ? known.data : "none");
-		pex_buf_free(&known);
+		rc = pex_error_wrap(no_such_collector(collector), "source %s",
+				    id);
 		goto fail;
 	}
 	src->ctx = calloc(1, src->col->ctx_size ? src->col->ctx_size : 1);
