@@ -57,6 +57,11 @@ const struct pex_identity_set *pex_source_identities(
 /* Parse "type:value" (and for ip "ip:ADDR@START/END" or
  * "ip:ADDR@START/PT30M") into id; normalises the value. */
 int pex_identity_parse(struct pex_identity *id, const char *text);
+/* The window of a weak identity as matched_by writes it:
+ * "START/END" in RFC 3339 UTC. Returns buf. */
+#define PEX_WINDOW_BUFSZ 48
+char *pex_identity_window(const struct pex_identity *id,
+			  char buf[PEX_WINDOW_BUFSZ]);
 /* Append a copy of id to set. */
 int pex_identity_set_add(struct pex_identity_set *set,
 			 const struct pex_identity *id);

@@ -60,12 +60,9 @@ static long identity_index(const struct pex_identity_set *ids,
 			continue;
 		}
 		if (window) {
-			json_t *w = pex_matched_by(id);
-			int same = !strcmp(window, json_string_value(
-					   json_object_get(w, "window")));
+			char w[PEX_WINDOW_BUFSZ];
 
-			json_decref(w);
-			if (same)
+			if (!strcmp(window, pex_identity_window(id, w)))
 				return (long)i;
 		}
 	}

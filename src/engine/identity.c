@@ -4,6 +4,7 @@
  * not, a phone's punctuation is not, an IP's spelling is not).
  */
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,17 +272,25 @@ const struct pex_identity *pex_identity_find(const struct pex_identity_set *s,
 	return NULL;
 }
 
+char *pex_identity_window(const struct pex_identity *id,
+			  char buf[PEX_WINDOW_BUFSZ])
+{
+	char a[PEX_TIME_BUFSZ], b[PEX_TIME_BUFSZ];
+
+	snprintf(buf, PEX_WINDOW_BUFSZ, "%s/%s",
+		 pex_time_format(id->not_before, a),
+		 pex_time_format(id->not_after, b));
+	return buf;
+}
+
 json_t *pex_matched_by(const struct pex_identity *id)
 {
 	json_t *o = json_pack("{s:s, s:s}", "type", id->type, "value",
 			      id->value);
-	char a[PEX_TIME_BUFSZ], b[PEX_TIME_BUFSZ], w[2 * PEX_TIME_BUFSZ + 2];
+	char w[PEX_WINDOW_BUFSZ];
 
-	if (o && id->has_window) {
-		snprintf(w, sizeof(w), "%s/%s",
-			 pex_time_format(id->not_before, a),
-			 pex_time_format(id->not_after, b));
-		json_object_set_new(o, "window", json_string(w));
-	}
+	if (o && id->has_window)
+		json_object_set_new(o, "window",
+				    json_string(pex_identity_window(id, w)));
 	return o;
 }
