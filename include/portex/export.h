@@ -57,7 +57,8 @@ struct pex_export_request {
 #define PEX_EXPORT_PARTIAL 1 /* bundle written, "complete": false */
 
 /*
- * Runs the export. *summary (new reference, also on failure when it got
+ * Runs the export. An identity of a type no source of the config uses
+ * is refused with PEX_EUSAGE before anything is read. *summary (new reference, also on failure when it got
  * far enough to have one) describes the sources, the record counts, the
  * warnings and the bundle. On failure no file exists at out_path.
  */
@@ -77,7 +78,8 @@ struct pex_batch_subject {
  * new array, one summary per subject, each with "result": "complete",
  * "partial" or "failed" (and "error"). Returns 0 when every bundle is
  * complete, PEX_EXPORT_PARTIAL when some are partial but none failed,
- * PEX_ERROR when any failed.
+ * PEX_ERROR when any failed, PEX_EUSAGE (nothing done) for an identity
+ * of a type no source uses.
  */
 int pex_export_batch(const pex_config *cfg,
 		     const struct pex_batch_subject *subjects, size_t n,

@@ -270,21 +270,16 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
 	}
-	for (i = 0; i < b.n; i++) {
-		size_t k;
-
-		for (k = 0; k < b.subjects[i].identities.count; k++)
-			if (pex_config_check_identity_type(cfg,
-			    b.subjects[i].identities.items[k].type)) {
-				fprintf(stderr, "portex export: %s: %s\n",
-					file, pex_error_last());
-				pex_config_free(cfg);
-				batch_free(&b);
-				return PEX_EXIT_USAGE;
-			}
-	}
 	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial,
 			      on_progress, prog, &sums);
+	if (rc == PEX_EUSAGE) {
+		fprintf(stderr, "portex export: %s: %s\n", file,
+			pex_error_last());
+		json_decref(sums);
+		pex_config_free(cfg);
+		batch_free(&b);
+		return PEX_EXIT_USAGE;
+	}
 	if (json_out) {
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -403,19 +398,16 @@ int pex_cmd_export(int argc, char **argv)
 				"an example\n");
 		goto fail;
 	}
-	for (size_t k = 0; k < ids.count; k++)
-		if (pex_config_check_identity_type(cfg, ids.items[k].type)) {
-			fprintf(stderr, "portex export: -s %s:%s: %s\n",
-				ids.items[k].type, ids.items[k].value,
-				pex_error_last());
-			code = PEX_EXIT_USAGE;
-			goto cleanup;
-		}
 	req.cfg = cfg;
 	req.identities = &ids;
 	req.progress = on_progress;
 	req.progress_data = &prog;
 	rc = pex_export(&req, &summary);
+	if (rc == PEX_EUSAGE) {
+		fprintf(stderr, "portex export: %s\n", pex_error_last());
+		code = PEX_EXIT_USAGE;
+		goto cleanup;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 		if (summary && !prog.quiet && !json_out)

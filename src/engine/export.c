@@ -309,6 +309,21 @@ static void set_failed(struct source_state *st, const char *why)
 	json_object_set_new(st->status, "error", json_string(why));
 }
 
+/* A type no source uses (a misspelt "emial") would make every source
+ * find nothing and the bundle say nothing is held: refuse it. */
+static int check_types(const pex_config *cfg,
+		       const struct pex_identity_set *ids)
+{
+	size_t i;
+
+	for (i = 0; i < ids->count; i++)
+		if (pex_config_check_identity_type(cfg, ids->items[i].type))
+			return pex_error_wrap(PEX_EUSAGE, "identity %s:%s",
+					      ids->items[i].type,
+					      ids->items[i].value);
+	return 0;
+}
+
 int pex_export(const struct pex_export_request *req, json_t **summary)
 {
 	const json_t *cfg = pex_config_root(req->cfg);
@@ -324,6 +339,9 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	int rc = 0, round, complete;
 
 	*summary = NULL;
+	rc = check_types(req->cfg, req->identities);
+	if (rc)
+		return rc;
 	for (i = 0; i < req->identities->count; i++) {
 		rc = pex_identity_set_add(&all, &req->identities->items[i]);
 		if (rc)
@@ -641,6 +659,11 @@ int pex_export_batch(const pex_config *cfg,
 	*summaries = json_array();
 	if (!n)
 		return 0;
+	for (k = 0; k < n; k++) {
+		rc = check_types(cfg, &subjects[k].identities);
+		if (rc)
+			return rc;
+	}
 	pre = calloc(nsrc * n + 1, sizeof(*pre));
 	per = calloc(nsrc + 1, sizeof(*per));
 	paths = calloc(nsrc * n + 1, sizeof(*paths));
