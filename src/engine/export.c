@@ -341,7 +341,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	*summary = NULL;
 	rc = check_types(req->cfg, req->identities);
 	if (rc)
-		return rc;
+		goto cleanup;
 	for (i = 0; i < req->identities->count; i++) {
 		rc = pex_identity_set_add(&all, &req->identities->items[i]);
 		if (rc)
