@@ -640,11 +640,90 @@ static int tally_common(struct pex_al_usage *u, json_t *rec,
 	return bad;
 }
 
-static int emit_device(struct pex_al_usage *u, const pex_uaparser *uap,
-		       pex_uaparser_scratch *scr, const struct tally *t)
+/* The parsed fields of one user agent, as a JSON object to merge into
+ * each device record that has it. */
+static int parse_device(struct pex_al_usage *u, const pex_uaparser *uap,
+			pex_uaparser_scratch *scr, const struct tally *t,
+			json_t **out)
 {
-	struct pex_ua_result *r = NULL;
-	char hex[PEX_SHA256_HEX], id[64], ver[4 * PEX_UA_FIELD_MAX];
+	char ver[4 * PEX_UA_FIELD_MAX];
+	struct pex_ua_result *r = malloc(sizeof(*r));
+	json_t *o = json_object();
+	int bad = !o, rc;
+
+	*out = NULL;
+	if (!r || !o) {
+		free(r);
+		json_decref(o);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	rc = pex_uaparser_parse(uap, scr, t->key, t->len, r);
+	if (rc) {
+		free(r);
+		json_decref(o);
+		return rc;
+	}
+	bad |= put_text(u, o, "browser", r->browser.family);
+	join_version(ver, sizeof(ver), r->browser.major, r->browser.minor,
+		     r->browser.patch, r->browser.patch_minor);
+	bad |= put_text(u, o, "browser_version", ver);
+	bad |= put_text(u, o, "os", r->os.family);
+	join_version(ver, sizeof(ver), r->os.major, r->os.minor,
+		     r->os.patch, r->os.patch_minor);
+	bad |= put_text(u, o, "os_version", ver);
+	bad |= put_text(u, o, "device", r->device.family);
+	bad |= put_text(u, o, "device_brand", r->device.brand);
+	bad |= put_text(u, o, "device_model", r->device.model);
+	free(r);
+	if (bad) {
+		json_decref(o);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	*out = o;
+	return 0;
+}
+
+/*
+ * A batch's subjects mostly share a few browsers, and one uap-core parse
+ * costs about a tenth of a millisecond: each distinct user agent is
+ * parsed once per finish, its fields kept (a few hundred bytes) for the
+ * other devices that have it. Slots hold item index + 1 of the first
+ * device with that agent; parsed[] its fields.
+ */
+struct ua_memo {
+	uint32_t *slots;
+	size_t nslots;
+	json_t **parsed; /* by device index */
+};
+
+static int device_fields(struct pex_al_usage *u, const pex_uaparser *uap,
+			 pex_uaparser_scratch *scr, struct ua_memo *m,
+			 size_t k, json_t **out)
+{
+	const struct tally *t = &u->devices.items[k];
+	uint64_t h = hash_bytes(t->key, t->len, 0);
+	size_t i;
+	int rc;
+
+	for (i = h & (m->nslots - 1); m->slots[i];
+	     i = (i + 1) & (m->nslots - 1)) {
+		const struct tally *e = &u->devices.items[m->slots[i] - 1];
+
+		if (e->len == t->len && !memcmp(e->key, t->key, t->len)) {
+			*out = m->parsed[m->slots[i] - 1];
+			return 0;
+		}
+	}
+	m->slots[i] = (uint32_t)k + 1;
+	rc = parse_device(u, uap, scr, t, &m->parsed[k]);
+	*out = m->parsed[k];
+	return rc;
+}
+
+static int emit_device(struct pex_al_usage *u, const struct tally *t,
+		       const json_t *fields)
+{
+	char hex[PEX_SHA256_HEX], id[64];
 	json_t *rec = json_object();
 	int bad = !rec, rc;
 
@@ -658,32 +737,8 @@ static int emit_device(struct pex_al_usage *u, const pex_uaparser *uap,
 	bad |= tally_common(u, rec, t, id);
 	bad |= json_object_set_new(rec, "user_agent", pex_source_text(
 		u->src, t->key, t->len));
-	if (uap && !bad) {
-		r = malloc(sizeof(*r));
-		if (!r) {
-			json_decref(rec);
-			return pex_error_set(PEX_ENOMEM, "out of memory");
-		}
-		rc = pex_uaparser_parse(uap, scr, t->key, t->len, r);
-		if (rc) {
-			free(r);
-			json_decref(rec);
-			return rc;
-		}
-		bad |= put_text(u, rec, "browser", r->browser.family);
-		join_version(ver, sizeof(ver), r->browser.major,
-			     r->browser.minor, r->browser.patch,
-			     r->browser.patch_minor);
-		bad |= put_text(u, rec, "browser_version", ver);
-		bad |= put_text(u, rec, "os", r->os.family);
-		join_version(ver, sizeof(ver), r->os.major, r->os.minor,
-			     r->os.patch, r->os.patch_minor);
-		bad |= put_text(u, rec, "os_version", ver);
-		bad |= put_text(u, rec, "device", r->device.family);
-		bad |= put_text(u, rec, "device_brand", r->device.brand);
-		bad |= put_text(u, rec, "device_model", r->device.model);
-		free(r);
-	}
+	if (fields && !bad)
+		bad |= json_object_update(rec, (json_t *)fields);
 	if (bad) {
 		json_decref(rec);
 		return pex_error_set(PEX_ENOMEM, "out of memory building a "
@@ -713,6 +768,7 @@ static int emit_ip(struct pex_al_usage *u, const struct tally *t)
 int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 {
 	pex_uaparser_scratch *scr = NULL;
+	struct ua_memo m = {0};
 	size_t i;
 	int rc;
 
@@ -721,14 +777,33 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 		goto cleanup;
 	if (ua && u->devices.n) {
 		rc = pex_uaparser_scratch_new(ua, &scr);
+		for (m.nslots = 64; !rc && m.nslots < 2 * u->devices.n;)
+			m.nslots *= 2;
+		if (!rc) {
+			m.slots = calloc(m.nslots, sizeof(*m.slots));
+			m.parsed = calloc(u->devices.n, sizeof(*m.parsed));
+			if (!m.slots || !m.parsed)
+				rc = pex_error_set(PEX_ENOMEM,
+						   "out of memory");
+		}
 		if (rc)
 			goto cleanup;
 	}
-	for (i = 0; i < u->devices.n && !rc; i++)
-		rc = emit_device(u, ua, scr, &u->devices.items[i]);
+	for (i = 0; i < u->devices.n && !rc; i++) {
+		json_t *fields = NULL;
+
+		if (ua)
+			rc = device_fields(u, ua, scr, &m, i, &fields);
+		if (!rc)
+			rc = emit_device(u, &u->devices.items[i], fields);
+	}
 	for (i = 0; i < u->ips.n && !rc; i++)
 		rc = emit_ip(u, &u->ips.items[i]);
 cleanup:
+	for (i = 0; m.parsed && i < u->devices.n; i++)
+		json_decref(m.parsed[i]);
+	free(m.parsed);
+	free(m.slots);
 	pex_uaparser_scratch_free(scr);
 	return rc;
 }
