@@ -205,3 +205,11 @@ char *pex_time_format(time_t t, char buf[PEX_TIME_BUFSZ])
 	buf[PEX_TIME_BUFSZ - 1] = '\0';
 	return buf;
 }
+
+double pex_time_monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

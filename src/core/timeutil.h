@@ -27,4 +27,7 @@ char *pex_time_format(time_t t, char buf[PEX_TIME_BUFSZ]);
  * involved. */
 long long pex_days_from_civil(long long y, unsigned m, unsigned d);
 
+/* Seconds on the monotonic clock, for reporting how long work took. */
+double pex_time_monotonic(void);
+
 #endif
