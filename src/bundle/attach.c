@@ -85,10 +85,12 @@ int pex_safe_name(const char *in, size_t max, struct pex_buf *out)
 	return rc;
 }
 
-void pex_att_init(struct pex_att_store *s, const char *workdir)
+void pex_att_init(struct pex_att_store *s,
+		  const char *(*workdir)(void *data), void *workdir_data)
 {
 	memset(s, 0, sizeof(*s));
 	s->workdir = workdir;
+	s->workdir_data = workdir_data;
 	s->per_group = json_object();
 }
 
@@ -168,12 +170,17 @@ int pex_att_begin(struct pex_att_store *s, const char *group,
 							     "out of memory");
 	}
 	if (!rc) {
-		pex_buf_printf(&z, "%s/att-%llu", s->workdir, ++s->seq);
-		f->file = pex_buf_detach(&z);
+		const char *dir = s->workdir(s->workdir_data);
+
+		if (!dir)
+			rc = PEX_EIO;
+		else
+			pex_buf_printf(&z, "%s/att-%llu", dir, ++s->seq);
+		f->file = rc ? NULL : pex_buf_detach(&z);
 		f->f = f->file ? fopen(f->file, "wb") : NULL;
-		if (!f->f)
+		if (!rc && !f->f)
 			rc = pex_error_set(PEX_EIO, "cannot write in %s: %s",
-					   s->workdir, strerror(errno));
+					   dir, strerror(errno));
 	}
 	if (!rc)
 		rc = pex_sha256_new(&f->h);

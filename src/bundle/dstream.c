@@ -9,18 +9,50 @@
 
 #define CHUNK (256u << 10)
 
+/*
+ * zlib's default state (a 32 KiB window, memLevel 8) costs about 270 KB
+ * to set up, some fifty microseconds; a bundle holds a dozen streams and
+ * most of them are a few kilobytes. A stream sized to its input costs a
+ * tenth of that and compresses as well: the window need not be larger
+ * than the data. The output is plain deflate whatever the window.
+ */
+int pex_deflate_init_for(z_stream *zs, int level, size_t len)
+{
+	int wbits = 9, mem;
+
+	while (wbits < 15 && ((size_t)1 << wbits) < len)
+		wbits++;
+	mem = wbits - 7; /* 8 at the full window, as zlib's default */
+	if (mem < 1)
+		mem = 1;
+	memset(zs, 0, sizeof(*zs));
+	/* negative: raw deflate, no zlib header; zip stores raw deflate */
+	if (deflateInit2(zs, level, Z_DEFLATED, -wbits, mem,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return pex_error_set(PEX_ENOMEM, "cannot start deflate");
+	return 0;
+}
+
 int pex_dstream_init(struct pex_dstream *d, FILE *out, int level)
 {
 	memset(d, 0, sizeof(*d));
-	/* -15: raw deflate, no zlib header; zip stores raw deflate */
-	if (deflateInit2(&d->zs, level, Z_DEFLATED, -15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
-		return pex_error_set(PEX_ENOMEM, "cannot start deflate");
-	d->open = 1;
+	/* the zlib state is made by the first write, sized to it */
 	d->level = level;
 	d->out = out;
 	d->crc = (uint32_t)crc32(0L, Z_NULL, 0);
 	return 0;
+}
+
+static int start(struct pex_dstream *d, size_t len)
+{
+	int rc;
+
+	if (d->open || d->ended)
+		return 0;
+	rc = pex_deflate_init_for(&d->zs, d->level, len);
+	if (!rc)
+		d->open = 1;
+	return rc;
 }
 
 static int pump(struct pex_dstream *d, int flush)
@@ -50,6 +82,10 @@ int pex_dstream_write(struct pex_dstream *d, const void *data, size_t len)
 {
 	const unsigned char *p = data;
 
+	int rc0 = start(d, len);
+
+	if (rc0)
+		return rc0;
 	d->crc = (uint32_t)crc32_z(d->crc, p, len);
 	d->ulen += len;
 	while (len) {
@@ -69,12 +105,15 @@ int pex_dstream_write(struct pex_dstream *d, const void *data, size_t len)
 
 int pex_dstream_end(struct pex_dstream *d, int last)
 {
-	int rc;
+	int rc = start(d, 0);
 
+	if (rc)
+		return rc;
 	d->zs.next_in = NULL;
 	d->zs.avail_in = 0;
 	rc = pump(d, last ? Z_FINISH : Z_SYNC_FLUSH);
 	pex_dstream_free(d);
+	d->ended = 1;
 	return rc;
 }
 
@@ -129,12 +168,10 @@ int pex_deflate_segment(const void *data, size_t len, int level, int last,
 			unsigned char **out, size_t *outlen, uint32_t *crc)
 {
 	z_stream zs;
-	int rc;
+	int rc = pex_deflate_init_for(&zs, level, len);
 
-	memset(&zs, 0, sizeof(zs));
-	if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8,
-			 Z_DEFAULT_STRATEGY) != Z_OK)
-		return pex_error_set(PEX_ENOMEM, "cannot start deflate");
+	if (rc)
+		return rc;
 	rc = pex_deflate_with(&zs, data, len, last, out, outlen, crc);
 	deflateEnd(&zs);
 	return rc;

@@ -20,7 +20,8 @@
 struct pex_dstream {
 	z_stream zs;
 	int level;
-	int open;
+	int open;       /* zs is set up (made by the first write) */
+	int ended;
 	FILE *out;
 	uint32_t crc;
 	uint64_t ulen; /* bytes in */
@@ -32,6 +33,10 @@ int pex_dstream_write(struct pex_dstream *d, const void *data, size_t len);
 /* End the segment: sync flush (last == 0) or finish (last == 1). */
 int pex_dstream_end(struct pex_dstream *d, int last);
 void pex_dstream_free(struct pex_dstream *d);
+
+/* Set up *zs for raw deflate of about len bytes: a window no larger
+ * than the data needs (see dstream.c). */
+int pex_deflate_init_for(z_stream *zs, int level, size_t len);
 
 /* Compress one memory block as a complete segment into a new buffer
  * (*out, caller frees). */

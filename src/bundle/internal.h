@@ -59,7 +59,9 @@ struct pex_att_entry {
 };
 
 struct pex_att_store {
-	const char *workdir;
+	/* the folder files go to while they wait: made on first need */
+	const char *(*workdir)(void *data);
+	void *workdir_data;
 	struct pex_att_entry *items;
 	size_t count;
 	size_t committed;  /* items[0, committed) are kept */
@@ -68,7 +70,8 @@ struct pex_att_store {
 };
 
 struct pex_bundle_file;
-void pex_att_init(struct pex_att_store *s, const char *workdir);
+void pex_att_init(struct pex_att_store *s,
+		  const char *(*workdir)(void *data), void *workdir_data);
 int pex_att_begin(struct pex_att_store *s, const char *group,
 		  const char *name, const char *media,
 		  unsigned long long max, struct pex_bundle_file **out);

@@ -57,8 +57,10 @@ enum { FMT_JSON, FMT_XML, FMT__COUNT };
 
 /* One section of one data file: the records of one kind in one format. */
 struct stream {
-	char *raw_path;   /* the bytes as they will stand in the file */
-	char *z_path;     /* the same, as a deflate segment */
+	pex_bundle *b;
+	char name[64];    /* "usage_event.json", for messages */
+	char *raw_path;   /* the bytes as they will stand in the file, */
+	char *z_path;     /* the same as a deflate segment: once spilled */
 	FILE *raw;
 	FILE *z;
 	struct pex_dstream ds;
@@ -101,7 +103,12 @@ struct pex_bundle {
 	struct pex_bundle_options opts;
 	char *out_path;
 	char *tmp_path;
+	/* The work folder for spilled sections and attachments: made on
+	 * first need (most bundles never need it; making a folder is much
+	 * of what a small bundle costs), by whichever thread needs it. */
+	char *workdir_template;
 	char *workdir;
+	pthread_mutex_t work_mu;
 	struct section sec[PEX_REC__COUNT];
 	struct worker w[FMT__COUNT];
 	struct pex_att_store att;
@@ -152,11 +159,53 @@ static char *xsd_frame(enum pex_record_kind kind, int closing)
 	return pex_buf_detach(&b);
 }
 
+static char *join(const char *dir, const char *name);
+
+/* The work folder, made on the first call. Returns it or NULL with the
+ * error set. */
+static const char *bundle_workdir(pex_bundle *b)
+{
+	const char *dir;
+
+	pthread_mutex_lock(&b->work_mu);
+	if (!b->workdir) {
+		char *w = strdup(b->workdir_template);
+
+		if (!w) {
+			pex_error_set(PEX_ENOMEM, "out of memory");
+		} else if (!mkdtemp(w)) {
+			pex_error_set(PEX_EIO, "cannot make a work folder %s: "
+				      "%s", b->workdir_template,
+				      strerror(errno));
+			free(w);
+		} else {
+			b->workdir = w;
+		}
+	}
+	dir = b->workdir;
+	pthread_mutex_unlock(&b->work_mu);
+	return dir;
+}
+
+static const char *att_workdir(void *data)
+{
+	return bundle_workdir(data);
+}
+
 /* Move a section from memory to its files. */
 static int spill(struct stream *st)
 {
+	const char *dir = bundle_workdir(st->b);
+	char zname[80];
 	FILE *raw, *z;
 
+	if (!dir)
+		return PEX_EIO;
+	snprintf(zname, sizeof(zname), "%s.deflate", st->name);
+	st->raw_path = join(dir, st->name);
+	st->z_path = join(dir, zname);
+	if (!st->raw_path || !st->z_path)
+		return pex_error_set(PEX_ENOMEM, "out of memory");
 	if (fflush(st->raw) || fflush(st->z))
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	raw = fopen(st->raw_path, "wb");
@@ -197,17 +246,17 @@ static int run_job(struct worker *w, struct job *j)
 	if (j->len) {
 		if (fwrite(j->data, 1, j->len, st->raw) != j->len)
 			return pex_error_set(PEX_EIO, "cannot write %s: %s",
-					     st->raw_path, strerror(errno));
+					     st->name, strerror(errno));
 		rc = pex_dstream_write(&st->ds, j->data, j->len);
 		if (rc)
-			return pex_error_wrap(rc, "%s", st->z_path);
+			return pex_error_wrap(rc, "%s", st->name);
 		if (st->xv)
 			pex_xsd_push_feed(st->xv, j->data, j->len);
 	}
 	if (j->end) {
 		rc = pex_dstream_end(&st->ds, 0);
 		if (rc)
-			return pex_error_wrap(rc, "%s", st->z_path);
+			return pex_error_wrap(rc, "%s", st->name);
 		if (st->xv) {
 			struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
 			char *tail = xsd_frame(j->kind, 1);
@@ -427,6 +476,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
+	pthread_mutex_init(&b->work_mu, NULL);
 	b->opts = opts ? *opts : defaults;
 	if (b->opts.compression < 1 || b->opts.compression > 9)
 		b->opts.compression = 6;
@@ -451,16 +501,18 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 		goto fail;
 	}
-	if (!mkdtemp(work)) {
+	/* The folder must be writable: find out now, not after a long
+	 * collection. */
+	if (access(dir, W_OK | X_OK)) {
 		rc = pex_error_set(PEX_EIO,
 				   "cannot write in %s (%s); choose an output "
 				   "path in a folder you can write to",
 				   dir, strerror(errno));
 		goto fail;
 	}
-	b->workdir = work;
+	b->workdir_template = work;
 	work = NULL;
-	pex_att_init(&b->att, b->workdir);
+	pex_att_init(&b->att, att_workdir, b);
 	rc = model_get();
 	b->w[FMT_JSON].name = "portex-json";
 	b->w[FMT_XML].name = "portex-xml";
@@ -505,12 +557,8 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 
 	snprintf(name, sizeof(name), "%s.%s", pex_record_kind_name(kind),
 		 ext);
-	st->raw_path = join(b->workdir, name);
-	snprintf(name, sizeof(name), "%s.%s.deflate",
-		 pex_record_kind_name(kind), ext);
-	st->z_path = join(b->workdir, name);
-	if (!st->raw_path || !st->z_path)
-		return pex_error_set(PEX_ENOMEM, "out of memory");
+	st->b = b;
+	memcpy(st->name, name, sizeof(st->name));
 	pex_buf_init(&st->pending, PEX_RECORD_MAX + PEX_CHUNK);
 	/* Sections start in memory: most bundles are small, and creating
 	 * files is what a batch of small bundles spends its time on. A
@@ -679,10 +727,11 @@ static int doc_flush_text(struct docfile *d, int last)
 	/* one zlib state serves every text piece of the file (reset, not
 	 * re-made: a bundle has a dozen pieces) */
 	if (!d->zopen) {
-		if (deflateInit2(&d->zs, d->level, Z_DEFLATED, -15, 8,
-				 Z_DEFAULT_STRATEGY) != Z_OK)
-			return pex_error_set(PEX_ENOMEM, "cannot start "
-					     "deflate");
+		/* sized to the first piece, the envelope's head: the
+		 * largest as a rule */
+		rc = pex_deflate_init_for(&d->zs, d->level, d->text.len);
+		if (rc)
+			return rc;
 		d->zopen = 1;
 	} else {
 		deflateReset(&d->zs);
@@ -1008,6 +1057,17 @@ static zip_int64_t doc_cb(void *ud, void *data, zip_uint64_t len,
 	}
 }
 
+/* Deflate a memory entry into *pk and point the entry at it. */
+static int pack_entry(struct entry *e, struct packed_file *pk, int level)
+{
+	int rc = pex_deflate_segment(e->data, e->len, level, 1, &pk->z,
+				     &pk->zlen, &pk->crc);
+
+	if (!rc)
+		e->packed = pk;
+	return rc;
+}
+
 static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		     int level)
 {
@@ -1261,10 +1321,10 @@ static int close_sections(pex_bundle *b)
 
 			if (st->raw && fclose(st->raw) && !rc)
 				rc = pex_error_set(PEX_EIO, "cannot write %s",
-						   st->raw_path);
+						   st->name);
 			if (st->z && fclose(st->z) && !rc)
 				rc = pex_error_set(PEX_EIO, "cannot write %s",
-						   st->z_path);
+						   st->name);
 			st->raw = st->z = NULL;
 			if (!rc && st->xsd_rc)
 				rc = pex_error_set(PEX_EINVALID,
@@ -1292,6 +1352,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	json_t *manifest = NULL, *check = NULL;
 	time_t mtime = time(NULL);
 	zip_t *za = NULL;
+	struct packed_file pk_readme = { 0 }, pk_manifest = { 0 };
 	int zerr;
 
 	pex_att_drop_pending(&b->att); /* files no written record names */
@@ -1443,7 +1504,15 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				    .data = manifest_text,
 				    .len = strlen(manifest_text) };
 
-		rc = add_entry(za, &ents[0], mtime, b->opts.compression);
+		/* deflated here, with a state sized to them, not by libzip
+		 * with its default one (see pex_deflate_init_for) */
+		rc = pack_entry(&ents[0], &pk_readme, b->opts.compression);
+		if (!rc)
+			rc = pack_entry(&me, &pk_manifest,
+					b->opts.compression);
+		if (!rc)
+			rc = add_entry(za, &ents[0], mtime,
+				       b->opts.compression);
 		if (!rc)
 			rc = add_entry(za, &me, mtime, b->opts.compression);
 	}
@@ -1475,6 +1544,8 @@ cleanup:
 	free(manifest_text);
 	free(readme);
 	free(env_xml);
+	free(pk_readme.z);
+	free(pk_manifest.z);
 	return rc;
 }
 
@@ -1535,7 +1606,9 @@ void pex_bundle_free(pex_bundle *b)
 		rmdir(b->workdir);
 	if (!b->sealed && b->tmp_path)
 		unlink(b->tmp_path);
+	pthread_mutex_destroy(&b->work_mu);
 	free(b->workdir);
+	free(b->workdir_template);
 	free(b->tmp_path);
 	free(b->out_path);
 	free(b);
