@@ -20,6 +20,10 @@ typedef struct pex_config pex_config;
  * one per line. */
 int pex_config_load(pex_config **out, const char *path);
 void pex_config_free(pex_config *cfg);
+/* A copy that shares nothing with cfg: jansson's values are not safe to
+ * share between threads that take references to them, so each thread
+ * working from one config takes its own copy. */
+int pex_config_copy(pex_config **out, const pex_config *cfg);
 
 const json_t *pex_config_root(const pex_config *cfg);
 const char *pex_config_path(const pex_config *cfg);

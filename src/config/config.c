@@ -37,6 +37,26 @@ void pex_config_free(pex_config *cfg)
 	free(cfg);
 }
 
+int pex_config_copy(pex_config **out, const pex_config *cfg)
+{
+	pex_config *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (c) {
+		c->path = strdup(cfg->path);
+		c->dir = strdup(cfg->dir);
+		c->root = json_deep_copy(cfg->root);
+		c->lines = json_deep_copy(cfg->lines);
+	}
+	if (!c || !c->path || !c->dir || !c->root ||
+	    (cfg->lines && !c->lines)) {
+		pex_config_free(c);
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
+	*out = c;
+	return 0;
+}
+
 const json_t *pex_config_root(const pex_config *cfg)
 {
 	return cfg->root;

@@ -114,6 +114,39 @@ static void test_valid(void **state)
 	pex_config_free(NULL);
 }
 
+/* A copy holds the same config and shares no value with the original
+ * (batch threads each take one). */
+static void test_copy(void **state)
+{
+	pex_config *cfg = NULL, *copy = NULL;
+	json_t *croot;
+
+	(void)state;
+	write_config(HEAD SOURCES);
+	assert_int_equal(pex_config_load(&cfg, path), 0);
+	assert_int_equal(pex_config_copy(&copy, cfg), 0);
+	assert_non_null(copy);
+	assert_true(json_equal((json_t *)pex_config_root(cfg),
+			       (json_t *)pex_config_root(copy)));
+	assert_ptr_not_equal(pex_config_root(cfg), pex_config_root(copy));
+	assert_string_equal(pex_config_path(copy), path);
+	assert_string_equal(pex_config_dir(copy), dir);
+	assert_int_equal(pex_config_line(copy, "/sources/0/options/path"), 15);
+	assert_ptr_not_equal(json_object_get(pex_config_root(cfg), "controller"),
+			     json_object_get(pex_config_root(copy),
+					     "controller"));
+	/* changing the copy leaves the original as it was */
+	croot = (json_t *)pex_config_root(copy);
+	json_object_set_new(json_object_get(croot, "controller"), "name",
+			    json_string("Changed Ltd"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+				    pex_config_root(cfg), "controller"), "name")),
+			    "Example Ltd");
+	pex_config_free(copy);
+	assert_int_equal(pex_config_line(cfg, "/controller/name"), 3);
+	pex_config_free(cfg);
+}
+
 /* The demo config shipped with the sources is valid as it stands. */
 static void test_demo_config(void **state)
 {
@@ -304,6 +337,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_copy),
 		cmocka_unit_test(test_demo_config),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_missing_required),
