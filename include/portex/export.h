@@ -35,7 +35,11 @@ typedef void (*pex_progress_fn)(void *data, const char *source_id,
 /* Batch mode: what one source found for one subject in a pass shared by
  * all subjects (see pex_export_batch). Internal to the engine. */
 struct pex_precollected {
-	const char *spool;     /* records, one "KIND JSON" line each */
+	/* the records, one "KIND JSON" line each: in the file spool, or
+	 * (spool NULL) the len bytes at data */
+	const char *spool;
+	const char *data;
+	size_t len;
 	const char *error;     /* the source failed: why; else NULL */
 	json_t *warnings;      /* the source's warnings (borrowed) */
 };
@@ -80,11 +84,17 @@ struct pex_batch_subject {
  * complete, PEX_EXPORT_PARTIAL when some are partial but none failed,
  * PEX_ERROR when any failed, PEX_EUSAGE (nothing done) for an identity
  * of a type no source uses.
+ *
+ * After the shared passes, up to jobs bundles (1..PEX_BATCH_JOBS_MAX) are
+ * made at a time, each on its own thread; the summaries stay in subject
+ * order. progress may then be called from any of them, never two at once.
  */
+#define PEX_BATCH_JOBS_MAX 16
 int pex_export_batch(const pex_config *cfg,
 		     const struct pex_batch_subject *subjects, size_t n,
-		     int allow_partial, pex_progress_fn progress,
-		     void *progress_data, json_t **summaries);
+		     int allow_partial, unsigned jobs,
+		     pex_progress_fn progress, void *progress_data,
+		     json_t **summaries);
 
 /* Try every source of a config: initialise it (open the database, read
  * the file header) without exporting anything. *report: new array of

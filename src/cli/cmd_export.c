@@ -1,4 +1,5 @@
 /* portex export: one subject, every source, one bundle. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ static void help(FILE *f)
 "                         large sources (logs) are read once for all rows\n"
 "      --out-dir DIR      where --batch writes the bundles (default:\n"
 "                         REQUEST_ID.zip, or subject-LINE.zip)\n"
+"  -j, --jobs N           with --batch: bundles made at a time (default:\n"
+"                         the number of CPUs, at most 4)\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -252,7 +255,8 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 }
 
 static int run_batch(const char *config, const char *file, const char *dir,
-		     int allow_partial, int json_out, struct progress *prog)
+		     int allow_partial, unsigned jobs, int json_out,
+		     struct progress *prog)
 {
 	struct batch b = { 0 };
 	pex_config *cfg = NULL;
@@ -270,7 +274,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
 	}
-	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial,
+	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial, jobs,
 			      on_progress, prog, &sums);
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
@@ -318,6 +322,7 @@ int pex_cmd_export(int argc, char **argv)
 		{ "allow-partial", no_argument, NULL, 'P' },
 		{ "batch", required_argument, NULL, 'B' },
 		{ "out-dir", required_argument, NULL, 'D' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -332,9 +337,13 @@ int pex_cmd_export(int argc, char **argv)
 	pex_config *cfg = NULL;
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned jobs = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
+	char *end;
+	long j;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:s:r:o:qvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:s:r:o:j:qvh", opts, NULL)) != -1) {
 		struct pex_identity id;
 
 		switch (c) {
@@ -355,6 +364,18 @@ int pex_cmd_export(int argc, char **argv)
 		case 'P': req.allow_partial = 1; break;
 		case 'B': batch_file = optarg; break;
 		case 'D': out_dir = optarg; break;
+		case 'j':
+			errno = 0;
+			j = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || j < 1 ||
+			    j > PEX_BATCH_JOBS_MAX) {
+				fprintf(stderr, "portex export: --jobs %s: "
+					"give a number from 1 to %d\n", optarg,
+					PEX_BATCH_JOBS_MAX);
+				goto cleanup;
+			}
+			jobs = (unsigned)j;
+			break;
 		case 'J': json_out = 1; break;
 		case 'q': prog.quiet = 1; pex_log_set_level(0); break;
 		case 'v': pex_log_set_level(3); break;
@@ -379,7 +400,7 @@ int pex_cmd_export(int argc, char **argv)
 			goto cleanup;
 		}
 		code = run_batch(config, batch_file, out_dir,
-				 req.allow_partial, json_out, &prog);
+				 req.allow_partial, jobs, json_out, &prog);
 		goto cleanup;
 	}
 	if (!config || !ids.count || !req.out_path) {

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <libgen.h>
 #include <openssl/rand.h>
+#include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/log.h"
 #include "core/timeutil.h"
 #include "model/kinds.h"
 #include "portex/bundle.h"
@@ -149,16 +152,20 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
  * to emit(), which checks them as if the collector had just made them. */
 static int replay(const struct pex_precollected *pre, struct run *r)
 {
-	FILE *f = fopen(pre->spool, "rb");
+	const char *name = pre->spool ? pre->spool : "(memory)";
+	FILE *f;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
 	int rc = 0;
 
+	if (!pre->spool && !pre->len)
+		return 0; /* nothing found for this subject */
+	f = pre->spool ? fopen(pre->spool, "rb")
+		       : fmemopen((void *)pre->data, pre->len, "rb");
 	if (!f)
 		return pex_error_set(PEX_EIO, "source %s: cannot read %s: %s",
-				     r->source_id, pre->spool,
-				     strerror(errno));
+				     r->source_id, name, strerror(errno));
 	while (!rc && (len = getline(&line, &cap, f)) > 0) {
 		json_error_t err;
 		json_t *rec;
@@ -168,23 +175,21 @@ static int replay(const struct pex_precollected *pre, struct run *r)
 		if (end == line || *end != ' ' || kind < 0 ||
 		    kind >= PEX_REC__COUNT) {
 			rc = pex_error_set(PEX_EIO, "source %s: spool %s is "
-					   "damaged", r->source_id,
-					   pre->spool);
+					   "damaged", r->source_id, name);
 			break;
 		}
 		rec = json_loadb(end + 1, (size_t)(len - (end + 1 - line)),
 				 0, &err);
 		if (!rec) {
 			rc = pex_error_set(PEX_EIO, "source %s: spool %s: %s",
-					   r->source_id, pre->spool,
-					   err.text);
+					   r->source_id, name, err.text);
 			break;
 		}
 		rc = emit(r, (enum pex_record_kind)kind, rec);
 	}
 	if (!rc && ferror(f))
 		rc = pex_error_set(PEX_EIO, "source %s: cannot read %s",
-				   r->source_id, pre->spool);
+				   r->source_id, name);
 	free(line);
 	fclose(f);
 	return rc;
@@ -492,7 +497,11 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 			json_array_extend(warnings, w);
 			json_decref(w);
 		} else if (req->pre && req->pre[i] && req->pre[i]->warnings) {
-			json_array_extend(warnings, req->pre[i]->warnings);
+			/* shared by the batch's exports: copied */
+			json_t *w = json_deep_copy(req->pre[i]->warnings);
+
+			json_array_extend(warnings, w);
+			json_decref(w);
 		}
 	}
 	complete = failed == 0;
@@ -608,10 +617,28 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 
 /* ---- batch ------------------------------------------------------------ */
 
+/*
+ * A shared pass hands each subject's records to a spool. Spools stay in
+ * memory while all of them together hold less than PEX_BATCH_SPOOL_MEM
+ * bytes; past that, the spool that would cross the line moves to a file
+ * in the batch's work folder and goes on there. A hundred subjects with
+ * a few hundred records each then cost no file at all, and a batch with
+ * millions of records stays within bounded memory.
+ */
+#define PEX_BATCH_SPOOL_MEM (16u << 20)
+#define PEX_BATCH_SPOOL_MEM_MAX (1u << 30) /* PORTEX_BATCH_MEMORY */
+
+struct spool_pool {
+	size_t max;           /* PEX_BATCH_SPOOL_MEM or PORTEX_BATCH_MEMORY */
+	size_t held;          /* bytes in memory over all spools */
+	struct pex_buf line;  /* the record being written */
+};
+
 struct spool {
-	FILE *f;
-	const struct pex_identity_set *ids;
-	struct pex_buf line;
+	struct spool_pool *pool;
+	const char *path;     /* where it goes when it leaves memory */
+	FILE *f;              /* NULL while in memory */
+	struct pex_buf mem;
 	unsigned long long records;
 };
 
@@ -620,41 +647,174 @@ static int spool_dump(const char *buffer, size_t size, void *data)
 	return pex_buf_append(data, buffer, size) ? -1 : 0;
 }
 
+static int spool_write(struct spool *sp, const char *p, size_t n)
+{
+	if (fwrite(p, 1, n, sp->f) != n)
+		return pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
+				     strerror(errno));
+	return 0;
+}
+
 static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 {
 	struct spool *sp = data;
+	struct pex_buf *line = &sp->pool->line;
 	int rc;
 
-	pex_buf_reset(&sp->line);
-	rc = pex_buf_printf(&sp->line, "%d ", (int)kind);
-	if (!rc && json_dump_callback(record, spool_dump, &sp->line,
+	pex_buf_reset(line);
+	rc = pex_buf_printf(line, "%d ", (int)kind);
+	if (!rc && json_dump_callback(record, spool_dump, line,
 				      JSON_COMPACT))
 		rc = pex_error_set(PEX_ELIMIT, "a record is too large");
 	if (!rc)
-		rc = pex_buf_putc(&sp->line, '\n');
+		rc = pex_buf_putc(line, '\n');
 	json_decref(record);
 	if (rc)
 		return rc;
-	if (fwrite(sp->line.data, 1, sp->line.len, sp->f) != sp->line.len)
-		return pex_error_set(PEX_EIO, "cannot write a spool file: %s",
-				     strerror(errno));
 	sp->records++;
-	return 0;
+	if (!sp->f && sp->pool->held + line->len <= sp->pool->max) {
+		rc = pex_buf_append(&sp->mem, line->data, line->len);
+		if (!rc)
+			sp->pool->held += line->len;
+		return rc;
+	}
+	if (!sp->f) {
+		sp->f = fopen(sp->path, "wb");
+		if (!sp->f)
+			return pex_error_set(PEX_EIO, "cannot write %s: %s",
+					     sp->path, strerror(errno));
+		rc = sp->mem.len ? spool_write(sp, sp->mem.data,
+					       sp->mem.len) : 0;
+		sp->pool->held -= sp->mem.len;
+		pex_buf_free(&sp->mem);
+		if (rc)
+			return rc;
+	}
+	return spool_write(sp, line->data, line->len);
+}
+
+/*
+ * The bundles of a batch are independent once the shared passes are
+ * done: jobs threads take subjects in turn. Each export owns its sources,
+ * its bundle and its error state (thread-local); what they share is
+ * read-only (config, spools, compiled schemas) but for the progress
+ * callback, which is called under a lock.
+ */
+struct batch_run {
+	const pex_config *cfg;
+	const struct pex_batch_subject *subjects;
+	size_t n, nsrc, next;
+	const struct pex_precollected *pre;
+	struct spool *spools;
+	int allow_partial;
+	pex_progress_fn progress;
+	void *progress_data;
+	pthread_mutex_t mu;
+	json_t **sums;
+	int *results;
+};
+
+static void locked_progress(void *data, const char *source,
+			    unsigned long long records, int done)
+{
+	struct batch_run *br = data;
+
+	pthread_mutex_lock(&br->mu);
+	br->progress(br->progress_data, source, records, done);
+	pthread_mutex_unlock(&br->mu);
+}
+
+static void export_subject(struct batch_run *br, const pex_config *cfg,
+			   size_t k, const struct pex_precollected **per)
+{
+	const struct pex_batch_subject *sub = &br->subjects[k];
+	struct pex_export_request req = { 0 };
+	json_t *sum = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < br->nsrc; i++)
+		per[i] = br->spools[i * br->n + k].pool
+			 ? &br->pre[i * br->n + k] : NULL;
+	req.cfg = cfg;
+	req.identities = &sub->identities;
+	req.request_id = sub->request_id;
+	req.out_path = sub->out_path;
+	req.allow_partial = br->allow_partial;
+	req.progress = br->progress ? locked_progress : NULL;
+	req.progress_data = br;
+	req.pre = per;
+	r = pex_export(&req, &sum);
+	if (!sum)
+		sum = json_pack("{s:s}", "bundle", req.out_path);
+	if (sub->request_id)
+		json_object_set_new(sum, "request_id",
+				    json_string(sub->request_id));
+	json_object_set_new(sum, "result", json_string(
+		r < 0 ? "failed" : r == PEX_EXPORT_PARTIAL ? "partial"
+							  : "complete"));
+	if (r < 0)
+		json_object_set_new(sum, "error",
+				    json_string(pex_error_last()));
+	br->sums[k] = sum;
+	br->results[k] = r;
+	/* this subject's records are in its bundle now */
+	for (i = 0; i < br->nsrc; i++)
+		pex_buf_free(&br->spools[i * br->n + k].mem);
+}
+
+static void *batch_worker(void *arg)
+{
+	struct batch_run *br = arg;
+	const struct pex_precollected **per = calloc(br->nsrc + 1,
+						     sizeof(*per));
+	pex_config *cfg = NULL;
+
+	/* this thread's own config: see pex_config_copy */
+	if (per && pex_config_copy(&cfg, br->cfg)) {
+		free(per);
+		per = NULL;
+	}
+
+	for (;;) {
+		size_t k;
+
+		pthread_mutex_lock(&br->mu);
+		k = br->next < br->n ? br->next++ : br->n;
+		pthread_mutex_unlock(&br->mu);
+		if (k == br->n)
+			break;
+		if (!per) { /* out of memory: say so for this subject */
+			br->sums[k] = json_pack("{s:s, s:s, s:s}", "bundle",
+						br->subjects[k].out_path,
+						"result", "failed", "error",
+						"out of memory");
+			br->results[k] = PEX_ENOMEM;
+			continue;
+		}
+		export_subject(br, cfg, k, per);
+	}
+	pex_config_free(cfg);
+	free(per);
+	return NULL;
 }
 
 int pex_export_batch(const pex_config *cfg,
 		     const struct pex_batch_subject *subjects, size_t n,
-		     int allow_partial, pex_progress_fn progress,
-		     void *progress_data, json_t **summaries)
+		     int allow_partial, unsigned jobs,
+		     pex_progress_fn progress, void *progress_data,
+		     json_t **summaries)
 {
 	const json_t *sources = json_object_get(pex_config_root(cfg),
 						"sources");
 	size_t nsrc = json_array_size(sources), i, k;
 	struct pex_precollected *pre = NULL;
-	const struct pex_precollected **per = NULL;
+	struct spool_pool pool = {0};
+	struct spool *spools = NULL;
 	char **paths = NULL, **errors = NULL, *work = NULL, *tmp = NULL;
 	json_t **warns = NULL;
 	int rc = 0, any_failed = 0, any_partial = 0;
+	double t0;
 
 	*summaries = json_array();
 	if (!n)
@@ -664,13 +824,33 @@ int pex_export_batch(const pex_config *cfg,
 		if (rc)
 			return rc;
 	}
+	pex_buf_init(&pool.line, 512u << 20);
+	pool.max = PEX_BATCH_SPOOL_MEM;
+	{
+		const char *e = getenv("PORTEX_BATCH_MEMORY");
+		char *end;
+		unsigned long long v;
+
+		if (e && *e) {
+			errno = 0;
+			v = strtoull(e, &end, 10);
+			if (errno || *end || v > PEX_BATCH_SPOOL_MEM_MAX)
+				pex_log(PEX_LOG_WARN, NULL, "PORTEX_BATCH_MEMORY"
+					"=%s is not a number of bytes up to "
+					"%u; using %u", e,
+					PEX_BATCH_SPOOL_MEM_MAX,
+					PEX_BATCH_SPOOL_MEM);
+			else
+				pool.max = (size_t)v;
+		}
+	}
 	pre = calloc(nsrc * n + 1, sizeof(*pre));
-	per = calloc(nsrc + 1, sizeof(*per));
+	spools = calloc(nsrc * n + 1, sizeof(*spools));
 	paths = calloc(nsrc * n + 1, sizeof(*paths));
 	errors = calloc(nsrc + 1, sizeof(*errors));
 	warns = calloc(nsrc + 1, sizeof(*warns));
 	tmp = strdup(subjects[0].out_path);
-	if (!pre || !per || !paths || !errors || !warns || !tmp) {
+	if (!pre || !spools || !paths || !errors || !warns || !tmp) {
 		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 		goto cleanup;
 	}
@@ -695,9 +875,10 @@ int pex_export_batch(const pex_config *cfg,
 		json_t *s = json_array_get(sources, i);
 		const char *cname = json_string_value(json_object_get(s,
 							       "collector"));
+		const char *sid = json_string_value(json_object_get(s, "id"));
 		const struct pex_collector *col = pex_collector_find(cname);
 		struct pex_identity_set *sets = NULL;
-		struct spool *sp = NULL;
+		struct spool *sp = spools + i * n;
 		void **data = NULL;
 		struct pex_source *src = NULL;
 		size_t ignored;
@@ -705,21 +886,16 @@ int pex_export_batch(const pex_config *cfg,
 		if (!col || !col->collect_batch ||
 		    json_is_false(json_object_get(s, "enabled")))
 			continue;
+		t0 = pex_time_monotonic();
 		sets = calloc(n, sizeof(*sets));
-		sp = calloc(n, sizeof(*sp));
 		data = calloc(n, sizeof(*data));
-		rc = sets && sp && data ? 0
+		rc = sets && data ? 0
 			: pex_error_set(PEX_ENOMEM, "out of memory");
 		for (k = 0; !rc && k < n; k++) {
-			char name[64];
+			struct pex_buf pb = PEX_BUF_INIT(8192);
 
-			snprintf(name, sizeof(name), "s%zu-%zu.spool", i, k);
-			{
-				struct pex_buf pb = PEX_BUF_INIT(8192);
-
-				pex_buf_printf(&pb, "%s/%s", work, name);
-				paths[i * n + k] = pex_buf_detach(&pb);
-			}
+			pex_buf_printf(&pb, "%s/s%zu-%zu.spool", work, i, k);
+			paths[i * n + k] = pex_buf_detach(&pb);
 			sets[k].items = calloc(subjects[k].identities.count +
 					       1, sizeof(*sets[k].items));
 			if (!paths[i * n + k] || !sets[k].items) {
@@ -729,19 +905,12 @@ int pex_export_batch(const pex_config *cfg,
 			}
 			select_identities(s, &subjects[k].identities, 0,
 					  &sets[k], &ignored);
-			sp[k].f = fopen(paths[i * n + k], "wb");
-			sp[k].ids = &sets[k];
-			pex_buf_init(&sp[k].line, 512u << 20);
+			sp[k].pool = &pool;
+			sp[k].path = paths[i * n + k];
+			pex_buf_init(&sp[k].mem, pool.max + 1);
 			data[k] = &sp[k];
-			if (!sp[k].f)
-				rc = pex_error_set(PEX_EIO, "cannot write %s: "
-						   "%s", paths[i * n + k],
-						   strerror(errno));
 		}
 		if (!rc) {
-			const char *sid = json_string_value(
-				json_object_get(s, "id"));
-
 			if (progress)
 				progress(progress_data, sid, 0, 0);
 			rc = pex_source_new(&src, sid, cname,
@@ -761,66 +930,94 @@ int pex_export_batch(const pex_config *cfg,
 				warns[i] = pex_source_warnings(src);
 		}
 		for (k = 0; k < n; k++) {
-			if (sp && sp[k].f && fclose(sp[k].f) && !rc &&
-			    !errors[i])
+			struct pex_precollected *p = &pre[i * n + k];
+
+			if (sp[k].f && fclose(sp[k].f) && !rc && !errors[i])
 				errors[i] = strdup("cannot write a spool "
 						   "file");
-			if (sp)
-				pex_buf_free(&sp[k].line);
+			sp[k].f = NULL;
 			if (sets)
 				free(sets[k].items);
-			pre[i * n + k].spool = paths[i * n + k];
-			pre[i * n + k].error = errors[i];
-			pre[i * n + k].warnings = warns[i];
+			if (sp[k].pool && sp[k].mem.data) {
+				p->data = sp[k].mem.data;
+				p->len = sp[k].mem.len;
+			} else if (sp[k].pool) {
+				/* left memory for a file, or found nothing */
+				p->spool = sp[k].records ? paths[i * n + k]
+							 : NULL;
+			}
+			p->error = errors[i];
+			p->warnings = warns[i];
 		}
 		pex_source_free(src);
 		free(sets);
-		free(sp);
 		free(data);
 		if (rc)
 			goto cleanup;
+		pex_log(PEX_LOG_DEBUG, sid, "batch: one pass for %zu subjects "
+			"in %.3f s; %zu bytes of records held in memory", n,
+			pex_time_monotonic() - t0, pool.held);
 	}
+	pex_buf_free(&pool.line);
 
 	/* then each subject on its own, batch sources replayed */
-	for (k = 0; k < n; k++) {
-		struct pex_export_request req = { 0 };
-		json_t *sum = NULL;
-		int r;
+	t0 = pex_time_monotonic();
+	{
+		struct batch_run br = {
+			.cfg = cfg, .subjects = subjects, .n = n,
+			.nsrc = nsrc, .pre = pre, .spools = spools,
+			.allow_partial = allow_partial, .progress = progress,
+			.progress_data = progress_data,
+		};
+		pthread_t thr[PEX_BATCH_JOBS_MAX];
+		unsigned w, started = 0;
 
-		for (i = 0; i < nsrc; i++)
-			per[i] = pre[i * n + k].spool ? &pre[i * n + k]
-						       : NULL;
-		req.cfg = cfg;
-		req.identities = &subjects[k].identities;
-		req.request_id = subjects[k].request_id;
-		req.out_path = subjects[k].out_path;
-		req.allow_partial = allow_partial;
-		req.progress = progress;
-		req.progress_data = progress_data;
-		req.pre = per;
-		r = pex_export(&req, &sum);
-		if (!sum)
-			sum = json_pack("{s:s}", "bundle", req.out_path);
-		if (subjects[k].request_id)
-			json_object_set_new(sum, "request_id",
-					    json_string(subjects[k].request_id));
-		json_object_set_new(sum, "result", json_string(
-			r < 0 ? "failed" : r == PEX_EXPORT_PARTIAL ? "partial"
-								  : "complete"));
-		if (r < 0) {
-			json_object_set_new(sum, "error",
-					    json_string(pex_error_last()));
-			any_failed = 1;
-		} else if (r == PEX_EXPORT_PARTIAL) {
-			any_partial = 1;
+		if (jobs < 1)
+			jobs = 1;
+		if (jobs > PEX_BATCH_JOBS_MAX)
+			jobs = PEX_BATCH_JOBS_MAX;
+		if (jobs > n)
+			jobs = (unsigned)n;
+		br.sums = calloc(n, sizeof(*br.sums));
+		br.results = calloc(n, sizeof(*br.results));
+		if (!br.sums || !br.results) {
+			free(br.sums);
+			free(br.results);
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
 		}
-		json_array_append_new(*summaries, sum);
+		pthread_mutex_init(&br.mu, NULL);
+		/* this thread is one of the jobs */
+		for (w = 1; w < jobs; w++)
+			if (!pthread_create(&thr[started], NULL, batch_worker,
+					    &br))
+				started++;
+		batch_worker(&br);
+		for (w = 0; w < started; w++)
+			pthread_join(thr[w], NULL);
+		pthread_mutex_destroy(&br.mu);
+		for (k = 0; k < n; k++) {
+			if (br.results[k] < 0)
+				any_failed = 1;
+			else if (br.results[k] == PEX_EXPORT_PARTIAL)
+				any_partial = 1;
+			json_array_append_new(*summaries, br.sums[k]);
+		}
+		free(br.sums);
+		free(br.results);
 	}
+	pex_log(PEX_LOG_DEBUG, NULL, "batch: %zu bundles in %.3f s, %u at "
+		"a time", n, pex_time_monotonic() - t0, jobs);
 cleanup:
 	for (i = 0; paths && i < nsrc * n; i++) {
 		if (paths[i])
 			unlink(paths[i]);
 		free(paths[i]);
+	}
+	for (i = 0; spools && i < nsrc * n; i++) {
+		if (spools[i].f)
+			fclose(spools[i].f);
+		pex_buf_free(&spools[i].mem);
 	}
 	for (i = 0; i < nsrc; i++) {
 		if (errors)
@@ -830,13 +1027,14 @@ cleanup:
 	}
 	if (work)
 		rmdir(work);
+	pex_buf_free(&pool.line);
 	free(work);
 	free(tmp);
+	free(spools);
 	free(paths);
 	free(errors);
 	free(warns);
 	free(pre);
-	free(per);
 	if (rc)
 		return rc;
 	return any_failed ? PEX_ERROR : any_partial ? PEX_EXPORT_PARTIAL : 0;

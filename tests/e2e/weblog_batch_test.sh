@@ -84,8 +84,9 @@ json.dump(want, open(d + "/want.json", "w"), indent=1)
 PY
 n=$(($(wc -l <"$D/subjects.csv") - 1))
 
+# three bundles at a time, whatever the machine's CPUs
 run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
-	--out-dir "$OUT"
+	--out-dir "$OUT" --jobs 3
 expect_code 0 "batch export of $n subjects"
 ok "batch export of $n subjects"
 
@@ -159,5 +160,44 @@ for k in a:
 PY
 expect_code 0 "batch against a run alone"
 ok "the batch gives the subject what a run alone gives"
+
+# The same batch one bundle at a time, with every spool in a file (a
+# memory budget of one byte): the same records in every bundle, and
+# nothing left in the output folder.
+OUT1="$WORK/bundles-j1"
+mkdir -p "$OUT1"
+PORTEX_BATCH_MEMORY=1 run "$PORTEX" export -c "$D/portex.yaml" \
+	--batch "$D/subjects.csv" --out-dir "$OUT1" --jobs 1 -v
+expect_code 0 "batch, one at a time, spooled to files"
+echo "$err" | grep -q " 0 bytes of records held in memory" ||
+	fail "the spools did not go to files: $err"
+no_leftovers "$OUT1"
+run python3 - "$OUT" "$OUT1" <<'PY'
+import json, os, sys, zipfile
+def recs(p):
+    b = json.loads(zipfile.ZipFile(p).read("data/bundle.json"))
+    return [sorted(json.dumps(r, sort_keys=True) for r in v)
+            for v in (b["usage"]["events"], b["usage"]["sessions"],
+                      b["technical"]["devices"],
+                      b["technical"]["ip_addresses"])]
+names = sorted(os.listdir(sys.argv[1]))
+if names != sorted(os.listdir(sys.argv[2])):
+    sys.exit("different bundles: %s" % names)
+for n in names:
+    if recs(os.path.join(sys.argv[1], n)) != \
+       recs(os.path.join(sys.argv[2], n)):
+        sys.exit("%s differs between --jobs 1 with file spools and the "
+                 "default" % n)
+print("%d bundles alike" % len(names))
+PY
+expect_code 0 "file spools and --jobs 1 against the default run"
+ok "spooled to files, one at a time: the same bundles"
+
+run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
+	--out-dir "$OUT1" --jobs 0
+expect_code 2 "--jobs 0"
+echo "$err" | grep -q "give a number from 1 to" ||
+	fail "--jobs 0 without a clear message: $err"
+ok "--jobs 0 is refused with a clear message"
 
 echo "weblog_batch: $PASS checks passed"
