@@ -2,8 +2,8 @@
 # Install what is missing, then build and run the whole test suite twice:
 # an optimised build, and a build with AddressSanitizer and
 # UndefinedBehaviorSanitizer; then the tests of the threaded parts (the
-# bundle writer's workers, batch exports made several at a time) once
-# more under ThreadSanitizer. Tests that need ../shared/corpus say so and
+# bundle writer's workers, the log scanner's read-ahead, batch exports
+# made several at a time) once more under ThreadSanitizer. Tests that need ../shared/corpus say so and
 # are skipped when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,5 +27,5 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan "" -DCMAKE_BUILD_TYPE=Debug -DPEX_SANITIZE=ON
 echo "== thread sanitizer build: the threaded parts =="
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	run_suite build-tsan "bundle|e2e_demo|e2e_weblog_batch|e2e_crash" \
+	run_suite build-tsan "bundle|al_prefetch|access_log|e2e_demo|e2e_weblog|e2e_crash" \
 	-DCMAKE_BUILD_TYPE=Debug -DPEX_TSAN=ON

@@ -1753,8 +1753,9 @@ static void test_batch_many(void **state)
 		}
 	}
 	lb_write(&b, "many.log");
-	for (pass = 0; pass < 2; pass++) {
-		pex_al_multi_simd(pass == 0);
+	for (pass = 0; pass < 3; pass++) {
+		/* the best SIMD path, AVX2, then none */
+		pex_al_multi_simd(PEX_AL_SIMD_BEST - pass);
 		collect_batch(cs, MANY, opts, subjects);
 		assert_ok(&cs[0]);
 		for (s = 0; s < MANY; s++) {
@@ -1767,7 +1768,7 @@ static void test_batch_many(void **state)
 		for (s = 0; s < MANY; s++)
 			coll_free(&cs[s]);
 	}
-	pex_al_multi_simd(1);
+	pex_al_multi_simd(PEX_AL_SIMD_BEST);
 	/* Some windows must hold requests, or this proves little. */
 	for (i = s = 0; s < MANY; s++)
 		i += wlen[s] > 0;
@@ -1834,7 +1835,8 @@ static void test_batch_limits(void **state)
 }
 
 /* The many-needle search finds the first occurrence of any needle, as
- * a naive search does, with SIMD and without. */
+ * a naive search does, on each SIMD path (AVX-512, AVX2, none; the
+ * ones this CPU lacks fall back to the next). */
 static void test_multi_find_like_naive(void **state)
 {
 	char hay[4000], nd[40][16], *ndp[40];
@@ -1844,6 +1846,7 @@ static void test_multi_find_like_naive(void **state)
 	struct pex_al_multi *m = NULL;
 	const char *short_one[] = {"abc"}, *high[] = {"ab\xc3\xa9z"};
 	size_t short_len[] = {3}, high_len[] = {5};
+	int lv;
 
 	for (i = 0; i < sizeof(hay); i++) {
 		seed = seed * 1103515245u + 12345u;
@@ -1877,17 +1880,16 @@ static void test_multi_find_like_naive(void **state)
 				if (x && (!want || x < want))
 					want = x;
 			}
-			pex_al_multi_simd(1);
-			assert_ptr_equal(pex_al_multi_find(m, hay + off, len),
-					 want);
-			pex_al_multi_simd(0);
-			assert_ptr_equal(pex_al_multi_find(m, hay + off, len),
-					 want);
+			for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
+				pex_al_multi_simd(lv);
+				assert_ptr_equal(pex_al_multi_find(m,
+						 hay + off, len), want);
+			}
 		}
 		pex_al_multi_free(m);
 		m = NULL;
 	}
-	pex_al_multi_simd(1);
+	pex_al_multi_simd(PEX_AL_SIMD_BEST);
 	/* Needles it does not take: the caller falls back. */
 	assert_int_equal(pex_al_multi_new(&m, short_one, short_len, 1), 1);
 	assert_null(m);
@@ -1907,6 +1909,7 @@ static void test_multi_find_shared_prefix(void **state)
 	size_t lens[N], i, j, k, len;
 	unsigned seed = 99;
 	struct pex_al_multi *m = NULL;
+	int lv;
 
 	for (i = 0; i < N; i++) {
 		seed = seed * 1103515245u + 12345u;
@@ -1942,10 +1945,11 @@ static void test_multi_find_shared_prefix(void **state)
 				want = x;
 		}
 		assert_non_null(want);
-		pex_al_multi_simd(1);
-		assert_ptr_equal(pex_al_multi_find(m, hay, len), want);
-		pex_al_multi_simd(0);
-		assert_ptr_equal(pex_al_multi_find(m, hay, len), want);
+		for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
+			pex_al_multi_simd(lv);
+			assert_ptr_equal(pex_al_multi_find(m, hay, len),
+					 want);
+		}
 		/* From just past the first hit on, as the scanner goes. */
 		want = NULL;
 		for (i = 0; i < N; i++) {
@@ -1953,11 +1957,13 @@ static void test_multi_find_shared_prefix(void **state)
 			if (x && (!want || x < want))
 				want = x;
 		}
-		pex_al_multi_simd(1);
-		assert_ptr_equal(pex_al_multi_find(m, hay + 2000, len - 2000),
-				 want);
+		for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
+			pex_al_multi_simd(lv);
+			assert_ptr_equal(pex_al_multi_find(m, hay + 2000,
+							   len - 2000), want);
+		}
 	}
-	pex_al_multi_simd(1);
+	pex_al_multi_simd(PEX_AL_SIMD_BEST);
 	free(hay);
 	pex_al_multi_free(m);
 }

@@ -19,6 +19,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "collectors/access_log/al_prefetch.h"
 #include "portex/error.h"
 
 /* ---- listing --------------------------------------------------------- */
@@ -335,16 +336,12 @@ static size_t count_avx2(const char *p, size_t n, size_t *done)
 }
 #endif
 
+/* libgcc reads the CPU's features once, before main; asking is a load
+ * and a bit test, the same from every thread. */
 static int have_avx2(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	static int avx2 = -1;
-
-	if (avx2 < 0) {
-		__builtin_cpu_init();
-		avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-	}
-	return avx2;
+	return __builtin_cpu_supports("avx2") ? 1 : 0;
 #else
 	return 0;
 #endif
@@ -523,11 +520,12 @@ struct pex_al_multi {
 	char *buf;
 };
 
-static int simd_off; /* tests: take the plain path */
+/* tests: at most this SIMD level (see pex_al_multi_simd) */
+static int simd_max = PEX_AL_SIMD_BEST;
 
-void pex_al_multi_simd(int on)
+void pex_al_multi_simd(int level)
 {
-	simd_off = !on;
+	simd_max = level;
 }
 
 static uint64_t multi_load(const struct pex_al_multi *m, const char *p,
@@ -824,13 +822,92 @@ static const char *multi_avx2(const struct pex_al_multi *m, const char *h,
 	}
 	return multi_plain(m, h, end, n);
 }
+
+/*
+ * The same as multi_steps12 over 64 positions a round, where AVX-512BW
+ * is there: step 1 is the same nibble look-up (vpshufb works within
+ * each 128-bit lane, and the tables are broadcast to all four), and the
+ * positions that pass come out as a 64-bit mask.
+ */
+__attribute__((target("avx512f,avx512bw"), noinline))
+static size_t multi_steps12_512(const struct pex_al_multi *m, const char *h,
+				size_t n, size_t i, size_t *end)
+{
+	const __m512i low = _mm512_set1_epi8(0x0f);
+	__m512i lo[AL_MULTI_POS], hi[AL_MULTI_POS];
+	size_t pos[AL_MULTI_POS];
+	int j;
+
+	for (j = 0; j < AL_MULTI_POS; j++) {
+		pos[j] = (size_t)m->pos[j];
+		lo[j] = _mm512_broadcast_i32x4(_mm_loadu_si128(
+			(const void *)m->lo[j]));
+		hi[j] = _mm512_broadcast_i32x4(_mm_loadu_si128(
+			(const void *)m->hi[j]));
+	}
+	/* Loads reach i + 7 + 64 at most, and a candidate's prefix
+	 * i + 63 + 8. */
+	for (; i + 64 + AL_MULTI_PREFIX <= n; i += 64) {
+		__m512i acc = _mm512_set1_epi8(-1);
+		uint64_t mask;
+
+#pragma GCC unroll 4
+		for (j = 0; j < AL_MULTI_POS; j++) {
+			__m512i v = _mm512_loadu_si512(
+				(const void *)(h + i + pos[j]));
+			__m512i vl = _mm512_and_si512(v, low);
+			__m512i vh = _mm512_and_si512(
+				_mm512_srli_epi16(v, 4), low);
+
+			acc = _mm512_and_si512(acc, _mm512_and_si512(
+				_mm512_shuffle_epi8(lo[j], vl),
+				_mm512_shuffle_epi8(hi[j], vh)));
+		}
+		mask = (uint64_t)_mm512_test_epi8_mask(acc, acc);
+		while (mask) {
+			unsigned k = (unsigned)__builtin_ctzll(mask);
+			uint64_t key;
+			size_t x;
+
+			memcpy(&key, h + i + k, 8); /* 8 bytes are there */
+			x = multi_hash(m, key & m->pmask);
+			if (m->bits[x / 64] & (1ull << (x % 64)))
+				return i + k;
+			mask &= mask - 1;
+		}
+	}
+	*end = i;
+	return n;
+}
+
+static const char *multi_avx512(const struct pex_al_multi *m, const char *h,
+				size_t n)
+{
+	size_t at = 0, end = 0;
+
+	while ((at = multi_steps12_512(m, h, n, at, &end)) < n) {
+		if (multi_at(m, h + at, n - at))
+			return h + at;
+		at++;
+	}
+	/* the tail, shorter than a round: 32 at a time, then one by one */
+	return multi_avx2(m, h + end, n - end);
+}
+
+static int have_avx512bw(void)
+{
+	return __builtin_cpu_supports("avx512bw") &&
+	       __builtin_cpu_supports("avx512f");
+}
 #endif
 
 const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 			      size_t n)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (!simd_off && have_avx2())
+	if (simd_max >= PEX_AL_SIMD_BEST && have_avx512bw())
+		return multi_avx512(m, h, n);
+	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
 		return multi_avx2(m, h, n);
 #endif
 	return multi_plain(m, h, 0, n);
@@ -1038,11 +1115,23 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 	return carry_add(s, p + end, n - end);
 }
 
+/* libarchive's read callback: the blocks the read-ahead thread got. */
+static la_ssize_t prefetch_read(struct archive *a, void *data,
+				const void **buf)
+{
+	la_ssize_t n = pex_al_prefetch_next(data, buf);
+
+	if (n < 0)
+		archive_set_error(a, errno, "%s", strerror(errno));
+	return n;
+}
+
 int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		pex_al_line_fn fn, void *data, unsigned long long *lines)
 {
 	struct scanner s = {.o = opts, .fn = fn, .data = data};
 	struct archive *a = archive_read_new();
+	struct pex_al_prefetch *pf = NULL;
 	struct archive_entry *ae;
 	int rc = 0, r;
 
@@ -1065,7 +1154,11 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 	/* Raw needs a byte to bid on: an empty log (just rotated),
 	 * compressed or not, is read by the empty format instead. */
 	archive_read_support_format_empty(a);
-	if (archive_read_open_filename(a, path, PEX_AL_BLOCK) != ARCHIVE_OK) {
+	rc = pex_al_prefetch_open(&pf, path, PEX_AL_BLOCK);
+	if (rc)
+		goto cleanup;
+	if (archive_read_open(a, pf, NULL, prefetch_read, NULL) !=
+	    ARCHIVE_OK) {
 		rc = pex_error_set(PEX_EIO, "cannot open %s: %s", path,
 				   archive_error_string(a));
 		goto cleanup;
@@ -1101,5 +1194,6 @@ cleanup:
 	*lines = s.lineno;
 	free(s.carry);
 	archive_read_free(a);
+	pex_al_prefetch_close(pf);
 	return rc;
 }

@@ -68,8 +68,12 @@ void pex_al_multi_free(struct pex_al_multi *m);
 /* First position in h[0..n) where a needle starts, or NULL. */
 const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 			      size_t n);
-/* Tests: 0 forces the plain (non-SIMD) path, 1 restores the default. */
-void pex_al_multi_simd(int on);
+/* Tests: search with at most this SIMD level (what the CPU has, up to
+ * it); PEX_AL_SIMD_BEST is the default. */
+#define PEX_AL_SIMD_NONE 0
+#define PEX_AL_SIMD_AVX2 1
+#define PEX_AL_SIMD_BEST 2 /* AVX-512BW */
+void pex_al_multi_simd(int level);
 
 struct pex_al_scan_opts {
 	/* With count == 0 every line is a candidate. Needles must not hold

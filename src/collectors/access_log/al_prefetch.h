@@ -1,0 +1,29 @@
+/*
+ * Read-ahead for the log scanner: a thread of its own reads the next
+ * blocks of a file while the scanner searches the current one, so the
+ * copy out of the page cache (or the wait for the disk) and the search
+ * overlap instead of taking turns. pex_al_scan() feeds the blocks to
+ * libarchive through its read callback, for plain and compressed files
+ * alike.
+ *
+ * Memory: four blocks of the size given. A block returned by
+ * pex_al_prefetch_next() stays valid until the next call.
+ */
+#ifndef PEX_AL_PREFETCH_H
+#define PEX_AL_PREFETCH_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct pex_al_prefetch;
+
+/* Open path and start reading it. */
+int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
+			 size_t block);
+/* The next block: its size, 0 at the end of the file, -1 with errno set
+ * when reading failed. */
+ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf);
+/* Stop the reader (wherever it is) and free everything; NULL-safe. */
+void pex_al_prefetch_close(struct pex_al_prefetch *p);
+
+#endif
