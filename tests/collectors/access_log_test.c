@@ -1139,6 +1139,13 @@ static void test_devices(void **state)
 		 "\"/nonexistent/regexes.yaml\"}", "username:alice");
 	assert_err(&c, "/nonexistent/regexes.yaml");
 	coll_free(&c);
+	/* ... but only when a device needs it: no request, no failure
+	 * (the rules load on a thread of their own during the scan). */
+	collect1(&c, "{\"paths\": [\"devices.log\"], \"uap_regexes\": "
+		 "\"/nonexistent/regexes.yaml\"}", "username:nobody-here");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_DEVICE]), 0);
+	coll_free(&c);
 }
 
 /* ---- files ----------------------------------------------------------- */

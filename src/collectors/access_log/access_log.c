@@ -30,6 +30,7 @@
  * parser, which is loaded on first need and kept until fini.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1060,6 +1061,66 @@ static void report_bad(struct run *r)
  * and match_line() finds whose it is. collect() is this with one
  * subject, so the two cannot drift apart.
  */
+/*
+ * uap-core's rules take some 15 ms to compile, and are needed only once
+ * the scan has found a request with a user agent. They are compiled on a
+ * thread of their own while the scan runs; after it, the scan's thread
+ * waits for them only if it found devices.
+ */
+#define AL_MSG_MAX 1024
+
+struct uap_loader {
+	pthread_t thr;
+	int started;
+	const char *path;
+	pex_uaparser *uap;
+	int rc;
+	char msg[AL_MSG_MAX];
+};
+
+static void *uap_load_main(void *arg)
+{
+	struct uap_loader *l = arg;
+
+	l->rc = pex_uaparser_load(&l->uap, l->path);
+	if (l->rc)
+		snprintf(l->msg, sizeof(l->msg), "%s", pex_error_last());
+	return NULL;
+}
+
+static void uap_load_start(struct uap_loader *l, const struct al_ctx *c)
+{
+	memset(l, 0, sizeof(*l));
+	l->path = c->uap_regexes;
+	if (!c->uap && !pthread_create(&l->thr, NULL, uap_load_main, l))
+		l->started = 1;
+}
+
+/* Wait for the loader; keep what it made in c. Returns its result when
+ * needed (the rules are wanted), else 0. */
+static int uap_load_finish(struct uap_loader *l, struct al_ctx *c,
+			   int needed)
+{
+	if (l->started) {
+		pthread_join(l->thr, NULL);
+		l->started = 0;
+		if (!l->rc) {
+			c->uap = l->uap;
+			return 0;
+		}
+		if (needed)
+			return pex_error_set(l->rc, "user agents: %s", l->msg);
+		return 0;
+	}
+	if (needed && !c->uap) { /* no thread to be had: load here */
+		int rc = pex_uaparser_load(&c->uap, c->uap_regexes);
+
+		if (rc)
+			return pex_error_wrap(rc, "user agents");
+	}
+	return 0;
+}
+
 static int al_collect_batch(struct pex_source *src, void *ctx,
 			    const struct pex_identity_set *subjects,
 			    size_t nsubjects, pex_emit_fn emit,
@@ -1074,6 +1135,7 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 	struct pex_al_scan_opts so = {0};
 	struct pex_al_file *files = NULL;
 	struct pex_al_limits lim;
+	struct uap_loader loader = {0};
 	size_t nfiles = 0, i, share;
 	unsigned long long lines = 0, total = 0;
 	int rc;
@@ -1133,6 +1195,7 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			      nsubjects, emit, emit_data);
 	if (rc)
 		goto cleanup;
+	uap_load_start(&loader, c);
 	for (i = 0; i < nfiles; i++) {
 		r.file = &files[i];
 		rc = pex_al_scan(files[i].path, &so, on_line, &r, &lines);
@@ -1141,13 +1204,10 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 		if (rc)
 			goto cleanup;
 	}
-	if (pex_al_usage_has_devices(r.usage) && !c->uap) {
-		rc = pex_uaparser_load(&c->uap, c->uap_regexes);
-		if (rc) {
-			pex_error_wrap(rc, "user agents");
-			goto cleanup;
-		}
-	}
+	rc = uap_load_finish(&loader, c,
+			     pex_al_usage_has_devices(r.usage));
+	if (rc)
+		goto cleanup;
 	rc = pex_al_usage_finish(r.usage, c->uap);
 	if (!rc)
 		pex_source_log(src, PEX_LOG_DEBUG, "%zu files, %llu lines, "
@@ -1156,6 +1216,13 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			       r.matched, nsubjects,
 			       nsubjects == 1 ? "" : "s");
 cleanup:
+	if (loader.started) { /* the scan failed: still wait for it */
+		char keep[AL_MSG_MAX];
+
+		snprintf(keep, sizeof(keep), "%s", pex_error_last());
+		uap_load_finish(&loader, c, 0);
+		pex_error_set(rc, "%s", keep);
+	}
 	pex_al_usage_free(r.usage);
 	pex_logneedles_free(set);
 	pex_al_multi_free(multi);
