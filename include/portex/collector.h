@@ -114,9 +114,16 @@ void pex_source_log(const struct pex_source *src, int level, const char *fmt,
 #define PEX_LOG_DEBUG 3
 
 /* Count a warning for the manifest (e.g. a skipped malformed line).
- * Warnings with the same text are counted together. */
+ * Warnings with the same text are counted together. In a batch, such a
+ * warning goes into every subject's bundle: it may concern any of them. */
 void pex_source_warn(struct pex_source *src, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* A warning about one subject's records only (a limit one subject's
+ * visits reached): subject is the index into collect_batch's subjects,
+ * 0 in collect. In a batch it goes into that subject's bundle alone. */
+void pex_source_warn_subject(struct pex_source *src, size_t subject,
+			     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /*
  * Make a JSON string from bytes read from the source: invalid UTF-8 and

@@ -50,6 +50,12 @@ json_t *pex_source_warnings(struct pex_source *src);
  * keeps the count of a record it writes and drops that of a record it
  * discards as already written (found again through another identity). */
 void pex_source_settle(struct pex_source *src, int keep);
+/* Batch mode (after pex_source_collect_batch for several subjects): keep
+ * the pending replacements as the given subject's, and that subject's
+ * own warnings (pex_source_warn_subject), as a new array like
+ * pex_source_warnings(); empty outside a batch. */
+void pex_source_settle_subject(struct pex_source *src, size_t subject);
+json_t *pex_source_subject_warnings(struct pex_source *src, size_t subject);
 /* Identities the source reported (pex_source_add_identity); borrowed. */
 const struct pex_identity_set *pex_source_identities(
 	const struct pex_source *src);

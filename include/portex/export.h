@@ -41,7 +41,8 @@ struct pex_precollected {
 	const char *data;
 	size_t len;
 	const char *error;     /* the source failed: why; else NULL */
-	json_t *warnings;      /* the source's warnings (borrowed) */
+	json_t *warnings;      /* the source's warnings about this subject:
+				  its own and those that concern everyone */
 };
 
 struct pex_export_request {

@@ -636,6 +636,8 @@ struct spool_pool {
 
 struct spool {
 	struct spool_pool *pool;
+	struct pex_source *src; /* the source in its pass */
+	size_t subject;         /* whose records these are */
 	const char *path;     /* where it goes when it leaves memory */
 	FILE *f;              /* NULL while in memory */
 	struct pex_buf mem;
@@ -661,6 +663,8 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 	struct pex_buf *line = &sp->pool->line;
 	int rc;
 
+	/* replacements in this record's text are this subject's */
+	pex_source_settle_subject(sp->src, sp->subject);
 	pex_buf_reset(line);
 	rc = pex_buf_printf(line, "%d ", (int)kind);
 	if (!rc && json_dump_callback(record, spool_dump, line,
@@ -916,6 +920,10 @@ int pex_export_batch(const pex_config *cfg,
 			rc = pex_source_new(&src, sid, cname,
 					    json_object_get(s, "options"),
 					    pex_config_dir(cfg));
+			for (k = 0; !rc && k < n; k++) {
+				sp[k].src = src;
+				sp[k].subject = k;
+			}
 			if (!rc)
 				rc = pex_source_collect_batch(src, sets, n,
 							      spool_emit,
@@ -947,7 +955,17 @@ int pex_export_batch(const pex_config *cfg,
 							 : NULL;
 			}
 			p->error = errors[i];
-			p->warnings = warns[i];
+			/* the source's warnings, and this subject's own */
+			p->warnings = json_array();
+			if (p->warnings && warns[i])
+				json_array_extend(p->warnings, warns[i]);
+			if (p->warnings && src) {
+				json_t *own = pex_source_subject_warnings(src,
+									  k);
+
+				json_array_extend(p->warnings, own);
+				json_decref(own);
+			}
 		}
 		pex_source_free(src);
 		free(sets);
@@ -1025,6 +1043,8 @@ cleanup:
 		if (warns)
 			json_decref(warns[i]);
 	}
+	for (i = 0; pre && i < nsrc * n; i++)
+		json_decref(pre[i].warnings);
 	if (work)
 		rmdir(work);
 	pex_buf_free(&pool.line);

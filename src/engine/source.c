@@ -23,6 +23,14 @@
 #define PEX_SECRET_FILE_MAX 65536
 #define PEX_TEXT_MAX (64u << 20) /* one value read from a source */
 
+/* In a batch, what concerns one subject alone. */
+struct subject_notes {
+	json_t *warnings;        /* {message: count}, bounded */
+	unsigned long long warn_overflow;
+	unsigned long long replaced_chars;
+	unsigned long long replaced_values;
+};
+
 struct pex_source {
 	char *id;
 	const struct pex_collector *col;
@@ -40,6 +48,8 @@ struct pex_source {
 	pex_bundle *bundle;      /* where attachment files go, or NULL */
 	int check_only;          /* options checked, secrets not read */
 	const char *bad_key;     /* the option an error is about */
+	struct subject_notes *subj; /* batch of several subjects, or NULL */
+	size_t nsubj;
 };
 
 struct pex_attachment {
@@ -89,15 +99,13 @@ void pex_source_log(const struct pex_source *src, int level, const char *fmt,
 	va_end(ap);
 }
 
-void pex_source_warn(struct pex_source *src, const char *fmt, ...)
+static void count_warning(json_t *warnings, unsigned long long *overflow,
+			  const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
 	json_t *n;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (!pex_text_is_clean(msg, strlen(msg))) {
 		/* The message quoted source bytes; keep it printable. */
 		struct pex_buf b = PEX_BUF_INIT(4 * sizeof(msg));
@@ -118,14 +126,37 @@ void pex_source_warn(struct pex_source *src, const char *fmt, ...)
 		msg[cut] = '\0';
 		pex_buf_free(&b);
 	}
-	n = json_object_get(src->warnings, msg);
+	n = json_object_get(warnings, msg);
 	if (n) {
 		json_integer_set(n, json_integer_value(n) + 1);
-	} else if (json_object_size(src->warnings) < PEX_WARN_KINDS_MAX) {
-		json_object_set_new(src->warnings, msg, json_integer(1));
+	} else if (json_object_size(warnings) < PEX_WARN_KINDS_MAX) {
+		json_object_set_new(warnings, msg, json_integer(1));
 	} else {
-		src->warn_overflow++;
+		(*overflow)++;
 	}
+}
+
+void pex_source_warn(struct pex_source *src, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	count_warning(src->warnings, &src->warn_overflow, fmt, ap);
+	va_end(ap);
+}
+
+void pex_source_warn_subject(struct pex_source *src, size_t subject,
+			     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (src->subj && subject < src->nsubj)
+		count_warning(src->subj[subject].warnings,
+			      &src->subj[subject].warn_overflow, fmt, ap);
+	else
+		count_warning(src->warnings, &src->warn_overflow, fmt, ap);
+	va_end(ap);
 }
 
 json_t *pex_source_text(struct pex_source *src, const char *s, size_t len)
@@ -195,35 +226,80 @@ const struct pex_identity_set *pex_source_identities(
 	return &src->found;
 }
 
-json_t *pex_source_warnings(struct pex_source *src)
+static json_t *list_warnings(const char *id, json_t *warnings,
+			     unsigned long long overflow,
+			     unsigned long long chars,
+			     unsigned long long values)
 {
 	json_t *arr = json_array();
 	const char *msg;
 	json_t *count;
 	char text[160];
 
-	pex_source_settle(src, 1);
-	json_object_foreach(src->warnings, msg, count) {
+	json_object_foreach(warnings, msg, count) {
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:O}",
-						     "source", src->id,
+						     "source", id,
 						     "message", msg,
 						     "count", count));
 	}
-	if (src->replaced_values) {
+	if (values) {
 		snprintf(text, sizeof(text),
 			 "%llu characters that were not valid UTF-8 or not "
-			 "allowed in XML 1.0 were replaced with U+FFFD",
-			 src->replaced_chars);
+			 "allowed in XML 1.0 were replaced with U+FFFD", chars);
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I}",
-			"source", src->id, "message", text, "count",
-			(json_int_t)src->replaced_values));
+			"source", id, "message", text, "count",
+			(json_int_t)values));
 	}
-	if (src->warn_overflow)
+	if (overflow)
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I}",
-			"source", src->id, "message",
+			"source", id, "message",
 			"further warnings of other kinds", "count",
-			(json_int_t)src->warn_overflow));
+			(json_int_t)overflow));
 	return arr;
+}
+
+json_t *pex_source_warnings(struct pex_source *src)
+{
+	pex_source_settle(src, 1);
+	return list_warnings(src->id, src->warnings, src->warn_overflow,
+			     src->replaced_chars, src->replaced_values);
+}
+
+void pex_source_settle_subject(struct pex_source *src, size_t subject)
+{
+	struct subject_notes *sn;
+
+	if (!src->subj || subject >= src->nsubj) {
+		pex_source_settle(src, 1);
+		return;
+	}
+	sn = &src->subj[subject];
+	sn->replaced_chars += src->pending_chars;
+	sn->replaced_values += src->pending_values;
+	src->pending_chars = 0;
+	src->pending_values = 0;
+}
+
+json_t *pex_source_subject_warnings(struct pex_source *src, size_t subject)
+{
+	struct subject_notes *sn;
+
+	if (!src->subj || subject >= src->nsubj)
+		return json_array();
+	sn = &src->subj[subject];
+	return list_warnings(src->id, sn->warnings, sn->warn_overflow,
+			     sn->replaced_chars, sn->replaced_values);
+}
+
+static void subjects_free(struct pex_source *src)
+{
+	size_t i;
+
+	for (i = 0; src->subj && i < src->nsubj; i++)
+		json_decref(src->subj[i].warnings);
+	free(src->subj);
+	src->subj = NULL;
+	src->nsubj = 0;
 }
 
 /* ---- options ---------------------------------------------------------- */
@@ -619,6 +695,19 @@ int pex_source_collect_batch(struct pex_source *src,
 		return pex_error_set(PEX_EUSAGE, "source %s: collector %s "
 				     "cannot collect in batch", src->id,
 				     src->col->name);
+	subjects_free(src);
+	if (n > 1) {
+		size_t i;
+
+		src->subj = calloc(n, sizeof(*src->subj));
+		if (!src->subj)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		src->nsubj = n;
+		for (i = 0; i < n; i++)
+			if (!(src->subj[i].warnings = json_object()))
+				return pex_error_set(PEX_ENOMEM,
+						     "out of memory");
+	}
 	rc = src->col->collect_batch(src, src->ctx, subjects, n, emit,
 				     emit_data);
 	snprintf(prefix, sizeof(prefix), "source %s:", src->id);
@@ -699,6 +788,7 @@ void pex_source_free(struct pex_source *src)
 	free(src->id);
 	free(src->basedir);
 	json_decref(src->warnings);
+	subjects_free(src);
 	pex_identity_set_clear(&src->found);
 	pex_buf_free(&src->text);
 	free(src);

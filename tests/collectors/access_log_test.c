@@ -1501,7 +1501,8 @@ static int seen_line(void *data, const char *line, size_t len,
 
 /* Collect for n subjects in one pex_source_collect_batch() call: the
  * records of subject i land in cs[i]; cs[0] owns the source and gets its
- * result and warnings. subjects[i] is a NULL-terminated identity list. */
+ * result; each cs[i] the warnings its bundle would get. subjects[i] is a
+ * NULL-terminated identity list. */
 static void collect_batch(struct coll *cs, size_t n, const char *options,
 			  const char *const *const *subjects)
 {
@@ -1538,8 +1539,15 @@ static void collect_batch(struct coll *cs, size_t n, const char *options,
 		cs[0].rc = pex_source_collect_batch(cs[0].src, sets, n, sink,
 						    data);
 	snprintf(cs[0].err, sizeof(cs[0].err), "%s", pex_error_last());
-	if (cs[0].src)
-		cs[0].warnings = pex_source_warnings(cs[0].src);
+	/* each subject's warnings as its bundle gets them: the source's,
+	 * and its own */
+	for (i = 0; cs[0].src && i < n; i++) {
+		json_t *own = pex_source_subject_warnings(cs[0].src, i);
+
+		cs[i].warnings = pex_source_warnings(cs[0].src);
+		json_array_extend(cs[i].warnings, own);
+		json_decref(own);
+	}
 	for (i = 0; i < n; i++) {
 		for (k = 0; k < PEX_REC__COUNT; k++)
 			for (j = 0; j < json_array_size(cs[i].recs[k]); j++)
@@ -1832,13 +1840,62 @@ static void test_batch_limits(void **state)
 	}
 	assert_int_equal(listed, 8);
 	assert_int_equal(json_array_size(cs[4].recs[PEX_REC_DEVICE]), 0);
-	assert_true(warning_count(&cs[0], "more than 2 distinct user "
-					  "agents: ") > 0);
-	assert_true(warning_count(&cs[0], "over the subjects of a batch") >
-		    0);
-	assert_true(warning_count(&cs[0], "more than 1 visits open") > 0);
+	/* each limit is told to the subjects it cut short, once each */
+	for (s = 0; s < 4; s++) {
+		assert_int_equal(warning_count(&cs[s], "more than 2 distinct "
+					       "user agents: "), 1);
+		assert_int_equal(warning_count(&cs[s], "over the subjects of "
+					       "a batch"), 0);
+	}
+	for (s = 4; s < 6; s++)
+		assert_int_equal(warning_count(&cs[s], "over the subjects of "
+					       "a batch"), 1);
+	for (s = 0; s < 6; s++)
+		assert_int_equal(warning_count(&cs[s],
+					       "more than 1 visits open"), 1);
 	for (s = 0; s < 6; s++)
 		coll_free(&cs[s]);
+}
+
+/* In a batch, a limit one subject reached is in that subject's warnings
+ * only; a bad line (which could have been anyone's) is in everyone's. */
+static void test_batch_warnings_per_subject(void **state)
+{
+	const char *a[] = {NULL, NULL}, *b[] = {NULL, NULL};
+	const char *const *subjects[2] = {a, b};
+	char wa[128], wb[128];
+	struct logbuf lb = {0};
+	struct coll cs[2];
+	int u;
+
+	(void)state;
+	snprintf(wa, sizeof(wa), "%s", window("192.0.2.10", T0, T0 + 3600));
+	snprintf(wb, sizeof(wb), "%s", window("192.0.2.20", T0, T0 + 3600));
+	a[0] = wa;
+	b[0] = wb;
+	for (u = 0; u < 3; u++) {
+		char ua[16];
+
+		snprintf(ua, sizeof(ua), "agent-%d", u);
+		lb_combined(&lb, "192.0.2.10", "-", T0 + u, "/a", ua);
+	}
+	lb_combined(&lb, "192.0.2.20", "-", T0 + 10, "/b", "agent-0");
+	/* bad lines are seen where they hold a value searched for */
+	lb_add(&lb, "192.0.2.20 this is not a log line\n");
+	lb_write(&lb, "per.log");
+	collect_batch(cs, 2, "{\"paths\": [\"per.log\"], "
+		      "\"max_devices\": 2}", subjects);
+	assert_ok(&cs[0]);
+	assert_int_equal(json_array_size(cs[0].recs[PEX_REC_USAGE_EVENT]),
+			 3);
+	assert_int_equal(json_array_size(cs[1].recs[PEX_REC_USAGE_EVENT]),
+			 1);
+	assert_int_equal(warning_count(&cs[0], "distinct user agents"), 1);
+	assert_int_equal(warning_count(&cs[1], "distinct user agents"), 0);
+	assert_int_equal(warning_count(&cs[0], "skipped"), 1);
+	assert_int_equal(warning_count(&cs[1], "skipped"), 1);
+	coll_free(&cs[0]);
+	coll_free(&cs[1]);
 }
 
 /* The many-needle search finds the first occurrence of any needle, as
@@ -2161,6 +2218,7 @@ int main(void)
 		cmocka_unit_test(test_batch_subjects),
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_limits),
+		cmocka_unit_test(test_batch_warnings_per_subject),
 		cmocka_unit_test(test_multi_find_like_naive),
 		cmocka_unit_test(test_multi_find_shared_prefix),
 	};

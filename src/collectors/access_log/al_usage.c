@@ -33,7 +33,6 @@ struct table {
 	size_t max_all;  /* over all subjects */
 	uint32_t *slots; /* item index + 1; 0 is empty */
 	size_t nslots;   /* a power of two, at least 2 * max_all */
-	int warned, warned_all;
 };
 
 enum tally_result { TALLY_FULL = 0, TALLY_COUNTED = 1, TALLY_FULL_ALL = 2 };
@@ -156,6 +155,11 @@ struct subject_state {
 	struct session *head, *tail;
 	size_t nopen;
 	size_t ndevices, nips; /* distinct ones in the tables */
+	/* each limit is said once per subject, in that subject's bundle
+	 * (pex_source_warn_subject) */
+	unsigned warned_open : 1, warned_split : 1, warned_bytes : 1;
+	unsigned warned_dev : 1, warned_dev_all : 1;
+	unsigned warned_ip : 1, warned_ip_all : 1;
 };
 
 struct pex_al_usage {
@@ -170,7 +174,6 @@ struct pex_al_usage {
 	struct session *ghead, *gtail;
 	size_t nopen, open_bytes;
 	struct table devices, ips;
-	int warned_open, warned_split, warned_bytes;
 };
 
 int pex_al_usage_new(struct pex_al_usage **out, struct pex_source *src,
@@ -363,11 +366,13 @@ static int open_session(struct pex_al_usage *u, const struct pex_al_hit *h,
 
 	*out = NULL;
 	if (st->nopen >= u->lim.max_open_sessions && st->head) {
-		if (!u->warned_open++)
-			pex_source_warn(u->src, "more than %zu visits open at "
-					"once: the least recently active were "
-					"closed early",
-					u->lim.max_open_sessions);
+		if (!st->warned_open) {
+			st->warned_open = 1;
+			pex_source_warn_subject(u->src, subject, "more than "
+				"%zu visits open at once: the least recently "
+				"active were closed early",
+				u->lim.max_open_sessions);
+		}
 		rc = close_session(u, st->head);
 		if (rc)
 			return rc;
@@ -443,30 +448,38 @@ static int count_tables(struct pex_al_usage *u, const struct pex_al_hit *h)
 			       h->ua_len, h->ident, h->at);
 		if (rc < 0)
 			return rc;
-		if (rc == TALLY_FULL && !u->devices.warned++)
-			pex_source_warn(u->src, "more than %zu distinct user "
-					"agents: the rest are not listed as "
-					"devices", u->devices.max);
-		if (rc == TALLY_FULL_ALL && !u->devices.warned_all++)
-			pex_source_warn(u->src, "more than %zu distinct user "
-					"agents over the subjects of a batch: "
-					"the rest are not listed as devices",
-					u->devices.max_all);
+		if (rc == TALLY_FULL && !st->warned_dev) {
+			st->warned_dev = 1;
+			pex_source_warn_subject(u->src, subject, "more than "
+				"%zu distinct user agents: the rest are not "
+				"listed as devices", u->devices.max);
+		}
+		if (rc == TALLY_FULL_ALL && !st->warned_dev_all) {
+			st->warned_dev_all = 1;
+			pex_source_warn_subject(u->src, subject, "more than "
+				"%zu distinct user agents over the subjects "
+				"of a batch: the rest are not listed as "
+				"devices", u->devices.max_all);
+		}
 	}
 	if (h->ip) {
 		rc = table_add(&u->ips, &st->nips, subject, h->ip,
 			       strlen(h->ip), h->ident, h->at);
 		if (rc < 0)
 			return rc;
-		if (rc == TALLY_FULL && !u->ips.warned++)
-			pex_source_warn(u->src, "more than %zu distinct "
-					"client addresses: the rest are not "
-					"listed", u->ips.max);
-		if (rc == TALLY_FULL_ALL && !u->ips.warned_all++)
-			pex_source_warn(u->src, "more than %zu distinct "
-					"client addresses over the subjects "
-					"of a batch: the rest are not listed",
-					u->ips.max_all);
+		if (rc == TALLY_FULL && !st->warned_ip) {
+			st->warned_ip = 1;
+			pex_source_warn_subject(u->src, subject, "more than "
+				"%zu distinct client addresses: the rest are "
+				"not listed", u->ips.max);
+		}
+		if (rc == TALLY_FULL_ALL && !st->warned_ip_all) {
+			st->warned_ip_all = 1;
+			pex_source_warn_subject(u->src, subject, "more than "
+				"%zu distinct client addresses over the "
+				"subjects of a batch: the rest are not listed",
+				u->ips.max_all);
+		}
 	}
 	return 0;
 }
@@ -551,10 +564,14 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 	}
 	if (h->path && !h->is_static) {
 		if (s->npages >= u->lim.max_session_pages) {
-			if (!u->warned_split++)
-				pex_source_warn(u->src, "a visit longer than "
-						"%zu pages was split",
-						u->lim.max_session_pages);
+			struct subject_state *st = &u->subjects[subject];
+
+			if (!st->warned_split) {
+				st->warned_split = 1;
+				pex_source_warn_subject(u->src, subject,
+					"a visit longer than %zu pages was "
+					"split", u->lim.max_session_pages);
+			}
 			rc = close_session(u, s);
 			if (!rc)
 				rc = open_session(u, h, uah, &s);
@@ -578,11 +595,16 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 	 * closing the least recently active visits, whoever's they are
 	 * (this one last). */
 	while (u->open_bytes > u->lim.max_open_bytes && u->ghead) {
-		if (!u->warned_bytes++)
-			pex_source_warn(u->src, "open visits held more than "
-					"%zu bytes of pages: the least "
-					"recently active were closed early",
-					u->lim.max_open_bytes);
+		/* said to the one whose visit closes early */
+		struct subject_state *st = &u->subjects[u->ghead->subject];
+
+		if (!st->warned_bytes) {
+			st->warned_bytes = 1;
+			pex_source_warn_subject(u->src, u->ghead->subject,
+				"open visits held more than %zu bytes of "
+				"pages: the least recently active were closed "
+				"early", u->lim.max_open_bytes);
+		}
 		rc = close_session(u, u->ghead);
 		if (rc)
 			return rc;
