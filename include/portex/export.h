@@ -55,6 +55,9 @@ struct pex_export_request {
 	void *progress_data;
 	/* batch mode only: per source (index in the config), or NULL */
 	const struct pex_precollected *const *pre;
+	/* make the bundle on the calling thread alone (a batch running
+	 * several exports at once has no core to spare for more) */
+	int single_thread;
 };
 
 /* Export result codes (besides negative PEX_E* failures). */

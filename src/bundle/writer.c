@@ -84,6 +84,7 @@ struct job {
 struct worker {
 	pthread_t thr;
 	int started;
+	int inline_jobs;  /* no thread: jobs run on the caller's */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job q[PEX_QUEUE_MAX];
@@ -314,6 +315,10 @@ static void *worker_main(void *arg)
 
 static int worker_start(struct worker *w)
 {
+	if (w->inline_jobs) {
+		w->started = 1;
+		return 0;
+	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	if (pthread_create(&w->thr, NULL, worker_main, w)) {
@@ -331,6 +336,16 @@ static int worker_push(struct worker *w, struct job j)
 {
 	int rc;
 
+	if (w->inline_jobs) {
+		if (!w->rc) {
+			w->rc = run_job(w, &j);
+			if (w->rc)
+				snprintf(w->msg, sizeof(w->msg), "%s",
+					 pex_error_last());
+		}
+		free(j.data);
+		return w->rc ? pex_error_set(w->rc, "%s", w->msg) : 0;
+	}
 	pthread_mutex_lock(&w->mu);
 	while (w->count == PEX_QUEUE_MAX)
 		pthread_cond_wait(&w->cv, &w->mu);
@@ -349,6 +364,10 @@ static int worker_stop(struct worker *w)
 {
 	if (!w->started)
 		return 0;
+	if (w->inline_jobs) {
+		w->started = 0;
+		return w->rc ? pex_error_set(w->rc, "%s", w->msg) : 0;
+	}
 	pthread_mutex_lock(&w->mu);
 	w->stop = 1;
 	pthread_cond_broadcast(&w->cv);
@@ -516,6 +535,8 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	rc = model_get();
 	b->w[FMT_JSON].name = "portex-json";
 	b->w[FMT_XML].name = "portex-xml";
+	b->w[FMT_JSON].inline_jobs = b->w[FMT_XML].inline_jobs =
+		!b->opts.threads;
 	if (rc)
 		goto fail;
 	free(tmp);

@@ -41,7 +41,7 @@ static void help(FILE *f)
 "      --out-dir DIR      where --batch writes the bundles (default:\n"
 "                         REQUEST_ID.zip, or subject-LINE.zip)\n"
 "  -j, --jobs N           with --batch: bundles made at a time (default:\n"
-"                         the number of CPUs, at most 4)\n"
+"                         one more than the CPUs, at most 4)\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -338,7 +338,9 @@ int pex_cmd_export(int argc, char **argv)
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	unsigned jobs = ncpu < 1 ? 1 : ncpu > 4 ? 4 : (unsigned)ncpu;
+	/* one more than the CPUs: a bundle waits for its fsync, and
+	 * another can use the CPU meanwhile */
+	unsigned jobs = ncpu < 1 ? 2 : ncpu > 3 ? 4 : (unsigned)ncpu + 1;
 	char *end;
 	long j;
 

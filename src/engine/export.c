@@ -355,6 +355,8 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	if (json_is_false(json_object_get(json_object_get(cfg, "bundle"),
 					  "xml")))
 		bopts.xml = 0;
+	if (req->single_thread)
+		bopts.threads = 0;
 	rc = pex_bundle_open(&r.bundle, req->out_path, &bopts);
 	if (rc)
 		goto cleanup;
@@ -711,6 +713,7 @@ struct batch_run {
 	const struct pex_precollected *pre;
 	struct spool *spools;
 	int allow_partial;
+	unsigned jobs;
 	pex_progress_fn progress;
 	void *progress_data;
 	pthread_mutex_t mu;
@@ -748,6 +751,7 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 	req.progress = br->progress ? locked_progress : NULL;
 	req.progress_data = br;
 	req.pre = per;
+	req.single_thread = br->jobs > 1;
 	r = pex_export(&req, &sum);
 	if (!sum)
 		sum = json_pack("{s:s}", "bundle", req.out_path);
@@ -996,6 +1000,7 @@ int pex_export_batch(const pex_config *cfg,
 			jobs = PEX_BATCH_JOBS_MAX;
 		if (jobs > n)
 			jobs = (unsigned)n;
+		br.jobs = jobs;
 		br.sums = calloc(n, sizeof(*br.sums));
 		br.results = calloc(n, sizeof(*br.results));
 		if (!br.sums || !br.results) {

@@ -107,6 +107,27 @@ static json_t *read_json(zip_t *za, const char *name)
 	return doc;
 }
 
+/* One member of the zip at path as a string (caller frees). */
+static char *unzip_entry(const char *zpath, const char *name)
+{
+	zip_t *za = zip_open(zpath, ZIP_RDONLY, NULL);
+	zip_stat_t st;
+	zip_file_t *zf;
+	char *buf;
+
+	assert_non_null(za);
+	assert_int_equal(zip_stat(za, name, 0, &st), 0);
+	buf = malloc(st.size + 1);
+	assert_non_null(buf);
+	zf = zip_fopen(za, name, 0);
+	assert_non_null(zf);
+	assert_int_equal(zip_fread(zf, buf, st.size), (zip_int64_t)st.size);
+	buf[st.size] = '\0';
+	zip_fclose(zf);
+	zip_close(za);
+	return buf;
+}
+
 static void test_seal_and_read_back(void **state)
 {
 	pex_bundle *b;
@@ -220,25 +241,46 @@ static void test_unwritable_and_folder(void **state)
 	assert_non_null(strstr(pex_error_last(), "folder"));
 }
 
+/* 60000 records: past the chunk size and past the size a section keeps
+ * in memory; with the bundle's two threads and without (threads = 0,
+ * as a batch making several bundles at once asks): the same bundle. */
 static void test_many_records_stream(void **state)
 {
-	pex_bundle *b;
-	json_t *env = envelope(), *rec, *problems;
-	int i;
+	struct pex_bundle_options opts = PEX_BUNDLE_OPTIONS_INIT;
+	char *data[2];
+	int i, t;
 
 	(void)state;
-	assert_int_equal(pex_bundle_open(&b, path("e.zip"), NULL), 0);
-	for (i = 0; i < 60000; i++) {
-		rec = contact(i, "a note long enough to cross chunk borders");
-		assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT, rec), 0);
-		json_decref(rec);
+	for (t = 0; t < 2; t++) {
+		pex_bundle *b;
+		json_t *env = envelope(), *rec, *problems;
+
+		opts.threads = !t;
+		assert_int_equal(pex_bundle_open(&b, path("e.zip"), &opts),
+				 0);
+		for (i = 0; i < 60000; i++) {
+			rec = contact(i, "a note long enough to cross chunk "
+				      "borders");
+			assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT,
+							rec), 0);
+			json_decref(rec);
+		}
+		assert_int_equal(pex_bundle_seal(b, env), 0);
+		pex_bundle_free(b);
+		assert_int_equal(pex_bundle_verify(path("e.zip"), &problems),
+				 0);
+		json_decref(problems);
+		json_decref(env);
+		data[t] = unzip_entry(path("e.zip"), "data/bundle.xml");
+		assert_non_null(data[t]);
+		unlink(path("e.zip"));
 	}
-	assert_int_equal(pex_bundle_seal(b, env), 0);
-	pex_bundle_free(b);
-	assert_int_equal(pex_bundle_verify(path("e.zip"), &problems), 0);
-	json_decref(problems);
-	json_decref(env);
-	unlink(path("e.zip"));
+	/* bundle_id and the time differ; the records must not */
+	assert_non_null(strstr(data[1], "<contacts>"));
+	assert_string_equal(strstr(data[0], "<contacts>"),
+			    strstr(data[1], "<contacts>"));
+	free(data[0]);
+	free(data[1]);
 }
 
 
