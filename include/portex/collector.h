@@ -211,6 +211,17 @@ struct pex_collector {
 			     const struct pex_identity_set *subjects,
 			     size_t nsubjects, pex_emit_fn emit,
 			     void *const *emit_data);
+	/*
+	 * Optional: add to types (a JSON object used as a set) the identity
+	 * types a source with these options (as written in the config,
+	 * before defaults) searches by. The engine refuses a subject's
+	 * identity that no source would search by before anything is read,
+	 * so that "emial:..." or an email given to a log-only config cannot
+	 * yield a bundle that wrongly says nothing is held. NULL: every
+	 * word of the options that could name a type counts (the match maps
+	 * and :name parameters of sql and csv).
+	 */
+	void (*identity_types)(const json_t *options, json_t *types);
 };
 
 /* NULL-terminated list of the collectors compiled in. */

@@ -36,11 +36,11 @@ int pex_config_line(const pex_config *cfg, const char *pointer);
  * caller frees. */
 char *pex_config_pointer_to_path(const char *pointer);
 
-/* 0 when some source of the config can use identities of this type
- * (it is named in a source's options, or a collector uses it by
- * default); else PEX_EINVALID with a message that names the types the
- * config does use. Guards against "emial:..." silently finding nothing. */
-int pex_config_check_identity_type(const pex_config *cfg, const char *type);
+/* Add to set (a JSON object used as a set) every word of a source's
+ * options that could name an identity type: values ("Email: email") and
+ * ":name" query parameters. For collectors that do not say which types
+ * they search by (see pex_collector.identity_types). */
+void pex_config_type_words(const json_t *options, json_t *set);
 
 #ifdef __cplusplus
 }

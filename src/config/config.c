@@ -250,11 +250,6 @@ cleanup:
 
 /* ---- identity types ------------------------------------------------------ */
 
-/* Types the collectors use without being told: access_log matches user
- * names and addresses by default, the tracker presets email. */
-static const char *const implicit_types[] = { "email", "ip", "username",
-					      NULL };
-
 static int is_type_word(const char *s, size_t n)
 {
 	size_t i;
@@ -310,37 +305,7 @@ static void collect_words(const json_t *v, json_t *set, int depth)
 	}
 }
 
-int pex_config_check_identity_type(const pex_config *cfg, const char *type)
+void pex_config_type_words(const json_t *options, json_t *set)
 {
-	json_t *words = json_object();
-	const json_t *s;
-	size_t i;
-	int found = 0;
-
-	for (i = 0; implicit_types[i]; i++)
-		json_object_set_new(words, implicit_types[i], json_true());
-	json_array_foreach(json_object_get(cfg->root, "sources"), i, s)
-		collect_words(json_object_get(s, "options"), words, 0);
-	found = json_object_get(words, type) != NULL;
-	if (!found) {
-		struct pex_buf known = PEX_BUF_INIT(4096);
-		static const char *const common[] = {
-			"email", "phone", "customer_id", "username", "ip",
-			"cookie_id", "user_id", "account_id", NULL
-		};
-
-		/* list the likely ones the config mentions, not every word */
-		for (i = 0; common[i]; i++)
-			if (json_object_get(words, common[i]))
-				pex_buf_printf(&known, "%s%s",
-					       known.len ? ", " : "",
-					       common[i]);
-		pex_error_set(PEX_EINVALID,
-			      "no source in %s uses identities of type '%s' "
-			      "(it uses: %s); check the spelling", cfg->path,
-			      type, known.data ? known.data : "none");
-		pex_buf_free(&known);
-	}
-	json_decref(words);
-	return found ? 0 : PEX_EINVALID;
+	collect_words(options, set, 0);
 }

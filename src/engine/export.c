@@ -316,17 +316,93 @@ static void set_failed(struct source_state *st, const char *why)
 
 /* A type no source uses (a misspelt "emial") would make every source
  * find nothing and the bundle say nothing is held: refuse it. */
+/*
+ * Refuse an identity no source would search by, before anything is read:
+ * a misspelt type ("emial:"), an email given to a config of web logs
+ * only, or an address with a time window (a weak identity) where no
+ * source accepts weak identities would otherwise give a bundle that
+ * wrongly says nothing is held.
+ */
 static int check_types(const pex_config *cfg,
 		       const struct pex_identity_set *ids)
 {
-	size_t i;
+	static const char *const common[] = {
+		"email", "phone", "customer_id", "username", "ip",
+		"cookie_id", "user_id", "account_id", NULL
+	};
+	const json_t *sources = json_object_get(pex_config_root(cfg),
+						"sources");
+	json_t *strong = json_object(), *weak = json_object(),
+	       *named = json_object();
+	const json_t *s;
+	size_t i, j;
+	int rc = 0;
 
-	for (i = 0; i < ids->count; i++)
-		if (pex_config_check_identity_type(cfg, ids->items[i].type))
-			return pex_error_wrap(PEX_EUSAGE, "identity %s:%s",
-					      ids->items[i].type,
-					      ids->items[i].value);
-	return 0;
+	if (!strong || !weak || !named) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	json_array_foreach(sources, i, s) {
+		const struct pex_collector *col = pex_collector_find(
+			json_string_value(json_object_get(s, "collector")));
+		const json_t *opts = json_object_get(s, "options");
+		json_t *t = json_object();
+		const char *k;
+		json_t *v;
+
+		if (!t) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
+		}
+		if (col && col->identity_types) {
+			col->identity_types(opts, t);
+			json_object_update(named, t);
+		} else {
+			pex_config_type_words(opts, t);
+			for (j = 0; common[j]; j++)
+				if (json_object_get(t, common[j]))
+					json_object_set_new(named, common[j],
+							    json_true());
+		}
+		json_object_foreach(t, k, v) {
+			json_object_set_new(strong, k, json_true());
+			if (json_is_true(json_object_get(s,
+							 "weak_identities")))
+				json_object_set_new(weak, k, json_true());
+		}
+		json_decref(t);
+	}
+	for (i = 0; !rc && i < ids->count; i++) {
+		const struct pex_identity *id = &ids->items[i];
+		struct pex_buf list = PEX_BUF_INIT(4096);
+		const char *k;
+		json_t *v;
+
+		if (json_object_get(id->has_window ? weak : strong, id->type))
+			continue;
+		json_object_foreach(named, k, v)
+			pex_buf_printf(&list, "%s%s", list.len ? ", " : "", k);
+		if (id->has_window && json_object_get(strong, id->type))
+			rc = pex_error_set(PEX_EUSAGE, "identity %s:%s: an "
+				"identity with a time window is weak, and no "
+				"source in %s accepts weak identities (set "
+				"weak_identities: true on the source that "
+				"should search by it)", id->type, id->value,
+				pex_config_path(cfg));
+		else
+			rc = pex_error_set(PEX_EUSAGE, "identity %s:%s: no "
+				"source in %s searches by identities of type "
+				"'%s' (they search by: %s); check the spelling "
+				"or the config", id->type, id->value,
+				pex_config_path(cfg), id->type,
+				list.data ? list.data : "none");
+		pex_buf_free(&list);
+	}
+cleanup:
+	json_decref(strong);
+	json_decref(weak);
+	json_decref(named);
+	return rc;
 }
 
 int pex_export(const struct pex_export_request *req, json_t **summary)

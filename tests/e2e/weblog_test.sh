@@ -53,14 +53,43 @@ run $CHECK hashes "$WORK/subject.zip"
 expect_code 0 "manifest hashes"
 ok "bundle consistent (same, hashes)"
 
-# Without weak_identities the source never sees the address: no records.
+# Without weak_identities the source never sees the address. Alone, it
+# is the only source that could: the address is refused before anything
+# is read (a bundle would wrongly say nothing is held).
 sed 's/weak_identities: true/weak_identities: false/' "$D/portex.yaml" \
 	>"$D/strict.yaml"
 run "$PORTEX" export -c "$D/strict.yaml" -s "$IDENT" -o "$WORK/strict.zip"
-expect_code 0 "export without weak identities"
+expect_code 2 "a weak identity and no source that accepts one"
+echo "$err" | grep -q "weak_identities: true" ||
+	fail "the refusal does not say what to set: $err"
+[ ! -e "$WORK/strict.zip" ] || fail "a refused export wrote a bundle"
+# Beside a source that accepts it (a second, empty log), the strict
+# source still gets nothing of it.
+: >"$D/empty.log"
+cat >>"$D/strict.yaml" <<YAML
+  - id: other
+    collector: access_log
+    category: usage
+    weak_identities: true
+    options: {paths: ["$D/empty.log"], format: combined, match: [ip]}
+YAML
+run "$PORTEX" export -c "$D/strict.yaml" -s "$IDENT" -o "$WORK/strict.zip"
+expect_code 0 "export with a strict and a weak-accepting source"
 n=$($CHECK ids "$WORK/strict.zip" events | grep -c . || true)
 [ "$n" -eq 0 ] || fail "weak identity used without weak_identities: $n"
 ok "weak identities stay out unless the source accepts them"
+
+# The log is matched by address only (match: [ip]): a user name would
+# find nothing, so it is refused rather than answered with an empty
+# bundle; so is an email, which no log source searches by.
+for id in username:carol email:carol@example.com; do
+	run "$PORTEX" export -c "$D/portex.yaml" -s "$id" -o "$WORK/u.zip"
+	expect_code 2 "$id with a log matched by address only"
+	echo "$err" | grep -q "type '${id%%:*}'" ||
+		fail "$id: the refusal does not name the type: $err"
+done
+[ ! -e "$WORK/u.zip" ] || fail "a refused identity wrote a bundle"
+ok "identity types the log is not matched by are refused"
 
 # A narrower window (its middle hour) gives the subject's requests inside
 # it and nothing else.

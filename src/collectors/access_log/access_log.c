@@ -289,6 +289,44 @@ static int parse_match_object(struct al_ctx *c, json_t *o)
 	return add_matcher(c, M_HEADER, type, json_string_value(header));
 }
 
+/* The identity types the match rules search by (default: user, ip),
+ * following the rules parse_match applies; bad rules add nothing (the
+ * source's init reports them). */
+static void al_identity_types(const json_t *options, json_t *types)
+{
+	const json_t *match = json_object_get(options, "match");
+	const json_t *r;
+	size_t i, n = json_is_array(match) ? json_array_size(match) : 1;
+
+	if (!match) {
+		json_object_set_new(types, "username", json_true());
+		json_object_set_new(types, "ip", json_true());
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const char *t = NULL;
+
+		r = json_is_array(match) ? json_array_get(match, i) : match;
+		if (json_is_string(r)) {
+			const char *v = json_string_value(r);
+
+			t = !strcmp(v, "user") ? "username"
+			    : !strcmp(v, "ip") ? "ip"
+			    : !strncmp(v, "cookie:", 7) ? "cookie_id" : NULL;
+		} else if (json_is_object(r)) {
+			t = json_string_value(json_object_get(r, "type"));
+			if (!t && json_object_get(r, "user"))
+				t = "username";
+			else if (json_object_get(r, "ip"))
+				t = "ip";
+			else if (!t && json_object_get(r, "cookie"))
+				t = "cookie_id";
+		}
+		if (t && valid_type(t))
+			json_object_set_new(types, t, json_true());
+	}
+}
+
 static int parse_match(struct al_ctx *c)
 {
 	size_t i;
@@ -1256,4 +1294,5 @@ const struct pex_collector pex_collector_access_log = {
 	.collect = al_collect,
 	.fini = al_fini,
 	.collect_batch = al_collect_batch,
+	.identity_types = al_identity_types,
 };

@@ -1236,6 +1236,25 @@ static int hj_collect(struct pex_source *src, void *ctx,
 	return rc;
 }
 
+/* identity_types as configured (a string or a list), else email. */
+static void hj_identity_types(const json_t *options, json_t *types)
+{
+	const json_t *t = json_object_get(options, "identity_types");
+	const json_t *v;
+	size_t i;
+
+	if (json_is_string(t))
+		json_object_set_new(types, json_string_value(t), json_true());
+	else if (json_is_array(t))
+		json_array_foreach(t, i, v)
+			if (json_is_string(v))
+				json_object_set_new(types,
+						    json_string_value(v),
+						    json_true());
+	if (!t)
+		json_object_set_new(types, "email", json_true());
+}
+
 const struct pex_collector pex_collector_http_json = {
 	.name = "http_json",
 	.description = "service tickets from a ticket tracker's REST API",
@@ -1244,4 +1263,5 @@ const struct pex_collector pex_collector_http_json = {
 	.init = hj_init,
 	.collect = hj_collect,
 	.fini = hj_fini,
+	.identity_types = hj_identity_types,
 };
