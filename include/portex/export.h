@@ -72,6 +72,14 @@ struct pex_export_request {
  */
 int pex_export(const struct pex_export_request *req, json_t **summary);
 
+/* 0 when every identity is one some source of cfg would search by
+ * (pex_collector.identity_types; one with a time window only counts
+ * sources with weak_identities: true); else PEX_EUSAGE saying which and
+ * what to change. pex_export() and pex_export_batch() check this first;
+ * callers may check earlier (the command line, row by row). */
+int pex_export_check_identities(const pex_config *cfg,
+				const struct pex_identity_set *ids);
+
 /* One subject of a batch export. */
 struct pex_batch_subject {
 	const char *request_id; /* may be NULL */

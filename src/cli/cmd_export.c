@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -38,10 +39,13 @@ static void help(FILE *f)
 "                         identities (space-separated TYPE:VALUE), and\n"
 "                         optionally request_id and output (a file name);\n"
 "                         large sources (logs) are read once for all rows\n"
-"      --out-dir DIR      where --batch writes the bundles (default:\n"
-"                         REQUEST_ID.zip, or subject-LINE.zip)\n"
+"      --out-dir DIR      where --batch writes the bundles (made if\n"
+"                         missing; names: the output column, else\n"
+"                         REQUEST_ID.zip, else subject-LINE.zip)\n"
 "  -j, --jobs N           with --batch: bundles made at a time (default:\n"
 "                         one more than the CPUs, at most 4)\n"
+"      --replace          with --batch: write over bundles an earlier run\n"
+"                         left in DIR (else such a row is refused)\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -104,6 +108,7 @@ static void print_summary(const json_t *sum, FILE *f)
 
 struct batch {
 	struct pex_batch_subject *subjects;
+	unsigned long *lines; /* the CSV line of each subject */
 	char **strings; /* owned: request ids and output paths */
 	size_t n, nstrings;
 };
@@ -117,6 +122,7 @@ static void batch_free(struct batch *b)
 	for (i = 0; i < b->nstrings; i++)
 		free(b->strings[i]);
 	free(b->subjects);
+	free(b->lines);
 	free(b->strings);
 }
 
@@ -131,6 +137,25 @@ static char *keep(struct batch *b, char *s)
 	b->strings = p;
 	b->strings[b->nstrings++] = s;
 	return s;
+}
+
+/* A request id as a file name: characters outside [A-Za-z0-9._-] and a
+ * leading dot become '_' ("REQ/42" -> "REQ_42"). */
+static char *id_file_name(const char *id)
+{
+	size_t i, n = strlen(id);
+	char *out;
+
+	if (!n || n > 200)
+		return NULL;
+	out = strdup(id);
+	for (i = 0; out && i < n; i++)
+		if (!((out[i] >= 'a' && out[i] <= 'z') ||
+		      (out[i] >= 'A' && out[i] <= 'Z') ||
+		      (out[i] >= '0' && out[i] <= '9') || out[i] == '-' ||
+		      out[i] == '_' || (out[i] == '.' && i > 0)))
+			out[i] = '_';
+	return out;
 }
 
 /* A name the engine may use as a file name in DIR: no separators, no
@@ -162,8 +187,9 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 	rc = pex_csv_reader_open(&rd, path, &opt);
 	while (!rc && (rc = pex_csv_reader_next(rd, &rec)) == 1) {
 		struct pex_batch_subject *sub, *grown;
+		unsigned long *lines;
 		struct pex_buf name = PEX_BUF_INIT(8192);
-		char *list, *tok, *save = NULL;
+		char *list, *tok, *save = NULL, *idname = NULL;
 
 		rc = 0;
 		if (first) {
@@ -190,11 +216,16 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 			continue;
 		}
 		grown = realloc(b->subjects, (b->n + 1) * sizeof(*grown));
-		if (!grown) {
+		if (grown)
+			b->subjects = grown;
+		lines = realloc(b->lines, (b->n + 1) * sizeof(*lines));
+		if (lines)
+			b->lines = lines;
+		if (!grown || !lines) {
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			break;
 		}
-		b->subjects = grown;
+		b->lines[b->n] = rec.line;
 		sub = &b->subjects[b->n++];
 		memset(sub, 0, sizeof(*sub));
 		if (col_req >= 0 && rec.fields[col_req].len)
@@ -229,12 +260,14 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 			else if (out)
 				pex_buf_printf(&name, "%s/%s", dir, out);
 			else if (sub->request_id &&
-				 safe_file_name(sub->request_id))
+				 (idname = id_file_name(sub->request_id)))
 				pex_buf_printf(&name, "%s/%s.zip", dir,
-					       sub->request_id);
+					       idname);
 			else
 				pex_buf_printf(&name, "%s/subject-%lu.zip",
 					       dir, rec.line);
+			free(idname);
+			idname = NULL;
 		}
 		if (!rc) {
 			sub->out_path = keep(b, pex_buf_detach(&name));
@@ -254,13 +287,75 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 	return rc < 0 ? rc : 0;
 }
 
+/* The output folder: made when missing (one level, 0700: bundles hold
+ * personal data), and writable. Returns an exit code or -1 when fine. */
+static int prepare_out_dir(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st)) {
+		if (errno != ENOENT || mkdir(dir, 0700)) {
+			fprintf(stderr, "portex export: cannot make the output "
+				"folder %s: %s\n", dir, strerror(errno));
+			return PEX_EXIT_FAIL;
+		}
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "portex export: --out-dir %s is not a "
+			"folder\n", dir);
+		return PEX_EXIT_USAGE;
+	}
+	if (access(dir, W_OK | X_OK)) {
+		fprintf(stderr, "portex export: cannot write in the output "
+			"folder %s: %s\n", dir, strerror(errno));
+		return PEX_EXIT_FAIL;
+	}
+	return -1;
+}
+
+/* One line per subject; under a failed or partial one, why; under any,
+ * how many warnings its manifest holds. */
+static void print_batch(const json_t *sums, const struct batch *b)
+{
+	const json_t *s, *src, *w;
+	size_t i, j;
+
+	json_array_foreach(sums, i, s) {
+		const char *bundle = json_string_value(json_object_get(s,
+								"bundle"));
+		const json_t *e = json_object_get(s, "error");
+		json_int_t nw = 0;
+
+		json_array_foreach(json_object_get(s, "warnings"), j, w)
+			nw += json_integer_value(json_object_get(w, "count"));
+		printf("%-8s %s%s%s", json_string_value(json_object_get(s,
+								"result")),
+		       bundle ? bundle : b->subjects[i].out_path,
+		       e ? ": " : "", e ? json_string_value(e) : "");
+		if (nw)
+			printf(" (%" JSON_INTEGER_FORMAT " warning%s, see "
+			       "its manifest)", nw, nw == 1 ? "" : "s");
+		putchar('\n');
+		json_array_foreach(json_object_get(s, "sources"), j, src) {
+			const json_t *err = json_object_get(src, "error");
+
+			if (err)
+				printf("         source %s: %s\n",
+				       json_string_value(json_object_get(src,
+								 "id")),
+				       json_string_value(err));
+		}
+	}
+}
+
 static int run_batch(const char *config, const char *file, const char *dir,
-		     int allow_partial, unsigned jobs, int json_out,
-		     struct progress *prog)
+		     int allow_partial, int replace, unsigned jobs,
+		     int json_out, struct progress *prog)
 {
 	struct batch b = { 0 };
 	pex_config *cfg = NULL;
-	json_t *sums = NULL, *s;
+	json_t *sums = NULL;
 	size_t i;
 	int rc, code = PEX_EXIT_FAIL;
 
@@ -274,6 +369,34 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
 	}
+	/* every row checked before anything is read or written */
+	for (i = 0; i < b.n; i++) {
+		struct stat st;
+
+		if (pex_export_check_identities(cfg,
+						&b.subjects[i].identities)) {
+			fprintf(stderr, "portex export: %s:%lu: %s\n", file,
+				b.lines[i], pex_error_last());
+			code = PEX_EXIT_USAGE;
+			goto done;
+		}
+		if (!stat(b.subjects[i].out_path, &st) &&
+		    (S_ISDIR(st.st_mode) || !replace)) {
+			fprintf(stderr, "portex export: %s:%lu: %s %s; %s\n",
+				file, b.lines[i], b.subjects[i].out_path,
+				S_ISDIR(st.st_mode) ? "is a folder"
+						    : "exists already",
+				S_ISDIR(st.st_mode) ? "give the row another "
+				"output name" : "give --replace to write over "
+				"the bundles of an earlier run, or another "
+				"--out-dir");
+			code = PEX_EXIT_USAGE;
+			goto done;
+		}
+	}
+	code = prepare_out_dir(dir);
+	if (code >= 0)
+		goto done;
 	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial, jobs,
 			      on_progress, prog, &sums);
 	if (rc == PEX_EUSAGE) {
@@ -288,24 +411,13 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (!prog->quiet) {
-		json_array_foreach(sums, i, s) {
-			const json_t *e = json_object_get(s, "error");
-
-			printf("%-8s %s%s%s\n",
-			       json_string_value(json_object_get(s,
-								 "result")),
-			       json_string_value(json_object_get(s,
-								 "bundle")) ?
-			       json_string_value(json_object_get(s,
-								 "bundle")) :
-			       b.subjects[i].out_path,
-			       e ? ": " : "", e ? json_string_value(e) : "");
-		}
+		print_batch(sums, &b);
 	}
 	if (rc < 0 && !json_array_size(sums))
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 	code = rc == 0 ? PEX_EXIT_OK : rc == PEX_EXPORT_PARTIAL ?
 	       PEX_EXIT_PARTIAL : PEX_EXIT_FAIL;
+done:
 	json_decref(sums);
 	pex_config_free(cfg);
 	batch_free(&b);
@@ -323,6 +435,7 @@ int pex_cmd_export(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'B' },
 		{ "out-dir", required_argument, NULL, 'D' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "replace", no_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -333,7 +446,9 @@ int pex_cmd_export(int argc, char **argv)
 	struct pex_identity_set ids = { 0 };
 	struct progress prog = { isatty(STDERR_FILENO), 0 };
 	const char *config = getenv("PORTEX_CONFIG");
-	const char *batch_file = NULL, *out_dir = NULL;
+	const char *batch_file = NULL;
+	char *out_dir = NULL;
+	int replace = 0, jobs_given = 0;
 	pex_config *cfg = NULL;
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
@@ -366,6 +481,7 @@ int pex_cmd_export(int argc, char **argv)
 		case 'P': req.allow_partial = 1; break;
 		case 'B': batch_file = optarg; break;
 		case 'D': out_dir = optarg; break;
+		case 'R': replace = 1; break;
 		case 'j':
 			errno = 0;
 			j = strtol(optarg, &end, 10);
@@ -377,6 +493,7 @@ int pex_cmd_export(int argc, char **argv)
 				goto cleanup;
 			}
 			jobs = (unsigned)j;
+			jobs_given = 1;
 			break;
 		case 'J': json_out = 1; break;
 		case 'q': prog.quiet = 1; pex_log_set_level(0); break;
@@ -392,17 +509,29 @@ int pex_cmd_export(int argc, char **argv)
 			argv[optind]);
 		goto cleanup;
 	}
-	if (batch_file || out_dir) {
-		if (!config || !batch_file || !out_dir || ids.count ||
-		    req.out_path || req.request_id) {
+	if (!batch_file && (out_dir || jobs_given || replace)) {
+		fprintf(stderr, "portex export: %s goes with --batch; for one "
+			"person, give the bundle's file with -o\n",
+			out_dir ? "--out-dir" : jobs_given ? "--jobs"
+						       : "--replace");
+		goto cleanup;
+	}
+	if (batch_file) {
+		if (!config || !out_dir || ids.count || req.out_path ||
+		    req.request_id) {
 			fprintf(stderr, "portex export: --batch needs -c and "
 				"--out-dir, and takes no -s, -o or -r\n"
 				"try: portex export -c portex.yaml --batch "
 				"subjects.csv --out-dir bundles/\n");
 			goto cleanup;
 		}
+		/* "out/" and "out" name the same folder: no "out//x.zip" */
+		for (size_t n = strlen(out_dir); n > 1 && out_dir[n - 1] == '/';
+		     n--)
+			out_dir[n - 1] = '\0';
 		code = run_batch(config, batch_file, out_dir,
-				 req.allow_partial, jobs, json_out, &prog);
+				 req.allow_partial, replace, jobs, json_out,
+				 &prog);
 		goto cleanup;
 	}
 	if (!config || !ids.count || !req.out_path) {

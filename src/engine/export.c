@@ -323,8 +323,8 @@ static void set_failed(struct source_state *st, const char *why)
  * source accepts weak identities would otherwise give a bundle that
  * wrongly says nothing is held.
  */
-static int check_types(const pex_config *cfg,
-		       const struct pex_identity_set *ids)
+int pex_export_check_identities(const pex_config *cfg,
+				const struct pex_identity_set *ids)
 {
 	static const char *const common[] = {
 		"email", "phone", "customer_id", "username", "ip",
@@ -420,7 +420,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	int rc = 0, round, complete;
 
 	*summary = NULL;
-	rc = check_types(req->cfg, req->identities);
+	rc = pex_export_check_identities(req->cfg, req->identities);
 	if (rc)
 		goto cleanup;
 	for (i = 0; i < req->identities->count; i++) {
@@ -904,7 +904,7 @@ int pex_export_batch(const pex_config *cfg,
 	if (!n)
 		return 0;
 	for (k = 0; k < n; k++) {
-		rc = check_types(cfg, &subjects[k].identities);
+		rc = pex_export_check_identities(cfg, &subjects[k].identities);
 		if (rc)
 			return rc;
 	}

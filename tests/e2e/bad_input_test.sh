@@ -43,7 +43,14 @@ mkdir -p "$WORK/batch"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/subjects.csv" --out-dir "$WORK/batch"
 expect_code 2 "a mistyped identity type in a batch"
 expect_in "$err" "type 'emial'" "names the type"
+expect_in "$err" "subjects.csv:3:" "names the row"
 [ -z "$(ls -A "$WORK/batch")" ] || fail "a batch with a bad row wrote bundles"
+run "$PORTEX" export -c "$cfg" -s email:alice@example.com --out-dir "$WORK/batch"
+expect_code 2 "--out-dir without --batch"
+expect_in "$err" "goes with --batch" "says --out-dir is for --batch"
+run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" --jobs 3
+expect_code 2 "--jobs without --batch"
+expect_in "$err" "--jobs goes with --batch" "says --jobs is for --batch"
 run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" --jsn
 expect_code 2 "a mistyped option"
 expect_in "$err" "see 'portex export --help'" "points to --help"
@@ -59,6 +66,47 @@ run "$PORTEX" --version
 expect_code 0 "--version"
 nobundle "usage errors"
 ok "usage errors exit 2 with a hint; --help and --version work"
+
+# -- batch outputs: a missing folder is made, nothing is written over -------
+printf 'identities,request_id\nemail:alice@example.com,REQ/42\nemail:alicia@example.com,\n' > "$WORK/two.csv"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new/"
+expect_code 0 "a batch into a folder that does not exist yet"
+[ -f "$WORK/new/REQ_42.zip" ] && [ -f "$WORK/new/subject-3.zip" ] ||
+	fail "bundles not where expected: $(ls -A "$WORK/new")"
+[ "$(stat -c %a "$WORK/new")" = 700 ] || fail "the new folder is not 0700"
+expect_in "$out" "$WORK/new/REQ_42.zip" "the summary names the bundle"
+case $out in *//*) fail "a doubled slash in: $out" ;; esac
+before=$(sha256sum "$WORK/new/subject-3.zip")
+# line 3 of another file: the same default name, another person
+printf 'identities\nemail:x@example.com\nemail:brien@example.com\n' > "$WORK/other.csv"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/other.csv" --out-dir "$WORK/new"
+expect_code 2 "a row whose bundle exists already"
+expect_in "$err" "other.csv:3: $WORK/new/subject-3.zip exists already" "names the row and the file"
+expect_in "$err" "--replace" "says how to write over it"
+[ "$before" = "$(sha256sum "$WORK/new/subject-3.zip")" ] ||
+	fail "a refused batch changed an existing bundle"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
+expect_code 0 "--replace writes over an earlier run's bundles"
+no_leftovers "$WORK/new"
+chmod 500 "$WORK/new"
+if [ "$(id -u)" != 0 ]; then
+	run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
+	expect_code 1 "an output folder that cannot be written"
+	expect_in "$err" "cannot write in the output folder $WORK/new" "names the folder"
+fi
+chmod 700 "$WORK/new"
+ok "batch outputs: folder made, bundles not written over without --replace"
+
+# -- a failed source in a batch: each row says which and why ----------------
+mkdir -p "$WORK/broken"
+cp -r "$demo/." "$WORK/broken/"
+rm "$WORK/broken/newsletter.csv"
+run "$PORTEX" export -c "$WORK/broken/portex.yaml" --batch "$WORK/two.csv" --out-dir "$WORK/failed"
+expect_code 1 "a batch whose csv source fails"
+expect_in "$out" "failed" "the summary says failed"
+expect_in "$out" "newsletter.csv" "the summary says which file and why"
+[ -z "$(ls -A "$WORK/failed")" ] || fail "a failed batch wrote bundles"
+ok "a failed source in a batch: the reason under each row"
 
 # -- malformed YAML -----------------------------------------------------------
 printf 'controller:\n  name: "unterminated\n  contact: x\n' > "$WORK/bad.yaml"
