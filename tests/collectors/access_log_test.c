@@ -46,6 +46,8 @@ static json_t *schema_required[PEX_REC__COUNT];
 
 struct coll {
 	struct pex_source *src;
+	struct pex_source *batch_src; /* in a batch: the source, for */
+	size_t subject;               /* settling text counts per subject */
 	json_t *recs[PEX_REC__COUNT]; /* arrays of records per kind */
 	json_t *warnings;
 	int rc_new, rc;
@@ -60,6 +62,9 @@ static int sink(void *data, enum pex_record_kind kind, json_t *rec)
 		json_decref(rec);
 		return -1;
 	}
+	/* as the engine's batch spool does */
+	if (c->batch_src)
+		pex_source_settle_subject(c->batch_src, c->subject);
 	return json_array_append_new(c->recs[kind], rec);
 }
 
@@ -1535,6 +1540,10 @@ static void collect_batch(struct coll *cs, size_t n, const char *options,
 		fail_msg("bad test options %s: %s", options, jerr.text);
 	cs[0].rc_new = pex_source_new(&cs[0].src, "weblog", "access_log",
 				      opts, tmp_dir);
+	for (i = 0; cs[0].rc_new == 0 && i < n; i++) {
+		cs[i].batch_src = cs[0].src;
+		cs[i].subject = i;
+	}
 	if (cs[0].rc_new == 0)
 		cs[0].rc = pex_source_collect_batch(cs[0].src, sets, n, sink,
 						    data);
@@ -1844,12 +1853,12 @@ static void test_batch_limits(void **state)
 	for (s = 0; s < 4; s++) {
 		assert_int_equal(warning_count(&cs[s], "more than 2 distinct "
 					       "user agents: "), 1);
-		assert_int_equal(warning_count(&cs[s], "over the subjects of "
-					       "a batch"), 0);
+		assert_int_equal(warning_count(&cs[s], "the most this "
+					       "export keeps"), 0);
 	}
 	for (s = 4; s < 6; s++)
-		assert_int_equal(warning_count(&cs[s], "over the subjects of "
-					       "a batch"), 1);
+		assert_int_equal(warning_count(&cs[s], "the most this "
+					       "export keeps"), 1);
 	for (s = 0; s < 6; s++)
 		assert_int_equal(warning_count(&cs[s],
 					       "more than 1 visits open"), 1);
@@ -1896,6 +1905,53 @@ static void test_batch_warnings_per_subject(void **state)
 	assert_int_equal(warning_count(&cs[1], "skipped"), 1);
 	coll_free(&cs[0]);
 	coll_free(&cs[1]);
+}
+
+/* Characters replaced in a device's parsed fields count in the warnings
+ * of every subject whose bundle holds them, not only of the first
+ * (each distinct user agent is parsed once per batch). */
+static void test_batch_replaced_per_subject(void **state)
+{
+	static const char *const ips[3] = {"192.0.2.31", "192.0.2.32",
+					   "192.0.2.33"};
+	/* U+FFFE is not allowed in XML: replaced in the user agent and in
+	 * the device model uap-core takes from it */
+	const char *ua = "Mozilla/5.0 (Linux; Android 10; Acer Iconia Tab "
+			 "A1\xEF\xBF\xBE" "00 Build/QQ1A) AppleWebKit/537.36 "
+			 "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+	char ids[3][128];
+	const char *lists[3][2];
+	const char *const *subjects[3];
+	struct logbuf lb = {0};
+	struct coll cs[3];
+	long long first = -1;
+	size_t s;
+
+	(void)state;
+	for (s = 0; s < 3; s++) {
+		snprintf(ids[s], sizeof(ids[s]), "%s",
+			 window(ips[s], T0, T0 + 3600));
+		lists[s][0] = ids[s];
+		lists[s][1] = NULL;
+		subjects[s] = lists[s];
+		lb_combined(&lb, ips[s], "-", T0 + (time_t)s, "/p", ua);
+	}
+	lb_write(&lb, "repl.log");
+	collect_batch(cs, 3, "{\"paths\": [\"repl.log\"]}", subjects);
+	assert_ok(&cs[0]);
+	for (s = 0; s < 3; s++) {
+		long long n = warning_count(&cs[s], "replaced with U+FFFD");
+		const json_t *d = rec_at(&cs[s], PEX_REC_DEVICE, 0);
+
+		assert_non_null(strstr(str(d, "device_model"),
+				       "\xEF\xBF\xBD"));
+		assert_true(n >= 2); /* the agent and at least the model */
+		if (first < 0)
+			first = n;
+		assert_int_equal(n, first);
+	}
+	for (s = 0; s < 3; s++)
+		coll_free(&cs[s]);
 }
 
 /* The many-needle search finds the first occurrence of any needle, as
@@ -2219,6 +2275,7 @@ int main(void)
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_limits),
 		cmocka_unit_test(test_batch_warnings_per_subject),
+		cmocka_unit_test(test_batch_replaced_per_subject),
 		cmocka_unit_test(test_multi_find_like_naive),
 		cmocka_unit_test(test_multi_find_shared_prefix),
 	};

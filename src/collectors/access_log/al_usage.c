@@ -452,14 +452,18 @@ static int count_tables(struct pex_al_usage *u, const struct pex_al_hit *h)
 			st->warned_dev = 1;
 			pex_source_warn_subject(u->src, subject, "more than "
 				"%zu distinct user agents: the rest are not "
-				"listed as devices", u->devices.max);
+				"listed as devices (every request is among the "
+				"usage events, with its user agent)",
+				u->devices.max);
 		}
 		if (rc == TALLY_FULL_ALL && !st->warned_dev_all) {
 			st->warned_dev_all = 1;
-			pex_source_warn_subject(u->src, subject, "more than "
-				"%zu distinct user agents over the subjects "
-				"of a batch: the rest are not listed as "
-				"devices", u->devices.max_all);
+			pex_source_warn_subject(u->src, subject, "the list "
+				"of devices was cut at %zu entries, the most "
+				"this export keeps in memory: the rest are not "
+				"listed (every request is among the usage "
+				"events, with its user agent)",
+				u->devices.max_all);
 		}
 	}
 	if (h->ip) {
@@ -471,13 +475,16 @@ static int count_tables(struct pex_al_usage *u, const struct pex_al_hit *h)
 			st->warned_ip = 1;
 			pex_source_warn_subject(u->src, subject, "more than "
 				"%zu distinct client addresses: the rest are "
-				"not listed", u->ips.max);
+				"not listed (every request is among the usage "
+				"events, with its address)", u->ips.max);
 		}
 		if (rc == TALLY_FULL_ALL && !st->warned_ip_all) {
 			st->warned_ip_all = 1;
-			pex_source_warn_subject(u->src, subject, "more than "
-				"%zu distinct client addresses over the "
-				"subjects of a batch: the rest are not listed",
+			pex_source_warn_subject(u->src, subject, "the list "
+				"of client addresses was cut at %zu entries, "
+				"the most this export keeps in memory: the "
+				"rest are not listed (every request is among "
+				"the usage events, with its address)",
 				u->ips.max_all);
 		}
 	}
@@ -662,65 +669,100 @@ static int tally_common(struct pex_al_usage *u, json_t *rec,
 	return bad;
 }
 
-/* The parsed fields of one user agent, as a JSON object to merge into
- * each device record that has it. */
-static int parse_device(struct pex_al_usage *u, const pex_uaparser *uap,
-			pex_uaparser_scratch *scr, const struct tally *t,
-			json_t **out)
+/* The parsed fields of one user agent, as text (NULL: absent). */
+enum { UA_BROWSER, UA_BROWSER_VERSION, UA_OS, UA_OS_VERSION, UA_DEVICE,
+       UA_BRAND, UA_MODEL, UA__COUNT };
+static const char *const ua_keys[UA__COUNT] = {
+	"browser", "browser_version", "os", "os_version", "device",
+	"device_brand", "device_model",
+};
+
+struct ua_fields {
+	char *v[UA__COUNT];
+};
+
+static void ua_fields_free(struct ua_fields *f)
+{
+	int i;
+
+	for (i = 0; f && i < UA__COUNT; i++)
+		free(f->v[i]);
+	free(f);
+}
+
+static int parse_device(const pex_uaparser *uap, pex_uaparser_scratch *scr,
+			const struct tally *t, struct ua_fields **out)
 {
 	char ver[4 * PEX_UA_FIELD_MAX];
 	struct pex_ua_result *r = malloc(sizeof(*r));
-	json_t *o = json_object();
-	int bad = !o, rc;
+	struct ua_fields *f = calloc(1, sizeof(*f));
+	const char *src[UA__COUNT];
+	int rc, i;
 
 	*out = NULL;
-	if (!r || !o) {
+	if (!r || !f) {
 		free(r);
-		json_decref(o);
+		free(f);
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	}
 	rc = pex_uaparser_parse(uap, scr, t->key, t->len, r);
 	if (rc) {
 		free(r);
-		json_decref(o);
+		free(f);
 		return rc;
 	}
-	bad |= put_text(u, o, "browser", r->browser.family);
+	src[UA_BROWSER] = r->browser.family;
+	src[UA_OS] = r->os.family;
+	src[UA_DEVICE] = r->device.family;
+	src[UA_BRAND] = r->device.brand;
+	src[UA_MODEL] = r->device.model;
 	join_version(ver, sizeof(ver), r->browser.major, r->browser.minor,
 		     r->browser.patch, r->browser.patch_minor);
-	bad |= put_text(u, o, "browser_version", ver);
-	bad |= put_text(u, o, "os", r->os.family);
+	f->v[UA_BROWSER_VERSION] = ver[0] ? strdup(ver) : NULL;
 	join_version(ver, sizeof(ver), r->os.major, r->os.minor,
 		     r->os.patch, r->os.patch_minor);
-	bad |= put_text(u, o, "os_version", ver);
-	bad |= put_text(u, o, "device", r->device.family);
-	bad |= put_text(u, o, "device_brand", r->device.brand);
-	bad |= put_text(u, o, "device_model", r->device.model);
-	free(r);
-	if (bad) {
-		json_decref(o);
-		return pex_error_set(PEX_ENOMEM, "out of memory");
+	f->v[UA_OS_VERSION] = ver[0] ? strdup(ver) : NULL;
+	for (i = 0; i < UA__COUNT && !rc; i++) {
+		if (i == UA_BROWSER_VERSION || i == UA_OS_VERSION) {
+			if (!f->v[i] && (i == UA_BROWSER_VERSION ?
+					 r->browser.major[0] :
+					 r->os.major[0]))
+				rc = pex_error_set(PEX_ENOMEM,
+						   "out of memory");
+			continue;
+		}
+		if (src[i][0] && !(f->v[i] = strdup(src[i])))
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 	}
-	*out = o;
+	free(r);
+	if (rc) {
+		ua_fields_free(f);
+		return rc;
+	}
+	*out = f;
 	return 0;
 }
 
 /*
  * A batch's subjects mostly share a few browsers, and one uap-core parse
  * costs about a tenth of a millisecond: each distinct user agent is
- * parsed once per finish, its fields kept (a few hundred bytes) for the
- * other devices that have it. Slots hold item index + 1 of the first
- * device with that agent; parsed[] its fields.
+ * parsed once per finish, its fields kept as text for the other devices
+ * that carry it. Each device makes its own JSON strings from them, so
+ * characters replaced in them count in every subject's warnings and no
+ * value is shared between records (a batch hands them to other
+ * threads). Slots hold item index + 1 of the first device with that
+ * agent; parsed[] its fields.
  */
 struct ua_memo {
 	uint32_t *slots;
 	size_t nslots;
-	json_t **parsed; /* by device index */
+	struct ua_fields **parsed; /* by device index */
 };
 
-static int device_fields(struct pex_al_usage *u, const pex_uaparser *uap,
-			 pex_uaparser_scratch *scr, struct ua_memo *m,
-			 size_t k, json_t **out)
+static int device_fields(const struct pex_al_usage *u,
+			 const pex_uaparser *uap, pex_uaparser_scratch *scr,
+			 struct ua_memo *m, size_t k,
+			 const struct ua_fields **out)
 {
 	const struct tally *t = &u->devices.items[k];
 	uint64_t h = hash_bytes(t->key, t->len, 0);
@@ -737,17 +779,17 @@ static int device_fields(struct pex_al_usage *u, const pex_uaparser *uap,
 		}
 	}
 	m->slots[i] = (uint32_t)k + 1;
-	rc = parse_device(u, uap, scr, t, &m->parsed[k]);
+	rc = parse_device(uap, scr, t, &m->parsed[k]);
 	*out = m->parsed[k];
 	return rc;
 }
 
 static int emit_device(struct pex_al_usage *u, const struct tally *t,
-		       const json_t *fields)
+		       const struct ua_fields *fields)
 {
 	char hex[PEX_SHA256_HEX], id[64];
 	json_t *rec = json_object();
-	int bad = !rec, rc;
+	int bad = !rec, rc, i;
 
 	rc = pex_sha256_hex(t->key, t->len, hex);
 	if (rc) {
@@ -759,8 +801,9 @@ static int emit_device(struct pex_al_usage *u, const struct tally *t,
 	bad |= tally_common(u, rec, t, id);
 	bad |= json_object_set_new(rec, "user_agent", pex_source_text(
 		u->src, t->key, t->len));
-	if (fields && !bad)
-		bad |= json_object_update(rec, (json_t *)fields);
+	for (i = 0; fields && !bad && i < UA__COUNT; i++)
+		if (fields->v[i])
+			bad |= put_text(u, rec, ua_keys[i], fields->v[i]);
 	if (bad) {
 		json_decref(rec);
 		return pex_error_set(PEX_ENOMEM, "out of memory building a "
@@ -812,7 +855,7 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 			goto cleanup;
 	}
 	for (i = 0; i < u->devices.n && !rc; i++) {
-		json_t *fields = NULL;
+		const struct ua_fields *fields = NULL;
 
 		if (ua)
 			rc = device_fields(u, ua, scr, &m, i, &fields);
@@ -823,7 +866,7 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 		rc = emit_ip(u, &u->ips.items[i]);
 cleanup:
 	for (i = 0; m.parsed && i < u->devices.n; i++)
-		json_decref(m.parsed[i]);
+		ua_fields_free(m.parsed[i]);
 	free(m.parsed);
 	free(m.slots);
 	pex_uaparser_scratch_free(scr);
