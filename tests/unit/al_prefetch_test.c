@@ -103,6 +103,18 @@ static void test_every_byte_in_order(void **state)
 	}
 }
 
+/* Without a thread (pthread_create failed): the same bytes. */
+static void test_without_thread(void **state)
+{
+	char *path = make_file("direct", 10 * 4096 + 7);
+
+	(void)state;
+	pex_al_prefetch_direct(1);
+	read_all(path, 10 * 4096 + 7, 4096, 0);
+	read_all(make_file("direct0", 0), 0, 4096, 0);
+	pex_al_prefetch_direct(0);
+}
+
 static void test_empty_file(void **state)
 {
 	(void)state;
@@ -162,6 +174,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_byte_in_order),
 		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_without_thread),
 		cmocka_unit_test(test_stop_early),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_read_error),

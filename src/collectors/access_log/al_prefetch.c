@@ -21,6 +21,13 @@
 
 #define AL_PF_NBUF 4
 
+static int force_direct; /* tests: the fallback without a thread */
+
+void pex_al_prefetch_direct(int on)
+{
+	force_direct = on;
+}
+
 struct pex_al_prefetch {
 	int fd;
 	size_t block;
@@ -33,6 +40,7 @@ struct pex_al_prefetch {
 	int stop;     /* the scanner is done: the reader quits */
 	pthread_t thr;
 	int started;
+	int direct;   /* no thread could be had: read() in next() */
 	pthread_mutex_t mu;
 	pthread_cond_t filled, freed;
 };
@@ -106,11 +114,11 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->filled, NULL);
 	pthread_cond_init(&p->freed, NULL);
+	/* without a thread (the process is at its limit), read on the
+	 * caller's: slower, never a failed source */
 	if (!rc) {
-		rc = pthread_create(&p->thr, NULL, reader, p);
-		if (rc)
-			rc = pex_error_set(PEX_ERROR, "cannot start a reader "
-					   "thread: %s", strerror(rc));
+		if (force_direct || pthread_create(&p->thr, NULL, reader, p))
+			p->direct = 1;
 		else
 			p->started = 1;
 	}
@@ -125,6 +133,14 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf)
 {
 	ssize_t n;
+
+	if (p->direct) {
+		do
+			n = read(p->fd, p->buf[0], p->block);
+		while (n < 0 && errno == EINTR);
+		*buf = p->buf[0];
+		return n;
+	}
 
 	pthread_mutex_lock(&p->mu);
 	if (p->held) { /* the block handed out last is free again */

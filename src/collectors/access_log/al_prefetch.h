@@ -7,7 +7,9 @@
  * alike.
  *
  * Memory: four blocks of the size given. A block returned by
- * pex_al_prefetch_next() stays valid until the next call.
+ * pex_al_prefetch_next() stays valid until the next call. When no thread
+ * can be started, the blocks are read on the caller's thread instead.
+ * pex_al_prefetch_direct() (tests) asks for that.
  */
 #ifndef PEX_AL_PREFETCH_H
 #define PEX_AL_PREFETCH_H
@@ -23,6 +25,8 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 /* The next block: its size, 0 at the end of the file, -1 with errno set
  * when reading failed. */
 ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf);
+/* Tests: the next opens read without a thread (1) or with one (0). */
+void pex_al_prefetch_direct(int on);
 /* Stop the reader (wherever it is) and free everything; NULL-safe. */
 void pex_al_prefetch_close(struct pex_al_prefetch *p);
 
