@@ -847,9 +847,11 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 		pex_buf_free(&br->spools[i * br->n + k].mem);
 }
 
-static void *batch_worker(void *arg)
+/* One job: takes subjects until none is left. Without memory for its
+ * own config, a helper thread leaves the subjects to the others; the
+ * calling thread (main) says so for the ones it takes. */
+static void batch_loop(struct batch_run *br, int main)
 {
-	struct batch_run *br = arg;
 	const struct pex_precollected **per = calloc(br->nsrc + 1,
 						     sizeof(*per));
 	pex_config *cfg = NULL;
@@ -859,7 +861,8 @@ static void *batch_worker(void *arg)
 		free(per);
 		per = NULL;
 	}
-
+	if (!per && !main)
+		return;
 	for (;;) {
 		size_t k;
 
@@ -880,7 +883,23 @@ static void *batch_worker(void *arg)
 	}
 	pex_config_free(cfg);
 	free(per);
+}
+
+static void *batch_worker(void *arg)
+{
+	batch_loop(arg, 0);
 	return NULL;
+}
+
+/* A failed source's reason, kept for its subjects. Never NULL: a
+ * source whose error could not be copied must still count as failed. */
+static char oom_reason[] = "out of memory";
+
+static char *err_copy(const char *msg)
+{
+	char *c = strdup(msg);
+
+	return c ? c : oom_reason;
 }
 
 int pex_export_batch(const pex_config *cfg,
@@ -918,7 +937,9 @@ int pex_export_batch(const pex_config *cfg,
 		if (e && *e) {
 			errno = 0;
 			v = strtoull(e, &end, 10);
-			if (errno || *end || v > PEX_BATCH_SPOOL_MEM_MAX)
+			/* digits only: strtoull takes " 5", "+5" and "-0" */
+			if (errno || *end || *e < '0' || *e > '9' ||
+			    v > PEX_BATCH_SPOOL_MEM_MAX)
 				pex_log(PEX_LOG_WARN, NULL, "PORTEX_BATCH_MEMORY"
 					"=%s is not a number of bytes up to "
 					"%u; using %u", e,
@@ -1011,7 +1032,7 @@ int pex_export_batch(const pex_config *cfg,
 			if (progress)
 				progress(progress_data, sid, 0, 1);
 			if (rc) {
-				errors[i] = strdup(pex_error_last());
+				errors[i] = err_copy(pex_error_last());
 				rc = 0;
 			}
 			if (src)
@@ -1021,8 +1042,8 @@ int pex_export_batch(const pex_config *cfg,
 			struct pex_precollected *p = &pre[i * n + k];
 
 			if (sp[k].f && fclose(sp[k].f) && !rc && !errors[i])
-				errors[i] = strdup("cannot write a spool "
-						   "file");
+				errors[i] = err_copy("cannot write a spool "
+						     "file");
 			sp[k].f = NULL;
 			if (sets)
 				free(sets[k].items);
@@ -1091,7 +1112,7 @@ int pex_export_batch(const pex_config *cfg,
 			if (!pthread_create(&thr[started], NULL, batch_worker,
 					    &br))
 				started++;
-		batch_worker(&br);
+		batch_loop(&br, 1);
 		for (w = 0; w < started; w++)
 			pthread_join(thr[w], NULL);
 		pthread_mutex_destroy(&br.mu);
@@ -1119,7 +1140,7 @@ cleanup:
 		pex_buf_free(&spools[i].mem);
 	}
 	for (i = 0; i < nsrc; i++) {
-		if (errors)
+		if (errors && errors[i] != oom_reason)
 			free(errors[i]);
 		if (warns)
 			json_decref(warns[i]);

@@ -17,6 +17,7 @@
  * messages name no path at all (a download URL can carry a token).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,13 @@
 
 #include "collectors/http_json/hj.h"
 #include "portex/error.h"
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
@@ -201,6 +209,9 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	    strcmp(h->origin_host, "[::1]"))
 		pex_source_log(src, PEX_LOG_WARN, "credentials are sent "
 			       "without TLS (base_url is http://)");
+	/* libcurl's global set-up is not safe to run from two threads at
+	 * once (exports of a batch run on several): once, here */
+	pthread_once(&curl_once, curl_init_once);
 	h->curl = curl_easy_init();
 	if (!h->curl)
 		return pex_error_set(PEX_ENOMEM, "cannot create a curl "
