@@ -1867,7 +1867,9 @@ static void test_batch_limits(void **state)
 }
 
 /* In a batch, a limit one subject reached is in that subject's warnings
- * only; a bad line (which could have been anyone's) is in everyone's. */
+ * only; so is a bad line that holds only that subject's value. With the
+ * block search off, every line is parsed and a bad one could have been
+ * anyone's: it is in everyone's warnings. */
 static void test_batch_warnings_per_subject(void **state)
 {
 	const char *a[] = {NULL, NULL}, *b[] = {NULL, NULL};
@@ -1901,6 +1903,14 @@ static void test_batch_warnings_per_subject(void **state)
 			 1);
 	assert_int_equal(warning_count(&cs[0], "distinct user agents"), 1);
 	assert_int_equal(warning_count(&cs[1], "distinct user agents"), 0);
+	assert_int_equal(warning_count(&cs[0], "skipped"), 0);
+	assert_int_equal(warning_count(&cs[1], "skipped"), 1);
+	coll_free(&cs[0]);
+	coll_free(&cs[1]);
+
+	collect_batch(cs, 2, "{\"paths\": [\"per.log\"], "
+		      "\"max_devices\": 2, \"prefilter\": false}", subjects);
+	assert_ok(&cs[0]);
 	assert_int_equal(warning_count(&cs[0], "skipped"), 1);
 	assert_int_equal(warning_count(&cs[1], "skipped"), 1);
 	coll_free(&cs[0]);

@@ -538,6 +538,12 @@ struct run {
 	const struct pex_al_file *file;
 	unsigned long long bad[BAD__COUNT];
 	unsigned long long bad_first[BAD__COUNT];
+	/* With the block search on, a line is seen only when it holds a
+	 * value searched for: a bad one is then told to the subjects whose
+	 * values it holds (nsubjects x BAD__COUNT), not to everyone. */
+	int prefiltered;
+	unsigned long long *sbad, *sbad_first;
+	unsigned char *hit; /* nsubjects: the current bad line's */
 	unsigned long long matched;
 };
 
@@ -546,6 +552,40 @@ static void count_bad(struct run *r, enum bad_reason why,
 {
 	if (!r->bad[why]++)
 		r->bad_first[why] = lineno;
+}
+
+/* A bad line whose bytes we have: whose values does it hold? */
+static void count_bad_line(struct run *r, enum bad_reason why,
+			   unsigned long long lineno, const char *line,
+			   size_t len)
+{
+	size_t i, any = 0;
+
+	if (!r->prefiltered || !r->sbad) {
+		count_bad(r, why, lineno);
+		return;
+	}
+	memset(r->hit, 0, r->nsubjects);
+	for (i = 0; i < r->ncands; i++) {
+		const struct cand *k = &r->cands[i];
+		const char *v = k->id->value;
+
+		if (!r->hit[k->subject] && k->m->bytewise &&
+		    memmem(line, len, v, strlen(v))) {
+			r->hit[k->subject] = 1;
+			any++;
+		}
+	}
+	if (!any) { /* found by a spelling of a value: anyone's */
+		count_bad(r, why, lineno);
+		return;
+	}
+	for (i = 0; i < r->nsubjects; i++) {
+		unsigned long long *c = &r->sbad[i * BAD__COUNT + why];
+
+		if (r->hit[i] && !(*c)++)
+			r->sbad_first[i * BAD__COUNT + why] = lineno;
+	}
 }
 
 static int key_cmp3(size_t mi, const char *v, size_t vlen,
@@ -790,20 +830,25 @@ static int on_line(void *data, const char *line, size_t len,
 	case PEX_LOGLINE_EMPTY:
 		return 0;
 	case PEX_LOGLINE_TRUNCATED:
-		count_bad(r, BAD_TRUNCATED, lineno);
+		count_bad_line(r, BAD_TRUNCATED, lineno, line,
+			       len);
 		return 0;
 	case PEX_LOGLINE_BINARY:
-		count_bad(r, BAD_BINARY, lineno);
+		count_bad_line(r, BAD_BINARY, lineno, line,
+			       len);
 		return 0;
 	case PEX_LOGLINE_TOO_LONG:
-		count_bad(r, BAD_TOO_LONG, lineno);
+		count_bad_line(r, BAD_TOO_LONG, lineno, line,
+			       len);
 		return 0;
 	default:
-		count_bad(r, BAD_MISMATCH, lineno);
+		count_bad_line(r, BAD_MISMATCH, lineno, line,
+			       len);
 		return 0;
 	}
 	if (!(rec.flags & PEX_LOGREC_HAS_TIME)) {
-		count_bad(r, BAD_MISMATCH, lineno);
+		count_bad_line(r, BAD_MISMATCH, lineno, line,
+			       len);
 		return 0;
 	}
 	if (client_ip(r, &rec, lineno, client))
@@ -1080,7 +1125,7 @@ static int build_cands(struct run *r, const struct pex_identity_set *subs,
 
 static void report_bad(struct run *r)
 {
-	size_t i;
+	size_t i, k;
 
 	for (i = 0; i < BAD__COUNT; i++) {
 		if (!r->bad[i])
@@ -1090,6 +1135,20 @@ static void report_bad(struct run *r)
 				r->bad[i] == 1 ? "" : "s", bad_text[i],
 				r->bad_first[i]);
 		r->bad[i] = 0;
+	}
+	for (k = 0; r->sbad && k < r->nsubjects; k++) {
+		for (i = 0; i < BAD__COUNT; i++) {
+			unsigned long long *c = &r->sbad[k * BAD__COUNT + i];
+
+			if (!*c)
+				continue;
+			pex_source_warn_subject(r->src, k, "%s: %llu line%s "
+				"skipped: %s (first at line %llu)",
+				r->file->name, *c, *c == 1 ? "" : "s",
+				bad_text[i],
+				r->sbad_first[k * BAD__COUNT + i]);
+			*c = 0;
+		}
 	}
 }
 
@@ -1210,6 +1269,15 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			goto cleanup;
 		so.multi = multi;
 		so.set = set;
+		r.prefiltered = 1;
+		r.sbad = calloc(nsubjects * BAD__COUNT, sizeof(*r.sbad));
+		r.sbad_first = calloc(nsubjects * BAD__COUNT,
+				      sizeof(*r.sbad_first));
+		r.hit = calloc(nsubjects, 1);
+		if (!r.sbad || !r.sbad_first || !r.hit) {
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto cleanup;
+		}
 	}
 	so.max_line = (size_t)c->max_line_bytes;
 	/* The device and address tables are per subject as for one
@@ -1272,6 +1340,9 @@ cleanup:
 	free(r.cands);
 	free(r.keys);
 	free(r.best);
+	free(r.sbad);
+	free(r.sbad_first);
+	free(r.hit);
 	return rc;
 }
 
