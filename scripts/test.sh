@@ -27,5 +27,5 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan "" -DCMAKE_BUILD_TYPE=Debug -DPEX_SANITIZE=ON
 echo "== thread sanitizer build: the threaded parts =="
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	run_suite build-tsan "bundle|al_prefetch|access_log|e2e_demo|e2e_weblog|e2e_crash" \
+	run_suite build-tsan "bundle|al_prefetch|cleanup|access_log|e2e_demo|e2e_weblog|e2e_crash|e2e_interrupt" \
 	-DCMAKE_BUILD_TYPE=Debug -DPEX_TSAN=ON

@@ -42,6 +42,7 @@
 #include "bundle/internal.h"
 #include "bundle/xmlout.h"
 #include "core/buf.h"
+#include "core/cleanup.h"
 #include "core/hash.h"
 #include "model/kinds.h"
 #include "model/schemas.h"
@@ -174,7 +175,9 @@ static const char *bundle_workdir(pex_bundle *b)
 
 		if (!w) {
 			pex_error_set(PEX_ENOMEM, "out of memory");
-		} else if (!mkdtemp(w)) {
+		} else if (pex_cleanup_mkdtemp(w)) {
+			/* made and registered for removal on interruption
+			 * in one step (core/cleanup.h) */
 			pex_error_set(PEX_EIO, "cannot make a work folder %s: "
 				      "%s", b->workdir_template,
 				      strerror(errno));
@@ -529,6 +532,12 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 				   dir, strerror(errno));
 		goto fail;
 	}
+	/* One prefix entry covers both the temporary zip and libzip's own
+	 * "<tmp_path>.XXXXXX" that zip_close() renames to it: names that
+	 * begin with ".NAME.portex-PID.tmp" are only ever made by us. */
+	rc = pex_cleanup_add(b->tmp_path, PEX_CLEANUP_PREFIX);
+	if (rc)
+		goto fail;
 	b->workdir_template = work;
 	work = NULL;
 	pex_att_init(&b->att, att_workdir, b);
@@ -1548,8 +1557,10 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	}
 	za = NULL;
 	rc = sync_and_rename(b->tmp_path, b->out_path);
-	if (!rc)
+	if (!rc) {
 		b->sealed = 1;
+		pex_cleanup_forget(b->tmp_path);
+	}
 cleanup:
 	if (za)
 		zip_discard(za);
@@ -1623,10 +1634,13 @@ void pex_bundle_free(pex_bundle *b)
 		}
 	}
 	pex_att_free(&b->att);
-	if (b->workdir)
-		rmdir(b->workdir);
+	/* a folder rmdir() leaves (something in it was not removed) stays
+	 * registered, so an interruption or pex_cleanup_run() takes it */
+	if (b->workdir && !rmdir(b->workdir))
+		pex_cleanup_forget(b->workdir);
 	if (!b->sealed && b->tmp_path)
 		unlink(b->tmp_path);
+	pex_cleanup_forget(b->tmp_path);
 	pthread_mutex_destroy(&b->work_mu);
 	free(b->workdir);
 	free(b->workdir_template);

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "core/cleanup.h"
+#include "portex/error.h"
 
 static const struct {
 	const char *name;
@@ -40,6 +42,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	size_t i;
+	int rc;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -54,9 +57,22 @@ int main(int argc, char **argv)
 		printf("portex %s\n", PEX_VERSION);
 		return PEX_EXIT_OK;
 	}
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].run(argc - 1, argv + 1);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name))
+			continue;
+		/* before any thread exists, so that every thread inherits
+		 * the blocked signals and only the cleanup thread sees
+		 * them: Ctrl-C then leaves no personal data in temporary
+		 * files (core/cleanup.h) */
+		if (pex_cleanup_on_signals())
+			fprintf(stderr, "portex: %s; an interruption may "
+				"leave temporary files beside the output\n",
+				pex_error_last());
+		rc = commands[i].run(argc - 1, argv + 1);
+		/* anything a failed path left registered */
+		pex_cleanup_run();
+		return rc;
+	}
 	fprintf(stderr, "portex: unknown command '%s'; the commands are "
 		"export, verify, validate and check (see 'portex --help')\n",
 		argv[1]);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/cleanup.h"
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "model/kinds.h"
@@ -965,7 +966,7 @@ int pex_export_batch(const pex_config *cfg,
 		pex_buf_printf(&w, "%s/.portex-batch-XXXXXX", dirname(tmp));
 		work = pex_buf_detach(&w);
 	}
-	if (!work || !mkdtemp(work)) {
+	if (!work || pex_cleanup_mkdtemp(work)) {
 		rc = pex_error_set(PEX_EIO, "cannot make a work folder beside "
 				   "%s: %s", subjects[0].out_path,
 				   strerror(errno));
@@ -1147,8 +1148,8 @@ cleanup:
 	}
 	for (i = 0; pre && i < nsrc * n; i++)
 		json_decref(pre[i].warnings);
-	if (work)
-		rmdir(work);
+	if (work && !rmdir(work))
+		pex_cleanup_forget(work);
 	pex_buf_free(&pool.line);
 	free(work);
 	free(tmp);

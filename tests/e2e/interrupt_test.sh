@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Ctrl-C (SIGINT) or kill -TERM during an export must leave no personal
+# data behind: no hidden temporary zip, work folder or batch spool folder
+# beside the output, and no file at the output path unless it is a whole
+# bundle. The exit code says which signal ended the run (128 + signal).
+# Bundles already in the folder (an earlier bundle of the same name, or
+# another person's) stay as they were. kill -9 is crash_test.sh's part.
+#
+# The input is a ~300 MB access log (bench/weblog-gen.py), so that the
+# export is still reading when the signal comes. Each run is signalled
+# either after a fixed delay or as soon as a hidden temporary path of the
+# export appears; a run that finished before the signal must have written
+# a bundle that verifies. At least the runs signalled on a work folder
+# must really be interrupted (the scan goes on well after the folder is
+# made), so the test cannot pass without testing anything.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+shopt -s nullglob dotglob
+# Under ThreadSanitizer: the _exit() that ends an interrupted run leaves
+# finished, unjoined threads on purpose; that is not a leak to report.
+export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}report_thread_leaks=0"
+
+LOG="$WORK/access.log"
+OUT="$WORK/out"
+mkdir -p "$OUT"
+python3 "$PEX_SOURCE_DIR/bench/weblog-gen.py" bench \
+	--size $((300 * 1024 * 1024)) "$LOG" >"$WORK/meta.json"
+IDENT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))
+["identity"])' "$WORK/meta.json")
+cat >"$WORK/portex.yaml" <<EOF
+version: 1
+controller: {name: Interrupt Ltd, contact: privacy@interrupt.example}
+categories:
+  usage: {purposes: [security], lawful_basis: [legitimate_interests],
+          retention: 26 months}
+sources:
+  - id: weblog
+    collector: access_log
+    category: usage
+    weak_identities: true
+    options: {paths: ["$LOG"], format: combined, match: [ip]}
+EOF
+
+hidden() { # DIR: its hidden entries, one a line
+	local f
+	for f in "$1"/.*; do
+		case "${f##*/}" in . | ..) ;; *) echo "${f##*/}" ;; esac
+	done
+}
+
+# A finished bundle of another person, and an earlier bundle at the very
+# name the interrupted runs write to: both must come through unchanged.
+run "$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" \
+	-o "$OUT/done.zip"
+expect_code 0 "export to completion"
+run "$PORTEX" verify "$OUT/done.zip"
+expect_code 0 "verify the finished bundle"
+[ -z "$(hidden "$OUT")" ] || fail "a finished export left:" \
+	"$(hidden "$OUT")"
+ok "a finished export leaves nothing hidden and verifies"
+cp "$OUT/done.zip" "$OUT/out.zip"
+DONE_SUM=$(sha256sum <"$OUT/done.zip")
+
+# start: run portex in the background with its signals at their default
+# disposition (a non-interactive shell would make SIGINT ignored for a
+# background job, and an ignored signal never reaches portex)
+start() {
+	env --default-signal=INT,TERM,HUP "$@" >"$WORK/stdout" \
+		2>"$WORK/stderr" &
+	pid=$!
+}
+
+# finish SIG WHAT DIR [started]: wait for the run; check the code, the
+# message and the output folder ("started": portex had begun its work, so
+# the message is due). Sets $ended to the exit code and $interrupted to 1
+# when the signal ended the run.
+finish() {
+	local sig=$1 what=$2 dir=$3 want left
+	set +e
+	wait "$pid"
+	code=$?
+	ended=$code
+	set -e
+	err=$(cat "$WORK/stderr")
+	left=$(hidden "$dir")
+	[ -z "$left" ] || fail "$what: left behind in the output folder:" \
+		"$left"
+	case $sig in INT) want=130 ;; TERM) want=143 ;; esac
+	if [ "$code" -eq 0 ]; then
+		# finished before the signal: then the bundle must be whole
+		interrupted=0
+		return
+	fi
+	[ "$code" -eq "$want" ] || fail "$what: exit $code, wanted $want" \
+		"(or 0 if it finished first); stderr: $err"
+	# an empty stderr: the signal came before main() had set up the
+	# cleanup thread, so the default action ended portex before it
+	# could make anything (the folder check above still holds)
+	if [ -n "$err" ] || [ "$4" = started ]; then
+		expect_in "$err" "interrupted (SIG$sig)" "$what: message"
+		expect_in "$err" "temporary files removed" "$what: message"
+	fi
+	interrupted=1
+}
+
+# wait_for 'GLOB': until a path matches (the pattern is expanded on each
+# look, not once by the caller) or portex has ended
+wait_for() {
+	while kill -0 "$pid" 2>/dev/null; do
+		compgen -G "$1" >/dev/null && return 0
+	done
+	return 0
+}
+
+check_outputs() { # what
+	[ "$(sha256sum <"$OUT/done.zip")" = "$DONE_SUM" ] ||
+		fail "$1: the earlier bundle done.zip changed"
+	if [ "$interrupted" = 1 ]; then
+		[ "$(sha256sum <"$OUT/out.zip")" = "$DONE_SUM" ] ||
+			fail "$1: the earlier out.zip was replaced"
+	else # a new bundle: it must be whole
+		run "$PORTEX" verify "$OUT/out.zip"
+		expect_code 0 "$1: verify the new out.zip"
+		cp "$OUT/done.zip" "$OUT/out.zip" # the earlier one again
+	fi
+}
+
+real=0
+for sig in INT TERM; do
+	for delay in 0.05 0.2; do
+		what="SIG$sig after ${delay}s"
+		start "$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" \
+			-o "$OUT/out.zip"
+		sleep "$delay"
+		kill -s "$sig" "$pid" 2>/dev/null || true
+		finish "$sig" "$what" "$OUT"
+		check_outputs "$what"
+		real=$((real + interrupted))
+		ok "$what: exit $ended, no temporary files, bundles intact"
+	done
+
+	what="SIG$sig once the work folder exists"
+	start "$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" \
+		-o "$OUT/out.zip"
+	wait_for "$OUT/.out.zip.portex-work-*"
+	kill -s "$sig" "$pid" 2>/dev/null || true
+	finish "$sig" "$what" "$OUT" started
+	[ "$interrupted" = 1 ] || fail "$what: the export ended before" \
+		"the signal (exit $code); the input is too small to test this"
+	check_outputs "$what"
+	real=$((real + 1))
+	ok "$what: exit $ended, work folder removed"
+
+	# the temporary zip lives only while the bundle is sealed: the signal
+	# may come too late, then the new bundle must verify. Once per signal
+	# would double the slowest part of the test for little more.
+	[ "$sig" = INT ] || continue
+	what="SIG$sig once the temporary zip exists"
+	start "$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" \
+		-o "$OUT/out.zip"
+	wait_for "$OUT/.out.zip.portex-*.tmp*"
+	kill -s "$sig" "$pid" 2>/dev/null || true
+	finish "$sig" "$what" "$OUT" started
+	check_outputs "$what"
+	real=$((real + interrupted))
+	ok "$what: exit $ended, no temporary zip left"
+done
+echo "# $real runs were interrupted, the others finished first"
+
+# --batch: a shared pass spools every subject's records into a hidden
+# batch folder beside the bundles before any bundle is written.
+python3 - "$IDENT" >"$WORK/subjects.csv" <<'PY'
+import sys
+print("identities,request_id,output")
+print("%s,REQ-1,subject.zip" % sys.argv[1])
+for k in range(2, 6):
+    print("ip:10.0.0.%d@2026-01-01T01:00:00Z/PT30M,REQ-%d," % (k, k))
+PY
+BOUT="$WORK/batch"
+for sig in INT TERM; do
+	rm -rf "$BOUT"
+	mkdir -p "$BOUT"
+	what="--batch, SIG$sig once the batch folder exists"
+	start "$PORTEX" export -q -c "$WORK/portex.yaml" \
+		--batch "$WORK/subjects.csv" --out-dir "$BOUT"
+	wait_for "$BOUT/.portex-batch-*"
+	kill -s "$sig" "$pid" 2>/dev/null || true
+	finish "$sig" "$what" "$BOUT" started
+	[ "$interrupted" = 1 ] || fail "$what: the batch ended before the" \
+		"signal (exit $code)"
+	for z in "$BOUT"/*; do # what is there must be whole
+		run "$PORTEX" verify "$z"
+		expect_code 0 "$what: verify ${z##*/}"
+	done
+	ok "$what: exit $ended, batch folder removed"
+done
+echo "$PASS passed"
