@@ -1186,10 +1186,26 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		jstr(env, "request_id") : "(none given)");
 	pex_buf_printf(&r, "%s\n\n", json_is_true(json_object_get(env,
 		       "complete")) ?
-		"The export is complete: every configured source was read." :
+		"The export is complete: every configured source was "
+		"searched." :
 		"THE EXPORT IS NOT COMPLETE: at least one source could not "
 		"be read.\nThe list below and manifest.json name each one "
 		"and the reason.");
+	{
+		json_int_t nw = 0;
+		const json_t *w;
+
+		json_array_foreach(json_object_get(env, "warnings"), i, w)
+			nw += json_integer_value(json_object_get(w, "count"));
+		/* what a source read only in part (a skipped log line, a
+		 * list cut at a limit) must not hide behind "complete" */
+		if (nw)
+			pex_buf_printf(&r, "Some entries could not be read or "
+				       "were left out of a list (%"
+				       JSON_INTEGER_FORMAT " in all); "
+				       "manifest.json lists each, under "
+				       "\"warnings\".\n\n", nw);
+	}
 	pex_buf_printf(&r, "Questions about this data: %s", jstr(ctl,
 		       "contact"));
 	if (*jstr(ctl, "address"))

@@ -122,4 +122,30 @@ run "$PORTEX" export -c "$D/missing.yaml" -s "$IDENT" -o "$WORK/missing.zip"
 expect_in "$out$err" "missing.log" "missing file named"
 ok "a missing log file fails the source"
 
+# A malformed line that holds the subject's address: counted in the
+# manifest's warnings, and README.txt tells the person that something
+# could not be read, though the export is complete.
+B="$WORK/badline"
+mkdir -p "$B"
+cp "$D/access.log" "$B/access.log"
+printf '%s this line is not in the format\n' "${IDENT#ip:}" |
+	sed 's/@[^ ]*//' >>"$B/access.log"
+sed "s|paths: \[access.log\*\]|paths: [\"$B/access.log\"]|" \
+	"$D/portex.yaml" >"$B/portex.yaml"
+grep -q "$B/access.log" "$B/portex.yaml" || fail "test config not made"
+run "$PORTEX" export -c "$B/portex.yaml" -s "$IDENT" -o "$B/out.zip"
+expect_code 0 "export with a malformed line of the subject's"
+run python3 - "$B/out.zip" <<'PY'
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+m = json.loads(z.read("manifest.json"))
+w = [x for x in m["warnings"] if "skipped" in x["message"]]
+assert len(w) == 1 and w[0]["count"] == 1, m["warnings"]
+r = z.read("README.txt").decode()
+assert "could not be read" in r and "manifest.json" in r, r[:600]
+print(w[0]["message"])
+PY
+expect_code 0 "warning in the manifest and in README.txt"
+ok "a skipped line of the subject's is told in the manifest and README.txt"
+
 echo "weblog: $PASS checks passed"
