@@ -126,7 +126,7 @@ for k, ip in enumerate(ips, 1):
 PY
 rm -rf "$DIR/batch"
 mkdir -p "$DIR/batch"
-measure "(c) portex --batch 100" "$PORTEX" export -c "$DIR/plain.yaml" \
+measure "(c) portex --batch 100" "$PORTEX" export -c "$DIR/plain.yaml" --replace \
 	--batch "$DIR/subjects.csv" --out-dir "$DIR/batch" -q
 echo "      ($(find "$DIR/batch" -name '*.zip' | wc -l) bundles)"
 # ----------------------------------------------------------------------

@@ -2120,12 +2120,14 @@ static void test_count_newlines(void **state)
 }
 
 /* The SIMD search against glibc's memmem on text of a small alphabet,
- * where near-misses are everywhere, at every alignment and length. */
+ * where near-misses are everywhere, at every alignment and length, on
+ * every SIMD path the CPU has (AVX-512, AVX2, SSE2). */
 static void test_find_like_memmem(void **state)
 {
 	char hay[3000], nd[16];
 	unsigned seed = 99;
 	size_t i, trial;
+	int lv;
 
 	for (i = 0; i < sizeof(hay); i++) {
 		seed = seed * 1103515245u + 12345u;
@@ -2144,9 +2146,13 @@ static void test_find_like_memmem(void **state)
 			seed = seed * 1103515245u + 12345u;
 			nd[i] = "0123."[(seed >> 16) % 5];
 		}
-		assert_ptr_equal(pex_al_find(hay + off, len, nd, m),
-				 memmem(hay + off, len, nd, m));
+		for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
+			pex_al_multi_simd(lv);
+			assert_ptr_equal(pex_al_find(hay + off, len, nd, m),
+					 memmem(hay + off, len, nd, m));
+		}
 	}
+	pex_al_multi_simd(PEX_AL_SIMD_BEST);
 }
 
 static void test_scan_lines(void **state)

@@ -453,12 +453,46 @@ static const char *find_sse2(const char *h, size_t n, const char *nd,
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+static int have_avx512bw(void);
+
+/* find_avx2 64 positions a round, where the CPU has AVX-512BW. */
+__attribute__((target("avx512f,avx512bw")))
+static const char *find_avx512(const char *h, size_t n, const char *nd,
+			       size_t m)
+{
+	const __m512i f = _mm512_set1_epi8(nd[0]);
+	const __m512i l = _mm512_set1_epi8(nd[m - 1]);
+	size_t i = 0;
+
+	for (; i + 64 + m - 1 <= n; i += 64) {
+		__m512i a = _mm512_loadu_si512((const void *)(h + i));
+		__m512i b = _mm512_loadu_si512((const void *)(h + i + m - 1));
+		uint64_t mask = (uint64_t)_mm512_mask_cmpeq_epi8_mask(
+			_mm512_cmpeq_epi8_mask(a, f), b, l);
+
+		while (mask) {
+			unsigned k = (unsigned)__builtin_ctzll(mask);
+
+			if (!memcmp(h + i + k + 1, nd + 1, m - 2))
+				return h + i + k;
+			mask &= mask - 1;
+		}
+	}
+	return find_avx2(h + i, n - i, nd, m);
+}
+#endif
+
+static int simd_max; /* see pex_al_multi_simd */
+
 const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
 {
 	if (m < 2)
 		return m ? memchr(h, nd[0], n) : h;
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (have_avx2())
+	if (simd_max >= PEX_AL_SIMD_BEST && have_avx512bw())
+		return find_avx512(h, n, nd, m);
+	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
 		return find_avx2(h, n, nd, m);
 #endif
 #ifdef __SSE2__

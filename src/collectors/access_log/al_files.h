@@ -29,7 +29,7 @@
 #include "portex/collector.h"
 
 #define PEX_AL_FILES_MAX 100000   /* files matched by all patterns */
-#define PEX_AL_BLOCK (256u << 10) /* libarchive read size: fits L2 */
+#define PEX_AL_BLOCK (1u << 20) /* read size: 4 in the read-ahead ring */
 #define PEX_AL_DIRECT_NEEDLES 8   /* more go through pex_logneedles */
 
 struct pex_al_file {
@@ -68,8 +68,9 @@ void pex_al_multi_free(struct pex_al_multi *m);
 /* First position in h[0..n) where a needle starts, or NULL. */
 const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 			      size_t n);
-/* Tests: search with at most this SIMD level (what the CPU has, up to
- * it); PEX_AL_SIMD_BEST is the default. */
+/* Tests: search (pex_al_find and pex_al_multi_find) with at most this
+ * SIMD level (what the CPU has, up to it); PEX_AL_SIMD_BEST is the
+ * default. */
 #define PEX_AL_SIMD_NONE 0
 #define PEX_AL_SIMD_AVX2 1
 #define PEX_AL_SIMD_BEST 2 /* AVX-512BW */
