@@ -851,7 +851,7 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 /* One job: takes subjects until none is left. Without memory for its
  * own config, a helper thread leaves the subjects to the others; the
  * calling thread (main) says so for the ones it takes. */
-static void batch_loop(struct batch_run *br, int main)
+static void batch_loop(struct batch_run *br, int is_main)
 {
 	const struct pex_precollected **per = calloc(br->nsrc + 1,
 						     sizeof(*per));
@@ -862,7 +862,7 @@ static void batch_loop(struct batch_run *br, int main)
 		free(per);
 		per = NULL;
 	}
-	if (!per && !main)
+	if (!per && !is_main)
 		return;
 	for (;;) {
 		size_t k;
