@@ -28,6 +28,14 @@ want="contact-form:1 contact-form:2 crm:C-17 newsletter:newsletter.csv:2 "
 [ "$ids" = "$want" ] || fail "contact ids: got '$ids', want '$want'"
 ok "exactly the subject's four records"
 
+# Found by customer id alone: the CRM row gives her email, which finds
+# the rest; the same four records.
+run "$PORTEX" export -c "$demo/portex.yaml" -s customer_id:C-17 -o "$WORK/by-id.zip"
+expect_code 0 "export by customer id"
+ids=$($CHECK ids "$WORK/by-id.zip" contacts | sort | tr '\n' ' ')
+[ "$ids" = "$want" ] || fail "by customer id: got '$ids', want '$want'"
+ok "by customer id alone: the same four records"
+
 $CHECK absent "$zip" alicia@example.com malice@example.com \
 	alice@example.co\" alice.renouf@greve.example bob@harbourtrust.example \
 	"Le Marquand" "Grève" C-18 C-19 "o'brien" \
