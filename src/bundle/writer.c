@@ -1143,10 +1143,16 @@ static int add_entry(zip_t *za, const struct entry *e, time_t mtime,
 		zip_source_free(src);
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	}
+	/* Unix mode 0644 for what the person unpacks (libzip's default,
+	 * 0666, would make every file writable by anyone on their
+	 * machine) */
 	if ((!e->doc && !e->packed &&
 	     zip_set_file_compression(za, (zip_uint64_t)idx,
 						 ZIP_CM_DEFLATE,
 						 (zip_uint32_t)level)) ||
+	    zip_file_set_external_attributes(za, (zip_uint64_t)idx, 0,
+					     ZIP_OPSYS_UNIX,
+					     (zip_uint32_t)(0100644) << 16) ||
 	    zip_file_set_mtime(za, (zip_uint64_t)idx, mtime, 0))
 		return pex_error_set(PEX_ERROR, "zip: %s", zip_strerror(za));
 	return 0;
@@ -1324,7 +1330,9 @@ static int sync_and_rename(const char *tmp, const char *out)
 	int fd, rc = 0;
 
 	fd = open(tmp, O_RDONLY);
-	if (fd < 0 || fsync(fd))
+	/* one person's data: theirs and the operator's to read, nobody
+	 * else's, whatever the umask (libzip leaves 0666 & ~umask) */
+	if (fd < 0 || fchmod(fd, 0600) || fsync(fd))
 		rc = pex_error_set(PEX_EIO, "cannot sync %s: %s", tmp,
 				   strerror(errno));
 	if (fd >= 0)

@@ -34,7 +34,8 @@ static void help(FILE *f)
 "                         ip:203.0.113.7@2026-01-03T10:00:00Z/PT30M\n"
 "  -r, --request-id ID    the request this answers (goes into the bundle)\n"
 "  -o, --output FILE      where to write the zip; it appears only when\n"
-"                         complete; an existing file is replaced\n"
+"                         complete; an earlier bundle there is replaced,\n"
+"                         any other file is refused\n"
 "      --batch FILE       one bundle per row of a CSV file with the columns\n"
 "                         identities (space-separated TYPE:VALUE), and\n"
 "                         optionally request_id and output (a file name);\n"
@@ -55,7 +56,9 @@ static void help(FILE *f)
 "\n"
 "exit codes: 0 complete bundle written; 1 failed, no bundle; 2 usage\n"
 "error; 3 bundle written with --allow-partial while a source failed.\n"
-"With --batch: 0 all complete, 3 some partial, 1 any failed.\n");
+"With --batch: 0 all complete, 3 some partial, 1 any failed.\n"
+"Interrupted: 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP); the\n"
+"temporary files are removed, and no unfinished bundle is left.\n");
 }
 
 struct progress {
@@ -424,6 +427,70 @@ done:
 	return code;
 }
 
+/* Errors only (-q): the sources that failed, and why. */
+static void print_failed_sources(const json_t *sum, FILE *f)
+{
+	const json_t *src;
+	size_t i;
+
+	json_array_foreach(json_object_get(sum, "sources"), i, src) {
+		const json_t *err = json_object_get(src, "error");
+
+		if (err)
+			fprintf(f, "portex export: source %s: %s\n",
+				json_string_value(json_object_get(src, "id")),
+				json_string_value(err));
+	}
+}
+
+/* -o replaces an earlier bundle; any other file there (a config, a
+ * database, a log given by mistake) is refused. Returns 0 when fine. */
+static int check_output(const char *path)
+{
+	unsigned char magic[4] = { 0 };
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	if (stat(path, &st))
+		return 0; /* nothing there yet */
+	if (!S_ISREG(st.st_mode))
+		return 0; /* the bundle writer says what is wrong */
+	f = fopen(path, "rb");
+	n = f ? fread(magic, 1, sizeof(magic), f) : 0;
+	if (f)
+		fclose(f);
+	if (st.st_size == 0 ||
+	    (n == 4 && !memcmp(magic, "PK\3\4", 4)))
+		return 0;
+	fprintf(stderr, "portex export: -o %s: that file exists and is not "
+		"a bundle (a zip); it is left as it is. Give the bundle a "
+		"new name.\n", path);
+	return 1;
+}
+
+/* A request id goes into the bundle's JSON and XML: printable text of
+ * a sane length, checked before anything is read. */
+static int check_request_id(const char *id)
+{
+	size_t i, n = strlen(id);
+
+	if (!n || n > 200) {
+		fprintf(stderr, "portex export: -r: a request id of 1 to 200 "
+			"characters\n");
+		return 1;
+	}
+	for (i = 0; i < n; i++) {
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f) {
+			fprintf(stderr, "portex export: -r: the request id "
+				"holds a control character (byte %zu)\n",
+				i + 1);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int pex_cmd_export(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -542,6 +609,9 @@ int pex_cmd_export(int argc, char **argv)
 			"at least one -s TYPE:VALUE" : "-o OUT.zip");
 		goto cleanup;
 	}
+	if ((req.request_id && check_request_id(req.request_id)) ||
+	    check_output(req.out_path))
+		goto cleanup;
 	if (pex_config_load(&cfg, config)) {
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 		if (access(config, F_OK))
@@ -564,6 +634,8 @@ int pex_cmd_export(int argc, char **argv)
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 		if (summary && !prog.quiet && !json_out)
 			print_summary(summary, stderr);
+		else if (summary && !json_out)
+			print_failed_sources(summary, stderr);
 		if (summary && json_out) {
 			json_object_set_new(summary, "error",
 					    json_string(pex_error_last()));
@@ -580,6 +652,8 @@ int pex_cmd_export(int argc, char **argv)
 		       rc == PEX_EXPORT_COMPLETE ? "complete" :
 		       "INCOMPLETE: a source failed");
 		print_summary(summary, stdout);
+	} else if (rc == PEX_EXPORT_PARTIAL) {
+		print_failed_sources(summary, stderr);
 	}
 	code = rc == PEX_EXPORT_COMPLETE ? PEX_EXIT_OK : PEX_EXIT_PARTIAL;
 	goto cleanup;

@@ -67,6 +67,40 @@ expect_code 0 "--version"
 nobundle "usage errors"
 ok "usage errors exit 2 with a hint; --help and --version work"
 
+# -- -o replaces an earlier bundle, never another file ----------------------
+before=$(sha256sum "$cfg")
+run "$PORTEX" export -c "$cfg" $S -o "$cfg"
+expect_code 2 "-o naming the config"
+expect_in "$err" "not a bundle" "says the file is not a bundle"
+[ "$before" = "$(sha256sum "$cfg")" ] || fail "-o overwrote the config"
+run "$PORTEX" export -c "$cfg" $S -r "$(printf 'R\007')" -o "$zip"
+expect_code 2 "a control character in the request id"
+expect_in "$err" "control character" "says what is wrong with it"
+nobundle "-o and -r refused"
+run "$PORTEX" export -c "$cfg" $S -o "$zip"
+expect_code 0 "a bundle"
+[ "$(stat -c %a "$zip")" = 600 ] || fail "the bundle is not 0600"
+modes=$(python3 -c 'import sys, zipfile
+print(sorted({oct(i.external_attr >> 16) for i in zipfile.ZipFile(sys.argv[1]).infolist()}))' "$zip")
+[ "$modes" = "['0o100644']" ] || fail "zip entries unpack as $modes"
+run "$PORTEX" export -c "$cfg" $S -o "$zip"
+expect_code 0 "an earlier bundle is replaced"
+rm -f "$zip"
+ok "-o: bundles replaced, other files refused; 0600 bundle, 0644 entries"
+
+# -- -q still says which source failed and why ------------------------------
+mkdir -p "$WORK/q"
+cp -r "$demo/." "$WORK/q/"
+rm "$WORK/q/newsletter.csv"
+run "$PORTEX" export -c "$WORK/q/portex.yaml" $S -o "$zip" -q
+expect_code 1 "a failed source with -q"
+expect_in "$err" "source newsletter:" "-q names the failed source"
+run "$PORTEX" export -c "$WORK/q/portex.yaml" $S -o "$zip" -q --allow-partial
+expect_code 3 "a partial bundle with -q"
+expect_in "$err" "source newsletter:" "-q names the failed source of a partial bundle"
+rm -f "$zip"
+ok "-q: errors only, the failed source and its reason among them"
+
 # -- batch outputs: a missing folder is made, nothing is written over -------
 printf 'identities,request_id\nemail:alice@example.com,REQ/42\nemail:alicia@example.com,\n' > "$WORK/two.csv"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new/"
