@@ -1241,13 +1241,18 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		json_int_t k = json_integer_value(json_object_get(s,
 								  "records"));
 
-		pex_buf_printf(&r, "  %s: %" JSON_INTEGER_FORMAT " record%s"
-			       " (%s)%s%s\n",
-			       *jstr(s, "description") ? jstr(s, "description")
-						       : jstr(s, "id"),
-			       k, k == 1 ? "" : "s", jstr(s, "status"),
-			       *jstr(s, "error") ? ": " : "",
-			       jstr(s, "error"));
+		const char *what = *jstr(s, "description") ?
+				   jstr(s, "description") : jstr(s, "id");
+
+		/* "0 records" would read as "nothing held" */
+		if (!strcmp(jstr(s, "status"), "failed"))
+			pex_buf_printf(&r, "  %s: COULD NOT BE SEARCHED (%s)\n",
+				       what, *jstr(s, "error") ?
+				       jstr(s, "error") : "failed");
+		else
+			pex_buf_printf(&r, "  %s: %" JSON_INTEGER_FORMAT
+				       " record%s (%s)\n", what, k,
+				       k == 1 ? "" : "s", jstr(s, "status"));
 	}
 	for (i = 0; i < n; i++)
 		natt += ents[i].file != NULL;

@@ -602,7 +602,21 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	json_object_set_new(envelope, "subject", json_pack("{s:o}",
 			    "identities", identities_json(&all)));
 	json_object_set_new(envelope, "categories", categories_json(cfg));
-	json_object_set(envelope, "sources", statuses);
+	/* The bundle is the person's: a failed source's reason there says
+	 * what happened, not where (the detailed one, with the server's
+	 * paths and config lines, is the operator's, in the summary). */
+	{
+		json_t *pub = json_deep_copy(statuses), *st_i;
+		size_t j;
+
+		json_array_foreach(pub, j, st_i)
+			if (json_object_get(st_i, "error"))
+				json_object_set_new(st_i, "error", json_string(
+					"the source could not be read; the "
+					"organisation has the technical "
+					"details"));
+		json_object_set_new(envelope, "sources", pub);
+	}
 	json_object_set(envelope, "warnings", warnings);
 
 	*summary = json_pack("{s:s, s:s, s:b, s:O, s:O, s:{s:I, s:I, s:I, "

@@ -181,10 +181,16 @@ expect_in "$err" "gone.sqlite" "names the missing file"
 nobundle "missing database"
 run "$PORTEX" export -c "$demo/gone.yaml" $S -o "$zip" --allow-partial
 expect_code 3 "missing database with --allow-partial"
-v=$($CHECK get "$zip" '[d["complete"], m["complete"], [(s["id"], s["status"]) for s in m["sources"]], "gone.sqlite" in m["sources"][0]["error"]]')
-[ "$v" = '[false, false, [["crm", "failed"], ["contact-form", "failed"], ["newsletter", "ok"]], true]' ] \
+expect_in "$out$err" "gone.sqlite" "the operator is told which file"
+# the person is told what happened, not the server's paths or config
+v=$($CHECK get "$zip" '[d["complete"], m["complete"], [(s["id"], s["status"]) for s in m["sources"]], "sqlite" in m["sources"][0]["error"] or "/" in m["sources"][0]["error"], "could not be read" in d["sources"][0]["error"]]')
+[ "$v" = '[false, false, [["crm", "failed"], ["contact-form", "failed"], ["newsletter", "ok"]], false, true]' ] \
 	|| fail "partial manifest: $v"
 unzip -p "$zip" README.txt | grep -q "NOT COMPLETE" || fail "README must say incomplete"
+unzip -p "$zip" README.txt | grep -q "COULD NOT BE SEARCHED" ||
+	fail "README must say which sources could not be searched"
+! unzip -p "$zip" README.txt manifest.json data/bundle.json | grep -q "$demo" ||
+	fail "the bundle names the server's paths"
 rm -f "$zip"
 ok "a failed source: no bundle, or with --allow-partial one marked incomplete (exit 3)"
 
