@@ -165,13 +165,35 @@ static int check_source_options(pex_config *cfg, struct collect_errors *ce)
 	pex_buf_reset(&ce->out);
 	ce->count = 0;
 	json_array_foreach(sources, i, s) {
-		const char *bad = NULL;
+		const char *bad = NULL, *id = json_string_value(
+			json_object_get(s, "id"));
 		char ptr[256];
 		char *where;
-		int rc = pex_collector_check_options(
+		size_t j;
+		int rc;
+
+		/* ids name records ("crm:1"): two sources with one id would
+		 * make one's records look like the other's */
+		for (j = 0; id && j < i; j++) {
+			const char *o = json_string_value(json_object_get(
+				json_array_get(sources, j), "id"));
+
+			if (o && !strcmp(o, id))
+				break;
+		}
+		if (id && j < i) {
+			snprintf(ptr, sizeof(ptr), "/sources/%zu/id", i);
+			pex_buf_printf(&ce->out, "%s%s:%d: sources[%zu].id: "
+				       "'%s' is the id of sources[%zu] too; "
+				       "give each source its own",
+				       ce->out.len ? "\n" : "", cfg->path,
+				       pex_config_line(cfg, ptr), i, id, j);
+			ce->count++;
+			continue;
+		}
+		rc = pex_collector_check_options(
 			json_string_value(json_object_get(s, "collector")),
 			json_object_get(s, "options"), &bad);
-
 		if (!rc)
 			continue;
 		if (bad)

@@ -31,6 +31,13 @@ expect_in "$err" "email" "names the types the config uses"
 # types real but not this config's: the demo holds no web log, so an
 # address or a user name would find nothing; an address with a window
 # (weak) needs a source that accepts weak identities
+# a query parameter misspelt (:cust_id): the CRM no longer searches by
+# customer id, and nothing else does; the identity is refused, and the
+# message shows what the query does take
+sed 's/= :customer_id/= :cust_id/' "$cfg" > "$demo/param.yaml"
+run "$PORTEX" export -c "$demo/param.yaml" -s customer_id:C-19 -o "$zip"
+expect_code 2 "an identity only a misspelt query parameter would take"
+expect_in "$err" "cust_id" "names the parameter the query takes"
 run "$PORTEX" export -c "$cfg" -s username:alice -o "$zip"
 expect_code 2 "a type no source of this config searches by"
 expect_in "$err" "type 'username'" "names the unused type"
@@ -141,6 +148,14 @@ expect_in "$out" "failed" "the summary says failed"
 expect_in "$out" "newsletter.csv" "the summary says which file and why"
 [ -z "$(ls -A "$WORK/failed")" ] || fail "a failed batch wrote bundles"
 ok "a failed source in a batch: the reason under each row"
+
+# -- two sources with one id: records would be told apart wrongly ---------
+sed 's/^  - id: contact-form/  - id: crm/' "$cfg" > "$demo/dup.yaml"
+run "$PORTEX" check -c "$demo/dup.yaml"
+expect_code 1 "two sources with the same id"
+expect_in "$err" "dup.yaml:" "names the file"
+expect_in "$err" "'crm' is the id of sources[0] too" "names both"
+ok "duplicate source ids are a config error"
 
 # -- malformed YAML -----------------------------------------------------------
 printf 'controller:\n  name: "unterminated\n  contact: x\n' > "$WORK/bad.yaml"

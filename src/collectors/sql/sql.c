@@ -664,6 +664,54 @@ static void sql_fini(struct pex_source *src, void *ctx)
 	release(ctx);
 }
 
+/*
+ * The identity types the query searches by: its :name parameters (not
+ * :not_before / :not_after), found by a lexical scan that skips quoted
+ * text, comments and "::" casts. For the engine's check before anything
+ * is read; the driver's own parse at init is the authority. Types the
+ * source reports (the identities map) are not searched by.
+ */
+static void sql_identity_types(const json_t *options, json_t *types)
+{
+	const char *q = json_string_value(json_object_get(options, "query"));
+	size_t i, n;
+
+	if (!q)
+		return;
+	n = strlen(q);
+	for (i = 0; i < n; i++) {
+		char c = q[i];
+
+		if (c == '-' && q[i + 1] == '-') {
+			while (i < n && q[i] != '\n')
+				i++;
+		} else if (c == '/' && q[i + 1] == '*') {
+			const char *e = strstr(q + i + 2, "*/");
+
+			i = e ? (size_t)(e - q) + 1 : n;
+		} else if (c == '\'' || c == '"') {
+			for (i++; i < n && q[i] != c; i++)
+				;
+		} else if (c == ':' && q[i + 1] == ':') {
+			i++; /* a cast */
+		} else if (c == ':' && (q[i + 1] == '_' ||
+					(q[i + 1] >= 'a' && q[i + 1] <= 'z'))) {
+			char name[PEX_SQL_PARAM_NAME_MAX + 1];
+			size_t k = 0;
+
+			for (i++; i < n && k < sizeof(name) - 1 &&
+				  (q[i] == '_' || (q[i] >= 'a' && q[i] <= 'z') ||
+				   (q[i] >= '0' && q[i] <= '9')); i++)
+				name[k++] = q[i];
+			name[k] = '\0';
+			i--;
+			if (strcmp(name, "not_before") &&
+			    strcmp(name, "not_after"))
+				json_object_set_new(types, name, json_true());
+		}
+	}
+}
+
 const struct pex_collector pex_collector_sql = {
 	.name = "sql",
 	.description = "records from a SQL database (SQLite file or "
@@ -673,4 +721,5 @@ const struct pex_collector pex_collector_sql = {
 	.init = sql_init,
 	.collect = sql_collect,
 	.fini = sql_fini,
+	.identity_types = sql_identity_types,
 };
