@@ -11,7 +11,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libcmocka-dev json-schema-test-suite clang libclang-rt-14-dev
-  unzip libarchive-tools python3 postgresql-15 time bzip2 xz-utils zstd
+  unzip zip libarchive-tools python3 postgresql-15 time bzip2 xz-utils zstd
 )
 bench_pkgs=(gzip hyperfine ripgrep)
 

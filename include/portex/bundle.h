@@ -101,6 +101,11 @@ void pex_bundle_files_commit(pex_bundle *b);
  */
 int pex_bundle_verify(const char *path, json_t **problems);
 
+/* What a bundle's manifest says of itself: 1 complete, 0 written while a
+ * source failed (--allow-partial), -1 unreadable. A bundle can verify
+ * and be incomplete. */
+int pex_bundle_complete(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

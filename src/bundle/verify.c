@@ -313,7 +313,10 @@ int pex_bundle_verify(const char *path, json_t **problems)
 		if (!safe_name(name))
 			problem(*problems, "%s: unsafe name inside the zip",
 				name);
-		if (strcmp(name, "manifest.json") &&
+		/* a folder entry (a re-zipped bundle has them) holds no
+		 * data */
+		if (strcmp(name, "manifest.json") && *name &&
+		    name[strlen(name) - 1] != '/' &&
 		    !json_object_get(listed, name))
 			problem(*problems, "%s: in the zip but not listed in "
 				"the manifest", name);
@@ -342,4 +345,22 @@ done:
 	pex_buf_free(&b);
 	zip_discard(za);
 	return json_array_size(*problems) ? 1 : 0;
+}
+
+int pex_bundle_complete(const char *path)
+{
+	struct pex_buf b = PEX_BUF_INIT(PEX_VERIFY_SMALL_MAX);
+	json_t *m = NULL;
+	int err, rc = -1;
+	zip_t *za = zip_open(path, ZIP_RDONLY, &err);
+
+	if (za && !read_entry(za, "manifest.json", &b))
+		m = json_loadb(b.data, b.len, 0, NULL);
+	if (json_is_boolean(json_object_get(m, "complete")))
+		rc = json_is_true(json_object_get(m, "complete"));
+	json_decref(m);
+	pex_buf_free(&b);
+	if (za)
+		zip_discard(za);
+	return rc;
 }

@@ -62,7 +62,10 @@ int pex_cmd_verify(int argc, char **argv)
 			json_array_foreach(problems, i, p)
 				printf("%s: %s\n", path, json_string_value(p));
 			if (!json_array_size(problems))
-				printf("%s: ok\n", path);
+				printf("%s: ok%s\n", path,
+				       pex_bundle_complete(path) == 0 ?
+				       " (but INCOMPLETE: the bundle says a "
+				       "source could not be read)" : "");
 		}
 		if (rc)
 			code = PEX_EXIT_FAIL;

@@ -206,6 +206,16 @@ unzip -p "$zip" README.txt | grep -q "COULD NOT BE SEARCHED" ||
 	fail "README must say which sources could not be searched"
 ! unzip -p "$zip" README.txt manifest.json data/bundle.json | grep -q "$demo" ||
 	fail "the bundle names the server's paths"
+run "$PORTEX" verify "$zip"
+expect_code 0 "an incomplete bundle verifies"
+expect_in "$out" "INCOMPLETE" "verify says the bundle is incomplete"
+# unpacked and packed again (zip -r adds folder entries): still verifies
+command -v zip >/dev/null || fail "zip is missing (scripts/install-deps.sh test)"
+rm -rf "$WORK/rz" "$WORK/rz.zip"
+mkdir "$WORK/rz"
+(cd "$WORK/rz" && unzip -q "$zip" && zip -qr "$WORK/rz.zip" .)
+run "$PORTEX" verify "$WORK/rz.zip"
+expect_code 0 "a bundle re-zipped with zip -r"
 rm -f "$zip"
 ok "a failed source: no bundle, or with --allow-partial one marked incomplete (exit 3)"
 
