@@ -222,6 +222,10 @@ struct pex_collector {
 	 * and :name parameters of sql and csv).
 	 */
 	void (*identity_types)(const json_t *options, json_t *types);
+	/* Optional, for `portex check` after init: what init leaves to
+	 * collect (open the file, read its header) done now, so that a
+	 * config's mistakes show before an export. 0 or a PEX_E* error. */
+	int (*check)(struct pex_source *src, void *ctx);
 };
 
 /* NULL-terminated list of the collectors compiled in. */

@@ -20,6 +20,9 @@ extern "C" {
 int pex_source_new(struct pex_source **out, const char *id,
 		   const char *collector, const json_t *options,
 		   const char *basedir);
+/* What the collector can check beyond init without collecting (a CSV
+ * file's header against the columns named): for `portex check`. */
+int pex_source_check(struct pex_source *src);
 /* Check a source's options against its collector's config map without
  * opening anything (unknown, missing, mistyped options). *bad_key names
  * the option a failure is about (borrowed from options), or NULL. */

@@ -695,6 +695,8 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 					    s, "collector")),
 				    json_object_get(s, "options"),
 				    pex_config_dir(cfg));
+		if (!rc)
+			rc = pex_source_check(src);
 		json_object_set_new(row, "status", json_string(rc ? "failed"
 								  : "ok"));
 		if (rc) {

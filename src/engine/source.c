@@ -669,6 +669,18 @@ fail:
 	return rc;
 }
 
+int pex_source_check(struct pex_source *src)
+{
+	int rc;
+
+	if (!src->col->check)
+		return 0;
+	rc = src->col->check(src, src->ctx);
+	if (rc)
+		pex_error_wrap(rc, "source %s", src->id);
+	return rc;
+}
+
 int pex_source_collect(struct pex_source *src,
 		       const struct pex_identity_set *ids, pex_emit_fn emit,
 		       void *emit_data)

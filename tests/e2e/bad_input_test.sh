@@ -149,6 +149,19 @@ expect_in "$out" "newsletter.csv" "the summary says which file and why"
 [ -z "$(ls -A "$WORK/failed")" ] || fail "a failed batch wrote bundles"
 ok "a failed source in a batch: the reason under each row"
 
+# -- check opens CSV files: a misspelt path or column shows there ----------
+sed 's/path: newsletter.csv/path: newsleter.csv/' "$cfg" > "$demo/csvpath.yaml"
+run "$PORTEX" check -c "$demo/csvpath.yaml"
+expect_code 1 "check with a misspelt CSV path"
+expect_in "$out$err" "newsleter.csv" "names the missing file"
+# the match column of the demo's CSV source, misspelt
+sed 's/^        Email: email$/        EmailX: email/' "$cfg" > "$demo/csvcol.yaml"
+col=Email
+run "$PORTEX" check -c "$demo/csvcol.yaml"
+expect_code 1 "check with a CSV column the file does not have"
+expect_in "$out$err" "${col}X" "names the missing column"
+ok "check opens CSV sources: a missing file or column fails it"
+
 # -- two sources with one id: records would be told apart wrongly ---------
 sed 's/^  - id: contact-form/  - id: crm/' "$cfg" > "$demo/dup.yaml"
 run "$PORTEX" check -c "$demo/dup.yaml"

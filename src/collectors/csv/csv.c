@@ -598,18 +598,13 @@ cleanup:
 	return rc;
 }
 
-static int csv_collect(struct pex_source *src, void *data,
-		       const struct pex_identity_set *ids, pex_emit_fn emit,
-		       void *emit_data)
+/* Open the file and name its columns (the header row, or `columns`),
+ * checking that the columns the options name are there. */
+static int open_table(struct run *r, pex_csv_reader **reader)
 {
-	struct csv_ctx *c = data;
-	struct run r = {.c = c, .src = src, .emit = emit,
-			.emit_data = emit_data};
+	struct csv_ctx *c = r->c;
 	struct pex_csv_options opt = {0};
 	struct pex_csv_record rec;
-	const struct pex_identity *by;
-	pex_csv_reader *reader = NULL;
-	size_t i;
 	int rc;
 
 	opt.name = c->file;
@@ -621,33 +616,57 @@ static int csv_collect(struct pex_source *src, void *data,
 	if (!c->header)
 		for (opt.nfields = 0; c->columns[opt.nfields]; opt.nfields++)
 			;
+	rc = pex_csv_reader_open(reader, c->file, &opt);
+	if (rc < 0)
+		return rc;
+	if (!c->header) {
+		r->ncols = opt.nfields;
+		rc = make_names(r, NULL, c->columns);
+		return rc < 0 ? rc : resolve_columns(r, NULL);
+	}
+	rc = pex_csv_reader_next(*reader, &rec);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return pex_error_set(PEX_EINVALID, "%s: the file is empty, but "
+				     "a header row was expected", c->file);
+	r->ncols = rec.nfields;
+	rc = make_names(r, &rec, NULL);
+	return rc < 0 ? rc : resolve_columns(r, &rec);
+}
+
+/* For `portex check`: the file opens and holds the columns the options
+ * name, so that a misspelt path or column shows there, not in the
+ * export. */
+static int csv_check(struct pex_source *src, void *data)
+{
+	struct csv_ctx *c = data;
+	struct run r = {.c = c, .src = src};
+	pex_csv_reader *reader = NULL;
+	int rc = open_table(&r, &reader);
+
+	pex_csv_reader_free(reader);
+	free_names(r.names, r.ncols);
+	return rc;
+}
+
+static int csv_collect(struct pex_source *src, void *data,
+		       const struct pex_identity_set *ids, pex_emit_fn emit,
+		       void *emit_data)
+{
+	struct csv_ctx *c = data;
+	struct run r = {.c = c, .src = src, .emit = emit,
+			.emit_data = emit_data};
+	struct pex_csv_record rec;
+	const struct pex_identity *by;
+	pex_csv_reader *reader = NULL;
+	size_t i;
+	int rc;
+
 	rc = collect_wanted(&r, ids);
 	if (rc < 0)
 		goto cleanup;
-	rc = pex_csv_reader_open(&reader, c->file, &opt);
-	if (rc < 0)
-		goto cleanup;
-	if (c->header) {
-		rc = pex_csv_reader_next(reader, &rec);
-		if (rc < 0)
-			goto cleanup;
-		if (rc == 0) {
-			rc = pex_error_set(PEX_EINVALID,
-					   "%s: the file is empty, but a "
-					   "header row was expected",
-					   c->file);
-			goto cleanup;
-		}
-		r.ncols = rec.nfields;
-		rc = make_names(&r, &rec, NULL);
-		if (rc == 0)
-			rc = resolve_columns(&r, &rec);
-	} else {
-		r.ncols = opt.nfields;
-		rc = make_names(&r, NULL, c->columns);
-		if (rc == 0)
-			rc = resolve_columns(&r, NULL);
-	}
+	rc = open_table(&r, &reader);
 	if (rc < 0)
 		goto cleanup;
 	r.cells = calloc(r.ncols, sizeof(*r.cells));
@@ -690,6 +709,7 @@ const struct pex_collector pex_collector_csv = {
 	.config_map = csv_config,
 	.ctx_size = sizeof(struct csv_ctx),
 	.init = csv_init,
+	.check = csv_check,
 	.collect = csv_collect,
 	.fini = csv_fini,
 };
