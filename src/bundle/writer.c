@@ -1198,6 +1198,27 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		"be read.\nThe list below and manifest.json name each one "
 		"and the reason.");
 	{
+		const json_t *id, *srcs = json_object_get(env, "sources");
+		json_int_t total = 0;
+
+		/* what was searched for, and what it found in all */
+		pex_buf_printf(&r, "Searched for: ");
+		json_array_foreach(json_object_get(json_object_get(env,
+				"subject"), "identities"), i, id)
+			pex_buf_printf(&r, "%s%s %s%s", i ? "; " : "",
+				       jstr(id, "type"), jstr(id, "value"),
+				       json_object_get(id, "found_by") ?
+				       " (found in your records)" : "");
+		pex_buf_printf(&r, ".\n");
+		json_array_foreach(srcs, i, s)
+			total += json_integer_value(json_object_get(s,
+								    "records"));
+		if (!total && json_is_true(json_object_get(env, "complete")))
+			pex_buf_printf(&r, "Nothing about you was found in any "
+				       "of the sources listed below.\n");
+		pex_buf_printf(&r, "\n");
+	}
+	{
 		json_int_t nw = 0;
 		const json_t *w;
 

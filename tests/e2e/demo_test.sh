@@ -36,6 +36,16 @@ ids=$($CHECK ids "$WORK/by-id.zip" contacts | sort | tr '\n' ' ')
 [ "$ids" = "$want" ] || fail "by customer id: got '$ids', want '$want'"
 ok "by customer id alone: the same four records"
 
+# README.txt tells the person what was searched for, and plainly when
+# nothing was found
+unzip -p "$zip" README.txt | grep -q "Searched for: email alice@example.com; customer_id C-17 (found in your records)" ||
+	fail "README.txt does not say what was searched for"
+run "$PORTEX" export -c "$demo/portex.yaml" -s email:nobody@example.com -o "$WORK/none.zip"
+expect_code 0 "export of someone nothing is held about"
+unzip -p "$WORK/none.zip" README.txt | grep -q "Nothing about you was found" ||
+	fail "README.txt of an empty bundle does not say nothing was found"
+ok "README.txt: what was searched for; nothing found said plainly"
+
 $CHECK absent "$zip" alicia@example.com malice@example.com \
 	alice@example.co\" alice.renouf@greve.example bob@harbourtrust.example \
 	"Le Marquand" "Grève" C-18 C-19 "o'brien" \
