@@ -142,6 +142,21 @@ static char *keep(struct batch *b, char *s)
 	return s;
 }
 
+/* What the command line takes as an email: text, one '@', text, no
+ * blank. A typo such as "alice@exam ple.com" would find nobody and give
+ * a bundle that says nothing is held. (The engine binds whatever it is
+ * given; its tests feed it hostile values directly.) */
+static int cli_identity_ok(const struct pex_identity *id)
+{
+	const char *a;
+
+	if (strcmp(id->type, "email"))
+		return 1;
+	a = strchr(id->value, '@');
+	return a && a != id->value && a[1] && !strchr(a + 1, '@') &&
+	       !strpbrk(id->value, " \t");
+}
+
 /* A request id as a file name: characters outside [A-Za-z0-9._-] and a
  * leading dot become '_' ("REQ/42" -> "REQ_42"). */
 static char *id_file_name(const char *id)
@@ -240,6 +255,11 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 			struct pex_identity id;
 
 			rc = pex_identity_parse(&id, tok);
+			if (!rc && !cli_identity_ok(&id)) {
+				pex_identity_clear(&id);
+				rc = pex_error_set(PEX_EINVALID, "\"%s\" is not "
+						   "an email address", tok);
+			}
 			if (rc) {
 				pex_error_wrap(rc, "%s:%lu", path, rec.line);
 				break;
@@ -536,6 +556,13 @@ int pex_cmd_export(int argc, char **argv)
 			if (pex_identity_parse(&id, optarg)) {
 				fprintf(stderr, "portex export: -s %s: %s\n",
 					optarg, pex_error_last());
+				goto cleanup;
+			}
+			if (!cli_identity_ok(&id)) {
+				pex_identity_clear(&id);
+				fprintf(stderr, "portex export: -s %s: not an "
+					"email address (text, one @, text, no "
+					"blank)\n", optarg);
 				goto cleanup;
 			}
 			rc = pex_identity_set_add(&ids, &id);

@@ -118,10 +118,25 @@ run "$PORTEX" export -c "$demo/portex.yaml" -s "email:o'brien@example.com" -o "$
 expect_code 0 "export for o'brien"
 ids=$($CHECK ids "$WORK/ob.zip" contacts | sort | tr '\n' ' ')
 [ "$ids" = "crm:C-22 newsletter:newsletter.csv:6 " ] || fail "o'brien ids: $ids"
-run "$PORTEX" export -c "$demo/portex.yaml" -s "email:x' OR '1'='1" -o "$WORK/inj.zip"
+# (spliced into the SQL, this one would end the string, add OR '1'='1
+# and comment out the rest: every row)
+run "$PORTEX" export -c "$demo/portex.yaml" -s "email:x'OR'1'='1'--@example.com" -o "$WORK/inj.zip"
 expect_code 0 "export for an injection attempt"
 v=$($CHECK get "$WORK/inj.zip" 'len(d["contacts"])')
 [ "$v" = "0" ] || fail "injection identity matched $v records"
 ok "identities with quotes are bound, not spliced"
+
+# An email the command line cannot take: refused, not an empty bundle
+for bad in "email:alice@exam ple.com" "email:alice" "email:a@b@c" "email:@example.com"; do
+	run "$PORTEX" export -c "$demo/portex.yaml" -s "$bad" -o "$WORK/badmail.zip"
+	expect_code 2 "$bad"
+	expect_in "$err" "not an email address" "$bad: says why"
+done
+printf 'identities\nemail:alice@exam ple.com\n' >"$WORK/bad.csv"
+run "$PORTEX" export -c "$demo/portex.yaml" --batch "$WORK/bad.csv" --out-dir "$WORK/badb"
+expect_code 2 "a malformed email in a batch"
+expect_in "$err" "bad.csv:2:" "names the row"
+[ ! -e "$WORK/badmail.zip" ] || fail "a malformed email wrote a bundle"
+ok "malformed emails are refused (exit 2)"
 
 echo "$PASS passed"
