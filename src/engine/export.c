@@ -697,6 +697,13 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 				    pex_config_dir(cfg));
 		if (!rc)
 			rc = pex_source_check(src);
+		if (rc) { /* where in the config, as the export says it */
+			char ptr[32];
+
+			snprintf(ptr, sizeof(ptr), "/sources/%zu", i);
+			pex_error_wrap(rc, "%s:%d", pex_config_path(cfg),
+				       pex_config_line(cfg, ptr));
+		}
 		json_object_set_new(row, "status", json_string(rc ? "failed"
 								  : "ok"));
 		if (rc) {

@@ -154,6 +154,7 @@ sed 's/path: newsletter.csv/path: newsleter.csv/' "$cfg" > "$demo/csvpath.yaml"
 run "$PORTEX" check -c "$demo/csvpath.yaml"
 expect_code 1 "check with a misspelt CSV path"
 expect_in "$out$err" "newsleter.csv" "names the missing file"
+expect_in "$out$err" "csvpath.yaml:" "names the config and the source's line"
 # the match column of the demo's CSV source, misspelt
 sed 's/^        Email: email$/        EmailX: email/' "$cfg" > "$demo/csvcol.yaml"
 col=Email
