@@ -1165,6 +1165,21 @@ static const char *jstr(const json_t *o, const char *key)
 	return v ? v : "";
 }
 
+/* Whether a kind of data holds any of the person's: a source of that
+ * category found records, or failed (then it may). */
+static int category_held(const json_t *env, const char *name)
+{
+	const json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(env, "sources"), i, s)
+		if (!strcmp(jstr(s, "category"), name) &&
+		    (json_integer_value(json_object_get(s, "records")) > 0 ||
+		     !strcmp(jstr(s, "status"), "failed")))
+			return 1;
+	return 0;
+}
+
 /* A list of strings as "a; b; c". */
 static void put_list(struct pex_buf *r, const json_t *arr)
 {
@@ -1242,7 +1257,24 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		pex_buf_printf(&r, "You may complain to the supervisory "
 			       "authority: %s.\n", jstr(ctl, "authority"));
 	pex_buf_printf(&r, "\nWhat is held, why, and for how long\n");
+	{
+		/* kinds of data none of whose sources holds anything of the
+		 * person's are named once, not described as if held */
+		struct pex_buf none = PEX_BUF_INIT(64 * 1024);
+
+		json_array_foreach(json_object_get(env, "categories"), i, c)
+			if (!category_held(env, jstr(c, "name")))
+				pex_buf_printf(&none, "%s%s",
+					       none.len ? ", " : "",
+					       jstr(c, "name"));
+		if (none.len)
+			pex_buf_printf(&r, "  (none of your data among: %s)\n",
+				       none.data);
+		pex_buf_free(&none);
+	}
 	json_array_foreach(json_object_get(env, "categories"), i, c) {
+		if (!category_held(env, jstr(c, "name")))
+			continue;
 		pex_buf_printf(&r, "  %s\n    purposes: ", jstr(c, "name"));
 		put_list(&r, json_object_get(c, "purposes"));
 		pex_buf_printf(&r, "\n    lawful basis: ");

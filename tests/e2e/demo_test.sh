@@ -44,6 +44,11 @@ run "$PORTEX" export -c "$demo/portex.yaml" -s email:nobody@example.com -o "$WOR
 expect_code 0 "export of someone nothing is held about"
 unzip -p "$WORK/none.zip" README.txt | grep -q "Nothing about you was found" ||
 	fail "README.txt of an empty bundle does not say nothing was found"
+readme=$(unzip -p "$zip" README.txt)
+echo "$readme" | grep -q "(none of your data among: service, usage, technical)" ||
+	fail "README.txt does not say which kinds hold none of her data"
+[ "$(echo "$readme" | grep -c "purposes:")" = 1 ] ||
+	fail "README.txt describes kinds of data it holds none of"
 ok "README.txt: what was searched for; nothing found said plainly"
 
 $CHECK absent "$zip" alicia@example.com malice@example.com \
