@@ -513,10 +513,13 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	{
 		struct pex_buf p = PEX_BUF_INIT(8192);
 
-		pex_buf_printf(&p, "%s/.%s.portex-work-XXXXXX", dir, base);
+		/* tagged with host and process: a later run can tell a
+		 * killed run's leftovers (core/cleanup.h) */
+		pex_buf_printf(&p, "%s/.%s.%s-work-XXXXXX", dir, base,
+			       pex_cleanup_tag());
 		work = pex_buf_detach(&p);
-		pex_buf_printf(&p, "%s/.%s.portex-%ld.tmp", dir, base,
-			       (long)getpid());
+		pex_buf_printf(&p, "%s/.%s.%s.tmp", dir, base,
+			       pex_cleanup_tag());
 		b->tmp_path = pex_buf_detach(&p);
 	}
 	if (!work || !b->tmp_path) {

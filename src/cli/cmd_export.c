@@ -1,6 +1,7 @@
 /* portex export: one subject, every source, one bundle. */
 #include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "cli/commands.h"
 #include "collectors/csv/csv_reader.h"
 #include "core/buf.h"
+#include "core/cleanup.h"
 #include "core/log.h"
 #include "portex/config.h"
 #include "portex/engine.h"
@@ -310,6 +312,18 @@ static int read_batch(const char *path, const char *dir, struct batch *b)
 	return rc < 0 ? rc : 0;
 }
 
+/* Leftovers of runs into dir that were killed (kill -9, a machine that
+ * stopped) hold personal data: removed before this run adds its own. */
+static void sweep(const char *dir, int quiet)
+{
+	int n = pex_cleanup_sweep(dir);
+
+	if (n > 0 && !quiet)
+		fprintf(stderr, "portex: removed %d temporary file%s that a "
+			"killed earlier run left in %s\n", n,
+			n == 1 ? "" : "s", dir);
+}
+
 /* The output folder: made when missing (one level, 0700: bundles hold
  * personal data), and writable. Returns an exit code or -1 when fine. */
 static int prepare_out_dir(const char *dir)
@@ -420,6 +434,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	code = prepare_out_dir(dir);
 	if (code >= 0)
 		goto done;
+	sweep(dir, prog->quiet);
 	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial, jobs,
 			      on_progress, prog, &sums);
 	if (rc == PEX_EUSAGE) {
@@ -646,6 +661,13 @@ int pex_cmd_export(int argc, char **argv)
 				"$PORTEX_CONFIG; fixtures/demo/portex.yaml is "
 				"an example\n");
 		goto fail;
+	}
+	{
+		char *d = strdup(req.out_path);
+
+		if (d)
+			sweep(dirname(d), prog.quiet);
+		free(d);
 	}
 	req.cfg = cfg;
 	req.identities = &ids;

@@ -388,3 +388,102 @@ cleanup:
 	pthread_mutex_unlock(&reg.mu);
 	return rc;
 }
+
+/* ---- leftovers of killed runs ------------------------------------------ */
+
+static pthread_once_t tag_once = PTHREAD_ONCE_INIT;
+static char tag[PEX_CLEANUP_TAG_MAX];
+static unsigned host_hash;
+
+static void tag_init(void)
+{
+	char host[256] = "";
+	size_t i;
+	unsigned h = 2166136261u;
+
+	if (gethostname(host, sizeof(host) - 1))
+		host[0] = '\0';
+	for (i = 0; host[i]; i++) {
+		h ^= (unsigned char)host[i];
+		h *= 16777619u;
+	}
+	host_hash = h;
+	snprintf(tag, sizeof(tag), "portex-%08x-%ld", h, (long)getpid());
+}
+
+const char *pex_cleanup_tag(void)
+{
+	pthread_once(&tag_once, tag_init);
+	return tag;
+}
+
+/* The host hash and PID in name's tag, if it has one. */
+static int parse_tag(const char *name, unsigned *hash, long *pid)
+{
+	const char *p = NULL, *q = name;
+	char *end;
+	unsigned long h;
+	long v;
+	size_t i;
+
+	/* the last one: the bundle's own name may hold "portex-" too */
+	while ((q = strstr(q, "portex-")))
+		p = q++;
+	if (!p)
+		return 0;
+	p += 7;
+	for (i = 0; i < 8; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		      (p[i] >= 'a' && p[i] <= 'f')))
+			return 0;
+	if (p[8] != '-')
+		return 0;
+	h = strtoul(p, NULL, 16);
+	errno = 0;
+	v = strtol(p + 9, &end, 10);
+	if (errno || end == p + 9 || v <= 0 || (*end != '.' && *end != '-'))
+		return 0;
+	*hash = (unsigned)h;
+	*pid = v;
+	return 1;
+}
+
+int pex_cleanup_sweep(const char *dir)
+{
+	DIR *d;
+	struct dirent *de;
+	int removed = 0;
+
+	pthread_once(&tag_once, tag_init);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		char path[PEX_CLEANUP_PATH_MAX];
+		struct stat st;
+		unsigned h;
+		long pid;
+
+		if (de->d_name[0] != '.' || !parse_tag(de->d_name, &h, &pid) ||
+		    h != host_hash || pid == (long)getpid())
+			continue;
+		/* alive, or not ours to test (EPERM): leave it */
+		if (!kill((pid_t)pid, 0) || errno != ESRCH)
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+		    (int)sizeof(path))
+			continue;
+		if (lstat(path, &st) || st.st_uid != geteuid())
+			continue;
+		pthread_mutex_lock(&reg.mu);
+		if (S_ISDIR(st.st_mode))
+			remove_tree(path);
+		else
+			unlink(path);
+		pthread_mutex_unlock(&reg.mu);
+		if (lstat(path, &st))
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}

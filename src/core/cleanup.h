@@ -70,4 +70,22 @@ void pex_cleanup_run(void);
  */
 int pex_cleanup_on_signals(void);
 
+/*
+ * What kill -9 (or a machine that stopped) leaves cannot be removed by
+ * the run itself. Temporary names therefore carry a tag, "portex-HHHHHHHH-
+ * PID" (HHHHHHHH: FNV-1a, 32 bits, of this host's name, in hex; PID: the
+ * process that made them), and a later run sweeps the output folder of
+ * hidden entries whose tag is this host's and whose process is gone.
+ * Entries of live processes, of other hosts sharing the folder, and of
+ * other users are left alone.
+ */
+#define PEX_CLEANUP_TAG_MAX 40
+
+/* This process's tag ("portex-1a2b3c4d-4242"); never NULL. */
+const char *pex_cleanup_tag(void);
+
+/* Remove from dir what killed runs of this host left (see above).
+ * Returns how many entries were removed (0 when dir cannot be read). */
+int pex_cleanup_sweep(const char *dir);
+
 #endif

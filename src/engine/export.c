@@ -986,7 +986,8 @@ int pex_export_batch(const pex_config *cfg,
 	{
 		struct pex_buf w = PEX_BUF_INIT(8192);
 
-		pex_buf_printf(&w, "%s/.portex-batch-XXXXXX", dirname(tmp));
+		pex_buf_printf(&w, "%s/.%s-batch-XXXXXX", dirname(tmp),
+			       pex_cleanup_tag());
 		work = pex_buf_detach(&w);
 	}
 	if (!work || pex_cleanup_mkdtemp(work)) {

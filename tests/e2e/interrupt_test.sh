@@ -145,7 +145,7 @@ for sig in INT TERM; do
 	what="SIG$sig once the work folder exists"
 	start "$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" \
 		-o "$OUT/out.zip"
-	wait_for "$OUT/.out.zip.portex-work-*"
+	wait_for "$OUT/.out.zip.portex-*-work-*"
 	kill -s "$sig" "$pid" 2>/dev/null || true
 	finish "$sig" "$what" "$OUT" started
 	[ "$interrupted" = 1 ] || fail "$what: the export ended before" \
@@ -186,7 +186,7 @@ for sig in INT TERM; do
 	what="--batch, SIG$sig once the batch folder exists"
 	start "$PORTEX" export -q -c "$WORK/portex.yaml" \
 		--batch "$WORK/subjects.csv" --out-dir "$BOUT"
-	wait_for "$BOUT/.portex-batch-*"
+	wait_for "$BOUT/.portex-*-batch-*"
 	kill -s "$sig" "$pid" 2>/dev/null || true
 	finish "$sig" "$what" "$BOUT" started
 	[ "$interrupted" = 1 ] || fail "$what: the batch ended before the" \
