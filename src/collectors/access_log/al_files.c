@@ -347,6 +347,28 @@ static int have_avx2(void)
 #endif
 }
 
+/* tests: at most this SIMD level (see pex_al_multi_simd) */
+static int simd_max = PEX_AL_SIMD_BEST;
+
+void pex_al_multi_simd(int level)
+{
+	simd_max = level;
+}
+
+/* The SIMD level the searches use: what the CPU has, up to simd_max. */
+static int simd_level(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (simd_max >= PEX_AL_SIMD_BEST &&
+	    __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512f"))
+		return PEX_AL_SIMD_BEST;
+	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
+		return PEX_AL_SIMD_AVX2;
+#endif
+	return PEX_AL_SIMD_NONE;
+}
+
 size_t pex_al_count_newlines(const char *p, size_t n)
 {
 	size_t c = 0, i = 0;
@@ -454,8 +476,6 @@ static const char *find_sse2(const char *h, size_t n, const char *nd,
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
-static int have_avx512bw(void);
-
 /* find_avx2 64 positions a round, where the CPU has AVX-512BW. */
 __attribute__((target("avx512f,avx512bw")))
 static const char *find_avx512(const char *h, size_t n, const char *nd,
@@ -483,17 +503,17 @@ static const char *find_avx512(const char *h, size_t n, const char *nd,
 }
 #endif
 
-static int simd_max; /* see pex_al_multi_simd */
-
 const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
 {
 	if (m < 2)
 		return m ? memchr(h, nd[0], n) : h;
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (simd_max >= PEX_AL_SIMD_BEST && have_avx512bw())
+	switch (simd_level()) {
+	case PEX_AL_SIMD_BEST:
 		return find_avx512(h, n, nd, m);
-	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
+	case PEX_AL_SIMD_AVX2:
 		return find_avx2(h, n, nd, m);
+	}
 #endif
 #ifdef __SSE2__
 	return find_sse2(h, n, nd, m);
@@ -553,14 +573,6 @@ struct pex_al_multi {
 	size_t n;
 	char *buf;
 };
-
-/* tests: at most this SIMD level (see pex_al_multi_simd) */
-static int simd_max = PEX_AL_SIMD_BEST;
-
-void pex_al_multi_simd(int level)
-{
-	simd_max = level;
-}
 
 static uint64_t multi_load(const struct pex_al_multi *m, const char *p,
 			   size_t avail)
@@ -776,6 +788,26 @@ static const char *multi_plain(const struct pex_al_multi *m, const char *h,
 	return NULL;
 }
 
+/* Step 2 at the positions of mask (bit k: p + k passed step 1), first
+ * first: the first that passes, or 64. Inlined: a call in the SIMD loops
+ * would have the compiler keep their tables on the stack. */
+static inline __attribute__((always_inline)) unsigned
+multi_step2(const struct pex_al_multi *m, const char *p, uint64_t mask)
+{
+	while (mask) {
+		unsigned k = (unsigned)__builtin_ctzll(mask);
+		uint64_t key;
+		size_t x;
+
+		memcpy(&key, p + k, 8); /* 8 bytes are there */
+		x = multi_hash(m, key & m->pmask);
+		if (m->bits[x / 64] & (1ull << (x % 64)))
+			return k;
+		mask &= mask - 1;
+	}
+	return 64;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
 /*
  * Steps 1 and 2 over 32 positions a round, from i on. Step 1: per
@@ -810,7 +842,8 @@ static size_t multi_steps12(const struct pex_al_multi *m, const char *h,
 	 * i + 31 + 8. */
 	for (; i + 32 + AL_MULTI_PREFIX <= n; i += 32) {
 		__m256i acc = _mm256_set1_epi8(-1);
-		unsigned mask;
+		uint64_t mask;
+		unsigned k;
 
 #pragma GCC unroll 4
 		for (j = 0; j < AL_MULTI_POS; j++) {
@@ -824,19 +857,10 @@ static size_t multi_steps12(const struct pex_al_multi *m, const char *h,
 				_mm256_shuffle_epi8(lo[j], vl),
 				_mm256_shuffle_epi8(hi[j], vh)));
 		}
-		mask = ~(unsigned)_mm256_movemask_epi8(
+		mask = ~(uint32_t)_mm256_movemask_epi8(
 			_mm256_cmpeq_epi8(acc, zero));
-		while (mask) {
-			unsigned k = (unsigned)__builtin_ctz(mask);
-			uint64_t key;
-			size_t x;
-
-			memcpy(&key, h + i + k, 8); /* 8 bytes are there */
-			x = multi_hash(m, key & m->pmask);
-			if (m->bits[x / 64] & (1ull << (x % 64)))
-				return i + k;
-			mask &= mask - 1;
-		}
+		if (mask && (k = multi_step2(m, h + i, mask)) < 64)
+			return i + k;
 	}
 	*end = i;
 	return n;
@@ -884,6 +908,7 @@ static size_t multi_steps12_512(const struct pex_al_multi *m, const char *h,
 	for (; i + 64 + AL_MULTI_PREFIX <= n; i += 64) {
 		__m512i acc = _mm512_set1_epi8(-1);
 		uint64_t mask;
+		unsigned k;
 
 #pragma GCC unroll 4
 		for (j = 0; j < AL_MULTI_POS; j++) {
@@ -898,17 +923,8 @@ static size_t multi_steps12_512(const struct pex_al_multi *m, const char *h,
 				_mm512_shuffle_epi8(hi[j], vh)));
 		}
 		mask = (uint64_t)_mm512_test_epi8_mask(acc, acc);
-		while (mask) {
-			unsigned k = (unsigned)__builtin_ctzll(mask);
-			uint64_t key;
-			size_t x;
-
-			memcpy(&key, h + i + k, 8); /* 8 bytes are there */
-			x = multi_hash(m, key & m->pmask);
-			if (m->bits[x / 64] & (1ull << (x % 64)))
-				return i + k;
-			mask &= mask - 1;
-		}
+		if (mask && (k = multi_step2(m, h + i, mask)) < 64)
+			return i + k;
 	}
 	*end = i;
 	return n;
@@ -927,22 +943,18 @@ static const char *multi_avx512(const struct pex_al_multi *m, const char *h,
 	/* the tail, shorter than a round: 32 at a time, then one by one */
 	return multi_avx2(m, h + end, n - end);
 }
-
-static int have_avx512bw(void)
-{
-	return __builtin_cpu_supports("avx512bw") &&
-	       __builtin_cpu_supports("avx512f");
-}
 #endif
 
 const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 			      size_t n)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (simd_max >= PEX_AL_SIMD_BEST && have_avx512bw())
+	switch (simd_level()) {
+	case PEX_AL_SIMD_BEST:
 		return multi_avx512(m, h, n);
-	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
+	case PEX_AL_SIMD_AVX2:
 		return multi_avx2(m, h, n);
+	}
 #endif
 	return multi_plain(m, h, 0, n);
 }
