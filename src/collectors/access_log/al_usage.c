@@ -693,46 +693,33 @@ static void ua_fields_free(struct ua_fields *f)
 static int parse_device(const pex_uaparser *uap, pex_uaparser_scratch *scr,
 			const struct tally *t, struct ua_fields **out)
 {
-	char ver[4 * PEX_UA_FIELD_MAX];
+	char bver[4 * PEX_UA_FIELD_MAX], over[4 * PEX_UA_FIELD_MAX];
 	struct pex_ua_result *r = malloc(sizeof(*r));
 	struct ua_fields *f = calloc(1, sizeof(*f));
 	const char *src[UA__COUNT];
 	int rc, i;
 
 	*out = NULL;
-	if (!r || !f) {
-		free(r);
-		free(f);
-		return pex_error_set(PEX_ENOMEM, "out of memory");
-	}
-	rc = pex_uaparser_parse(uap, scr, t->key, t->len, r);
-	if (rc) {
-		free(r);
-		free(f);
-		return rc;
-	}
-	src[UA_BROWSER] = r->browser.family;
-	src[UA_OS] = r->os.family;
-	src[UA_DEVICE] = r->device.family;
-	src[UA_BRAND] = r->device.brand;
-	src[UA_MODEL] = r->device.model;
-	join_version(ver, sizeof(ver), r->browser.major, r->browser.minor,
-		     r->browser.patch, r->browser.patch_minor);
-	f->v[UA_BROWSER_VERSION] = ver[0] ? strdup(ver) : NULL;
-	join_version(ver, sizeof(ver), r->os.major, r->os.minor,
-		     r->os.patch, r->os.patch_minor);
-	f->v[UA_OS_VERSION] = ver[0] ? strdup(ver) : NULL;
-	for (i = 0; i < UA__COUNT && !rc; i++) {
-		if (i == UA_BROWSER_VERSION || i == UA_OS_VERSION) {
-			if (!f->v[i] && (i == UA_BROWSER_VERSION ?
-					 r->browser.major[0] :
-					 r->os.major[0]))
+	rc = r && f ? pex_uaparser_parse(uap, scr, t->key, t->len, r)
+		    : pex_error_set(PEX_ENOMEM, "out of memory");
+	if (!rc) {
+		join_version(bver, sizeof(bver), r->browser.major,
+			     r->browser.minor, r->browser.patch,
+			     r->browser.patch_minor);
+		join_version(over, sizeof(over), r->os.major, r->os.minor,
+			     r->os.patch, r->os.patch_minor);
+		src[UA_BROWSER] = r->browser.family;
+		src[UA_BROWSER_VERSION] = bver;
+		src[UA_OS] = r->os.family;
+		src[UA_OS_VERSION] = over;
+		src[UA_DEVICE] = r->device.family;
+		src[UA_BRAND] = r->device.brand;
+		src[UA_MODEL] = r->device.model;
+		/* an empty value is an absent one */
+		for (i = 0; i < UA__COUNT && !rc; i++)
+			if (src[i][0] && !(f->v[i] = strdup(src[i])))
 				rc = pex_error_set(PEX_ENOMEM,
 						   "out of memory");
-			continue;
-		}
-		if (src[i][0] && !(f->v[i] = strdup(src[i])))
-			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 	}
 	free(r);
 	if (rc) {
