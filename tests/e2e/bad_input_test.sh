@@ -38,6 +38,13 @@ sed 's/= :customer_id/= :cust_id/' "$cfg" > "$demo/param.yaml"
 run "$PORTEX" export -c "$demo/param.yaml" -s customer_id:C-19 -o "$zip"
 expect_code 2 "an identity only a misspelt query parameter would take"
 expect_in "$err" "cust_id" "names the parameter the query takes"
+# the scan for a query's parameters skips comments, quotes and casts: a
+# quote inside a comment must not hide the :customer_id after it
+sed "s|WHERE lower(email) = :email OR|WHERE lower(email) = :email /* it's the mail, not ::text */ OR|" "$cfg" > "$demo/comment.yaml"
+grep -q "it's the mail" "$demo/comment.yaml" || fail "test config not made"
+run "$PORTEX" export -c "$demo/comment.yaml" -s customer_id:C-17 -o "$zip"
+expect_code 0 "a query with a quote in a comment before a parameter"
+rm -f "$zip"
 run "$PORTEX" export -c "$cfg" -s username:alice -o "$zip"
 expect_code 2 "a type no source of this config searches by"
 expect_in "$err" "type 'username'" "names the unused type"

@@ -193,6 +193,17 @@ PY
 expect_code 0 "file spools and --jobs 1 against the default run"
 ok "spooled to files, one at a time: the same bundles"
 
+# a budget that is not a plain number: said, and the default used
+for bad in abc " 5" -0; do
+	rm -rf "$WORK/bm"
+	PORTEX_BATCH_MEMORY="$bad" run "$PORTEX" export -c "$D/portex.yaml" \
+		--batch "$D/subjects.csv" --out-dir "$WORK/bm"
+	expect_code 0 "PORTEX_BATCH_MEMORY='$bad'"
+	echo "$err" | grep -q "PORTEX_BATCH_MEMORY=$bad is not a number" ||
+		fail "PORTEX_BATCH_MEMORY='$bad' not reported: $err"
+done
+ok "a PORTEX_BATCH_MEMORY that is not a number is reported, the default used"
+
 run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
 	--out-dir "$OUT1" --jobs 0
 expect_code 2 "--jobs 0"
