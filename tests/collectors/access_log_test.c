@@ -2228,6 +2228,219 @@ static void test_scan_block_boundaries(void **state)
 	}
 }
 
+/* ---- a plain file in parts ------------------------------------------- */
+
+/* What a scan hands to its callback, folded into a hash: the split scan
+ * must give the same sequence as a scan in one piece. */
+struct trace {
+	uint64_t h;
+	unsigned long long n, last, too_long, over_200;
+	unsigned long long stop_at; /* return -42 at this call (1-based) */
+	size_t max_line;
+};
+
+static void trace_mix(struct trace *t, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		t->h = (t->h ^ b[i]) * 1099511628211ull;
+}
+
+static int trace_line(void *data, const char *line, size_t len,
+		      unsigned long long lineno)
+{
+	struct trace *t = data;
+
+	assert_true(lineno > t->last); /* in file order */
+	t->last = lineno;
+	t->n++;
+	t->over_200 += len > 200;
+	trace_mix(t, &lineno, sizeof(lineno));
+	/* a line over max_line comes whole when it lies in one read block
+	 * and as NULL when carried across two, which depends on where the
+	 * blocks start; the collector counts both as too long */
+	if (line && len <= t->max_line) {
+		trace_mix(t, &len, sizeof(len));
+		trace_mix(t, line, len);
+	} else {
+		t->too_long++;
+	}
+	if (t->stop_at && t->n == t->stop_at)
+		return -42;
+	return 0;
+}
+
+static void trace_scan(const char *path, const struct pex_al_scan_opts *o,
+		       struct trace *t, unsigned long long *lines)
+{
+	unsigned long long stop_at = t->stop_at;
+
+	memset(t, 0, sizeof(*t));
+	t->h = 14695981039346656037ull;
+	t->stop_at = stop_at;
+	t->max_line = o->max_line;
+	assert_int_equal(pex_al_scan(path, o, trace_line, t, lines),
+			 stop_at ? -42 : 0);
+}
+
+/* Random lines of a small alphabet: some hold a needle, some are longer
+ * than max_line (with and without one), some end in CR or are empty. */
+static void split_file(const char *name, size_t bytes, unsigned seed,
+		       int every_line, int final_newline)
+{
+	static const char *const words[] = {
+		"10.0.0.1", "10.0.0.12", "needle", "203.0.113.7", "x", "GET",
+	};
+	struct logbuf b = {0};
+
+	while (b.len < bytes) {
+		unsigned r;
+		size_t k, n;
+
+		seed = seed * 1103515245u + 12345u;
+		r = seed >> 8;
+		n = r % 97 == 0 ? 300 + r % 5000 : r % 120;
+		for (k = 0; k < n; k += 8) {
+			seed = seed * 1103515245u + 12345u;
+			lb_add(&b, "%s ", words[(seed >> 16) % 6]);
+		}
+		if (every_line)
+			lb_add(&b, "needle");
+		lb_add(&b, r % 13 == 0 ? "\r\n" : "\n");
+	}
+	if (!final_newline && b.len)
+		lb_add(&b, "tail needle 10.0.0.1");
+	lb_write(&b, name);
+}
+
+static void split_compare(const char *path, const struct pex_al_scan_opts *o,
+			  unsigned long long stop_at)
+{
+	struct trace one = {.stop_at = stop_at}, cut;
+	unsigned long long lines1, lines;
+	int parts;
+
+	pex_al_split(SIZE_MAX, 0); /* never cut */
+	trace_scan(path, o, &one, &lines1);
+	for (parts = 2; parts <= 5; parts++) {
+		pex_al_split(1, parts);
+		cut.stop_at = stop_at;
+		trace_scan(path, o, &cut, &lines);
+		assert_int_equal(cut.n, one.n);
+		assert_true(cut.h == one.h);
+		assert_int_equal(cut.too_long, one.too_long);
+		if (!stop_at)
+			assert_int_equal(lines, lines1);
+	}
+	pex_al_split(32u << 20, 0);
+}
+
+static void test_scan_split_like_one_piece(void **state)
+{
+	const char *needles[] = {"needle", "10.0.0.12", "203.0.113.7"};
+	size_t lens[] = {6, 9, 11};
+	struct pex_al_scan_opts o1 = {.needles = needles,
+				       .needle_lens = lens, .count = 1,
+				       .max_line = 200};
+	struct pex_al_scan_opts o3 = o1;
+	struct pex_al_scan_opts om = o1;
+	const char *many[40];
+	size_t mlens[40], i;
+	char bufs[40][24], path[4200];
+	struct pex_al_multi *m = NULL;
+	struct trace t = {0};
+	unsigned long long lines;
+
+	o3.count = 3;
+	for (i = 0; i < 40; i++) {
+		snprintf(bufs[i], sizeof(bufs[i]), "10.0.0.%zu ", i + 1);
+		many[i] = bufs[i];
+		mlens[i] = strlen(bufs[i]);
+	}
+	assert_int_equal(pex_al_multi_new(&m, many, mlens, 40), 0);
+	assert_non_null(m);
+	om.needles = many;
+	om.needle_lens = mlens;
+	om.count = 40;
+	om.multi = m;
+
+	snprintf(path, sizeof(path), "%s/split.txt", tmp_dir);
+	/* about 3 MiB, with and without a last newline */
+	split_file("split.txt", 3u << 20, 1, 0, 1);
+	split_compare(path, &o1, 0);
+	split_compare(path, &o3, 0);
+	split_compare(path, &om, 0);
+	split_file("split.txt", 3u << 20, 2, 0, 0);
+	split_compare(path, &o3, 0);
+	split_compare(path, &om, 0);
+
+	/* the scan actually found lines, long ones among them (handed over
+	 * whole within a block, as NULL when carried across blocks) */
+	pex_al_split(1, 3);
+	trace_scan(path, &o3, &t, &lines);
+	assert_true(t.n > 1000);
+	assert_true(t.over_200 > 10);
+
+	/* every line a candidate: 13 MiB of them, more than a part may
+	 * queue, so the parts wait for the caller */
+	split_file("split.txt", 13u << 20, 3, 1, 1);
+	split_compare(path, &o1, 0);
+
+	/* the callback stops the scan: in the first part, in a later one,
+	 * at the very last line; nothing is called after */
+	split_compare(path, &o1, 5);
+	split_compare(path, &o1, t.n / 2 + 1000);
+	pex_al_split(SIZE_MAX, 0);
+	trace_scan(path, &o1, &t, &lines);
+	split_compare(path, &o1, t.n);
+
+	/* no line start to cut at: one line of 3 MiB, no newline */
+	{
+		char *big = malloc(3u << 20);
+
+		assert_non_null(big);
+		memset(big, 'a', 3u << 20);
+		memcpy(big + 100, "needle", 6);
+		write_file("split.txt", big, 3u << 20);
+		free(big);
+		split_compare(path, &o1, 0);
+		o1.max_line = 4u << 20;
+		pex_al_split(1, 4);
+		trace_scan(path, &o1, &t, &lines);
+		assert_int_equal(t.n, 1);
+		assert_int_equal(lines, 1);
+		o1.max_line = 200;
+	}
+
+	/* tiny and empty files; a file of fewer bytes than parts */
+	write_text("split.txt", "needle\n");
+	split_compare(path, &o1, 0);
+	write_text("split.txt", "a\nneedle");
+	split_compare(path, &o1, 0);
+	write_text("split.txt", "");
+	split_compare(path, &o1, 0);
+	pex_al_multi_free(m);
+}
+
+/* A compressed file is never cut (its bytes are not its lines): the same
+ * lines with the split on as off. */
+static void test_scan_split_compressed(void **state)
+{
+	const char *needles[] = {"needle"};
+	size_t lens[] = {6};
+	struct pex_al_scan_opts o = {.needles = needles,
+				      .needle_lens = lens, .count = 1,
+				      .max_line = 200};
+	char path[4200];
+
+	split_file("splitz.txt", 2u << 20, 4, 0, 1);
+	sh("gzip -f -1 splitz.txt");
+	snprintf(path, sizeof(path), "%s/splitz.txt.gz", tmp_dir);
+	split_compare(path, &o, 0);
+}
+
 /* ---- setup ----------------------------------------------------------- */
 
 static int load_schemas(const char *srcdir)
@@ -2287,6 +2500,8 @@ int main(void)
 		cmocka_unit_test(test_find_like_memmem),
 		cmocka_unit_test(test_scan_lines),
 		cmocka_unit_test(test_scan_block_boundaries),
+		cmocka_unit_test(test_scan_split_like_one_piece),
+		cmocka_unit_test(test_scan_split_compressed),
 		cmocka_unit_test(test_batch_subjects),
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_limits),

@@ -7,11 +7,14 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -1161,6 +1164,384 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 	return carry_add(s, p + end, n - end);
 }
 
+/* ---- a plain file in parts, one thread each -------------------------- */
+
+/*
+ * With search values, the scan's cost is the copy out of the page cache
+ * and the search, both CPU: a batch's many-needle search is about twice
+ * the copy, so the read-ahead thread idles half the time while the
+ * scanner is the bottleneck. A plain file of some size is therefore cut
+ * at line starts into one part per CPU (at most AL_SPLIT_MAX); each part
+ * is read with pread() and searched on a thread of its own. The caller's
+ * thread scans the first part and calls fn directly; the other parts
+ * queue their candidate lines (few: only lines holding a search value)
+ * with part-relative numbers, and the caller hands them to fn in file
+ * order once the parts before are done. Memory: one block per part and
+ * at most AL_Q_MAX of queued lines per part; a part whose queue is full
+ * waits for the caller. fn sees exactly what a scan in one piece gives.
+ */
+#define AL_SPLIT_MAX 4
+#define AL_Q_CHUNK (256u << 10)
+#define AL_Q_MAX (4u << 20)
+#define AL_STOPPED 1 /* a worker told to stop; never reaches fn's caller */
+
+static size_t split_min = 32u << 20; /* smaller files: one piece */
+static int split_parts;              /* tests: parts to cut into */
+
+void pex_al_split(size_t min_bytes, int parts)
+{
+	split_min = min_bytes;
+	split_parts = parts;
+}
+
+struct qchunk {
+	struct qchunk *next;
+	size_t len, cap;
+	char data[];
+};
+
+/* a queued line: this header, then len bytes unless held is 0 */
+struct qline {
+	unsigned long long lineno;
+	size_t len;
+	int held; /* 0: the line was too long to hold (fn gets NULL) */
+};
+
+struct part {
+	struct scanner s;
+	const char *path;
+	int fd;
+	off_t start, end; /* end < 0: to the end of the file */
+	char *buf;
+	pthread_t thr;
+	int started;
+	/* the queue, guarded by mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct qchunk *head, *tail; /* published */
+	struct qchunk *fill;        /* the worker's, not yet published */
+	size_t queued;              /* bytes published, not yet taken */
+	int done, rc;
+	int stop; /* atomic: also read between blocks, without mu */
+	char err[1024];
+};
+
+static void part_publish(struct part *p)
+{
+	struct qchunk *c = p->fill;
+
+	if (!c || !c->len)
+		return;
+	p->fill = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->tail)
+		p->tail->next = c;
+	else
+		p->head = c;
+	p->tail = c;
+	p->queued += c->len;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* The workers' line callback: queue the line for the caller. */
+static int part_queue(void *data, const char *line, size_t len,
+		      unsigned long long lineno)
+{
+	struct part *p = data;
+	struct qline q = {.lineno = lineno, .len = len, .held = line != NULL};
+	size_t need = sizeof(q) + (line ? len : 0);
+
+	if (p->fill && p->fill->cap - p->fill->len < need)
+		part_publish(p);
+	if (!p->fill) {
+		size_t cap = need > AL_Q_CHUNK ? need : AL_Q_CHUNK;
+		int stop;
+
+		pthread_mutex_lock(&p->mu);
+		while (!(stop = __atomic_load_n(&p->stop, __ATOMIC_RELAXED)) &&
+		       p->queued >= AL_Q_MAX)
+			pthread_cond_wait(&p->cv, &p->mu);
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			return AL_STOPPED;
+		p->fill = malloc(sizeof(*p->fill) + cap);
+		if (!p->fill)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		p->fill->next = NULL;
+		p->fill->len = 0;
+		p->fill->cap = cap;
+	}
+	memcpy(p->fill->data + p->fill->len, &q, sizeof(q));
+	if (line)
+		memcpy(p->fill->data + p->fill->len + sizeof(q), line, len);
+	p->fill->len += need;
+	return 0;
+}
+
+/* Read and scan [start, end) of the file in blocks. */
+static int part_scan(struct part *p)
+{
+	off_t off = p->start;
+	int rc = 0;
+
+	for (;;) {
+		size_t want = PEX_AL_BLOCK;
+		ssize_t n;
+
+		if (p->end >= 0) {
+			if (off >= p->end)
+				break;
+			if ((off_t)want > p->end - off)
+				want = (size_t)(p->end - off);
+		}
+		if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+			return AL_STOPPED;
+		do
+			n = pread(p->fd, p->buf, want, off);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			return pex_error_set(PEX_EIO, "cannot read %s: %s",
+					     p->path, strerror(errno));
+		if (n == 0)
+			break; /* shorter than when it was cut */
+		rc = scan_block(&p->s, p->buf, (size_t)n);
+		if (rc)
+			return rc;
+		off += n;
+	}
+	if (p->s.clen || p->s.overflow)
+		rc = carry_finish(&p->s);
+	return rc;
+}
+
+static void *part_main(void *arg)
+{
+	struct part *p = arg;
+	int rc = part_scan(p);
+
+	if (!rc)
+		part_publish(p);
+	pthread_mutex_lock(&p->mu);
+	p->rc = rc;
+	if (rc && rc != AL_STOPPED)
+		snprintf(p->err, sizeof(p->err), "%s", pex_error_last());
+	p->done = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Hand part p's queued lines to fn, numbered after base, as they come. */
+static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
+		      unsigned long long base)
+{
+	for (;;) {
+		struct qchunk *c;
+		size_t pos = 0;
+		int rc = 0;
+
+		pthread_mutex_lock(&p->mu);
+		while (!p->head && !p->done)
+			pthread_cond_wait(&p->cv, &p->mu);
+		c = p->head;
+		if (c) {
+			p->head = c->next;
+			if (!p->head)
+				p->tail = NULL;
+			p->queued -= c->len;
+			pthread_cond_broadcast(&p->cv);
+		} else if (p->rc) {
+			rc = p->rc;
+			if (rc != AL_STOPPED)
+				pex_error_set(rc, "%s", p->err);
+		}
+		pthread_mutex_unlock(&p->mu);
+		if (!c)
+			return rc;
+		while (!rc && pos < c->len) {
+			struct qline q;
+
+			memcpy(&q, c->data + pos, sizeof(q));
+			pos += sizeof(q);
+			rc = fn(data, q.held ? c->data + pos : NULL, q.len,
+				base + q.lineno);
+			if (q.held)
+				pos += q.len;
+		}
+		free(c);
+		if (rc)
+			return rc;
+	}
+}
+
+/* The start of the first line that begins at or after off (the byte
+ * after a newline at off - 1 or later), or -1 when there is none within
+ * a few blocks: a line that long is not worth a part. */
+static off_t line_start(int fd, off_t off, char *buf)
+{
+	off_t at = off - 1;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		ssize_t n;
+		const char *nl;
+
+		do
+			n = pread(fd, buf, PEX_AL_BLOCK, at);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return -1;
+		nl = memchr(buf, '\n', (size_t)n);
+		if (nl)
+			return at + (nl - buf) + 1;
+		at += n;
+	}
+	return -1;
+}
+
+static int split_count(off_t size)
+{
+	long cpus;
+	int n;
+
+	if (split_parts > 0)
+		n = split_parts;
+	else {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (int)cpus : 1;
+	}
+	if (n > AL_SPLIT_MAX)
+		n = AL_SPLIT_MAX;
+	if (size < (off_t)split_min || size < n)
+		return 1;
+	return n;
+}
+
+/* The same file, open anew: a part's reads then have read-ahead state
+ * of their own (a dup would share one, and the parts' interleaved
+ * offsets would look like random reads to the kernel). Not by path,
+ * which a rotation may have moved on; the descriptor itself when /proc
+ * is not there. */
+static int reopen(int fd)
+{
+	char name[64];
+	int nfd;
+
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+	nfd = open(name, O_RDONLY | O_CLOEXEC);
+	if (nfd < 0)
+		return fd;
+	posix_fadvise(nfd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return nfd;
+}
+
+/* Scan the plain file open as fd (closed here) in parts, or in one
+ * piece when no line start is found to cut at. */
+static int scan_split(int fd, const char *path,
+		      const struct pex_al_scan_opts *opts, pex_al_line_fn fn,
+		      void *data, unsigned long long *lines)
+{
+	struct part parts[AL_SPLIT_MAX];
+	unsigned long long base = 0;
+	struct stat st;
+	int n = 0, k, rc = 0;
+
+	memset(parts, 0, sizeof(parts));
+	k = fstat(fd, &st) ? 1 : split_count(st.st_size);
+	for (n = 0; n < k; n++) {
+		struct part *p = &parts[n];
+
+		p->fd = fd;
+		p->path = path;
+		p->s.o = opts;
+		p->s.cmax = opts->max_line + 2;
+		p->end = -1;
+		p->buf = malloc(PEX_AL_BLOCK);
+		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->cv, NULL);
+		if (!p->buf) {
+			n++;
+			rc = pex_error_set(PEX_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (n > 0) {
+			off_t at = line_start(fd, st.st_size / k * n,
+					      p->buf);
+
+			if (at < 0 || at <= parts[n - 1].start ||
+			    at >= st.st_size) {
+				free(p->buf);
+				pthread_mutex_destroy(&p->mu);
+				pthread_cond_destroy(&p->cv);
+				break;
+			}
+			p->start = at;
+			parts[n - 1].end = at;
+		}
+	}
+	if (n == 1)
+		parts[0].end = -1; /* no line start to cut at: one piece */
+	for (k = 1; k < n; k++)
+		parts[k].fd = reopen(fd);
+	/* the first part is the caller's; the others queue for it. A part
+	 * that gets no thread is scanned by the caller in its turn. */
+	parts[0].s.fn = fn;
+	parts[0].s.data = data;
+	for (k = 1; k < n; k++) {
+		parts[k].s.fn = part_queue;
+		parts[k].s.data = &parts[k];
+		parts[k].started = !pthread_create(&parts[k].thr, NULL,
+						   part_main, &parts[k]);
+	}
+	for (k = 0; k < n && !rc; k++) {
+		struct part *p = &parts[k];
+
+		if (k == 0 || !p->started) {
+			p->s.fn = fn;
+			p->s.data = data;
+			p->s.lineno = base;
+			rc = part_scan(p);
+			base = p->s.lineno;
+		} else {
+			rc = part_drain(p, fn, data, base);
+			base += p->s.lineno;
+		}
+	}
+out:
+	for (k = 1; k < n; k++) {
+		struct part *p = &parts[k];
+
+		if (!p->started)
+			continue;
+		pthread_mutex_lock(&p->mu);
+		__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		pthread_join(p->thr, NULL);
+	}
+	for (k = 0; k < n; k++) {
+		struct part *p = &parts[k];
+
+		while (p->head) {
+			struct qchunk *c = p->head;
+
+			p->head = c->next;
+			free(c);
+		}
+		if (p->fd != fd)
+			close(p->fd);
+		free(p->fill);
+		free(p->s.carry);
+		free(p->buf);
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+	}
+	close(fd);
+	*lines = base;
+	return rc;
+}
+
 /* libarchive's read callback: the blocks the read-ahead thread got. */
 static la_ssize_t prefetch_read(struct archive *a, void *data,
 				const void **buf)
@@ -1216,6 +1597,21 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		rc = pex_error_set(PEX_EINVALID, "cannot read %s: %s", path,
 				   archive_error_string(a));
 		goto cleanup;
+	}
+	if (opts->count > 0 && archive_format(a) == ARCHIVE_FORMAT_RAW &&
+	    archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE) {
+		/* a plain file: in parts when it is big enough (its own
+		 * descriptor, so the parts read what libarchive saw) */
+		int fd = pex_al_prefetch_fd(pf);
+		struct stat st;
+
+		if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
+		    split_count(st.st_size) > 1 &&
+		    (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+			archive_read_free(a);
+			pex_al_prefetch_close(pf);
+			return scan_split(fd, path, opts, fn, data, lines);
+		}
 	}
 	for (;;) {
 		const void *buf;

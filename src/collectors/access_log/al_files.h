@@ -96,6 +96,11 @@ struct pex_al_scan_opts {
 int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		pex_al_line_fn fn, void *data, unsigned long long *lines);
 
+/* A plain file of at least min_bytes (default 32 MiB) with search
+ * values is scanned in parts, one thread each: parts > 0 sets their
+ * number (default: online CPUs; at most 4). For the tests. */
+void pex_al_split(size_t min_bytes, int parts);
+
 /* First occurrence of nd[0..m) in h[0..n), or NULL; memmem's contract,
  * SIMD inside. Exposed for the tests. */
 const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m);

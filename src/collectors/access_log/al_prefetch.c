@@ -166,6 +166,11 @@ ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf)
 	return n;
 }
 
+int pex_al_prefetch_fd(const struct pex_al_prefetch *p)
+{
+	return p->fd;
+}
+
 void pex_al_prefetch_close(struct pex_al_prefetch *p)
 {
 	int i;
