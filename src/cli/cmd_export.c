@@ -53,7 +53,7 @@ static void help(FILE *f)
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
 "  -q, --quiet            no progress, no summary; errors only\n"
-"  -v, --verbose          more diagnostics on stderr\n"
+"  -v, --verbose          more diagnostics on stderr (not with -q)\n"
 "  -h, --help             this text\n"
 "\n"
 "environment: PORTEX_CONFIG (the config when -c is not given),\n"
@@ -554,7 +554,7 @@ int pex_cmd_export(int argc, char **argv)
 	const char *config = getenv("PORTEX_CONFIG");
 	const char *batch_file = NULL;
 	char *out_dir = NULL;
-	int replace = 0, jobs_given = 0;
+	int replace = 0, jobs_given = 0, verbose = 0;
 	pex_config *cfg = NULL;
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
@@ -610,7 +610,7 @@ int pex_cmd_export(int argc, char **argv)
 			break;
 		case 'J': json_out = 1; break;
 		case 'q': prog.quiet = 1; pex_log_set_level(0); break;
-		case 'v': pex_log_set_level(3); break;
+		case 'v': verbose = 1; pex_log_set_level(3); break;
 		case 'h': help(stdout); code = PEX_EXIT_OK; goto cleanup;
 		default:
 			fprintf(stderr, "see 'portex export --help'\n");
@@ -620,6 +620,11 @@ int pex_cmd_export(int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "portex export: unexpected argument '%s'\n",
 			argv[optind]);
+		goto cleanup;
+	}
+	if (prog.quiet && verbose) {
+		fprintf(stderr, "portex export: -q and -v say opposite "
+			"things; give one of them\n");
 		goto cleanup;
 	}
 	if (!batch_file && (out_dir || jobs_given || replace)) {

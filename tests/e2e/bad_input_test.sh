@@ -65,6 +65,10 @@ expect_in "$err" "goes with --batch" "says --out-dir is for --batch"
 run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" --jobs 3
 expect_code 2 "--jobs without --batch"
 expect_in "$err" "--jobs goes with --batch" "says --jobs is for --batch"
+run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" -q -v
+expect_code 2 "-q with -v"
+expect_in "$err" "-q and -v" "says -q and -v do not go together"
+nobundle "-q with -v"
 run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" --jsn
 expect_code 2 "a mistyped option"
 expect_in "$err" "see 'portex export --help'" "points to --help"
