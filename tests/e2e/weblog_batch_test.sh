@@ -44,7 +44,7 @@ EOF
 
 # The subjects and, per subject, the ids of the lines that are theirs:
 # an address that is theirs, at a time inside their window.
-python3 - "$D" >"$D/subjects.csv" <<'PY'
+ATTRIBUTE=$(cat <<'PY'
 import datetime as dt, gzip, json, re, sys
 d = sys.argv[1]
 e = json.load(open(d + "/expected.json"))
@@ -82,6 +82,8 @@ for name, ip, a, b in people:
     print("ip:%s@%s/%s,REQ-%s,%s.zip" % (ip, fmt(a), fmt(b), name, name))
 json.dump(want, open(d + "/want.json", "w"), indent=1)
 PY
+)
+python3 -c "$ATTRIBUTE" "$D" >"$D/subjects.csv"
 n=$(($(wc -l <"$D/subjects.csv") - 1))
 
 # three bundles at a time, whatever the machine's CPUs
@@ -98,7 +100,7 @@ ok "one bundle per subject, nothing left behind"
 # Each bundle: exactly its subject's events, each matched by the
 # subject's own window; nothing of the others' user agents where the
 # generator says so.
-run python3 - "$D/want.json" "$OUT" <<'PY'
+CHECK_EVENTS=$(cat <<'PY'
 import json, sys, zipfile
 want = json.load(open(sys.argv[1]))
 for name, w in want.items():
@@ -122,6 +124,8 @@ for name, w in want.items():
         sys.exit("%s: records without a request: %s" % (name, recs))
     print("%s: %d events" % (name, len(got)))
 PY
+)
+run python3 -c "$CHECK_EVENTS" "$D/want.json" "$OUT"
 expect_code 0 "each bundle against its subject's lines"
 echo "$out" | sed 's/^/    /'
 ok "each bundle holds exactly its subject's events"
@@ -192,6 +196,33 @@ print("%d bundles alike" % len(names))
 PY
 expect_code 0 "file spools and --jobs 1 against the default run"
 ok "spooled to files, one at a time: the same bundles"
+
+# A live log big enough to be read in parts (32 MiB or more: one part
+# per CPU, each on a thread of its own): the day's lines with 36 MB of
+# a crawler's requests woven in. Each bundle still holds exactly its
+# person's lines, numbered as in the file.
+BIG="$WORK/big"
+mkdir -p "$BIG"
+cp "$D/access.log.1.gz" "$D/expected.json" "$D/portex.yaml" "$BIG/"
+python3 - "$D/access.log" "$BIG/access.log" <<'PY'
+import sys
+src = open(sys.argv[1]).readlines()
+pad = ('198.51.100.77 - - [%s] "GET /assets/pad.css HTTP/1.1" 200 5120 '
+       '"-" "PadBot/1.0 (+https://crawler.example/bot; a filler line to '
+       'make the log long)"\n')
+per = (36 << 20) // (len(src) * len(pad % "x")) + 1
+with open(sys.argv[2], "w") as out:
+    for line in src:
+        out.write(line)
+        out.write(pad % line.split("[", 1)[1].split("]", 1)[0] * per)
+PY
+python3 -c "$ATTRIBUTE" "$BIG" >"$BIG/subjects.csv"
+run "$PORTEX" export -c "$BIG/portex.yaml" --batch "$BIG/subjects.csv" \
+	--out-dir "$BIG/out"
+expect_code 0 "batch over a log of $(($(stat -c %s "$BIG/access.log") >> 20)) MiB"
+run python3 -c "$CHECK_EVENTS" "$BIG/want.json" "$BIG/out"
+expect_code 0 "each bundle against its subject's lines in the big log"
+ok "a log read in parts: each bundle holds exactly its subject's events"
 
 # a budget that is not a plain number: said, and the default used
 for bad in abc " 5" -0; do
