@@ -35,8 +35,12 @@ struct pex_bundle_options {
 	 * two threads of the bundle's own while records arrive; 0: on the
 	 * calling thread, for callers that run several bundles at once */
 	int threads;
+	/* 1 (default): the seal fsyncs the output folder after the rename,
+	 * so that the bundle's name is durable when the seal returns; 0:
+	 * the caller does, once for many bundles (a batch) */
+	int sync_dir;
 };
-#define PEX_BUNDLE_OPTIONS_INIT { 1, 6, 1 }
+#define PEX_BUNDLE_OPTIONS_INIT { 1, 6, 1, 1 }
 
 int pex_bundle_open(pex_bundle **out, const char *out_path,
 		    const struct pex_bundle_options *opts);

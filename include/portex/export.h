@@ -58,6 +58,10 @@ struct pex_export_request {
 	/* make the bundle on the calling thread alone (a batch running
 	 * several exports at once has no core to spare for more) */
 	int single_thread;
+	/* leave the fsync of out_path's folder to the caller, who does it
+	 * before telling anyone the bundle exists (a batch: once for all
+	 * its bundles, not once each) */
+	int defer_dir_sync;
 };
 
 /* Export result codes (besides negative PEX_E* failures). */
