@@ -34,18 +34,12 @@ typedef void (*pex_progress_fn)(void *data, const char *source_id,
 
 /* Batch mode: what one source found for one subject in a pass shared by
  * all subjects (see pex_export_batch). Internal to the engine. */
-struct pex_spooled {
-	json_t *record; /* NULL once the export has taken it */
-	int kind;       /* enum pex_record_kind */
-};
-
 struct pex_precollected {
-	/* the records: one "KIND JSON" line each in the file spool, or
-	 * (spool NULL) the nrecords values at records, which the export
-	 * takes (each its own: no value shared with another record) */
+	/* the records, one "KIND JSON" line each: in the file spool, or
+	 * (spool NULL) the len bytes at data */
 	const char *spool;
-	struct pex_spooled *records;
-	size_t nrecords;
+	const char *data;
+	size_t len;
 	const char *error;     /* the source failed: why; else NULL */
 	json_t *warnings;      /* the source's warnings about this subject:
 				  its own and those that concern everyone */

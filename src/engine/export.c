@@ -154,23 +154,17 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
  * to emit(), which checks them as if the collector had just made them. */
 static int replay(const struct pex_precollected *pre, struct run *r)
 {
-	const char *name = pre->spool;
+	const char *name = pre->spool ? pre->spool : "(memory)";
 	FILE *f;
 	char *line = NULL;
-	size_t cap = 0, i;
+	size_t cap = 0;
 	ssize_t len;
 	int rc = 0;
 
-	for (i = 0; !rc && i < pre->nrecords; i++) {
-		/* held in memory: taken as they are, no text between */
-		json_t *rec = pre->records[i].record;
-
-		pre->records[i].record = NULL;
-		rc = emit(r, (enum pex_record_kind)pre->records[i].kind, rec);
-	}
-	if (rc || !pre->spool)
-		return rc;
-	f = fopen(pre->spool, "rb");
+	if (!pre->spool && !pre->len)
+		return 0; /* nothing found for this subject */
+	f = pre->spool ? fopen(pre->spool, "rb")
+		       : fmemopen((void *)pre->data, pre->len, "rb");
 	if (!f)
 		return pex_error_set(PEX_EIO, "source %s: cannot read %s: %s",
 				     r->source_id, name, strerror(errno));
@@ -729,15 +723,12 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 /* ---- batch ------------------------------------------------------------ */
 
 /*
- * A shared pass hands each subject's records to a spool. Spools keep the
- * records as they came (jansson values, handed to the subject's export
- * as they are: no text to write and parse again) while all of them
- * together take less than PEX_BATCH_SPOOL_MEM bytes, as json_mem()
- * reckons; past that, the spool that would cross the line moves to a
- * file in the batch's work folder, as one "KIND JSON" line per record,
- * and goes on there. A hundred subjects with a few hundred records each
- * then cost no file at all, and a batch with millions of records stays
- * within bounded memory.
+ * A shared pass hands each subject's records to a spool. Spools stay in
+ * memory while all of them together hold less than PEX_BATCH_SPOOL_MEM
+ * bytes; past that, the spool that would cross the line moves to a file
+ * in the batch's work folder and goes on there. A hundred subjects with
+ * a few hundred records each then cost no file at all, and a batch with
+ * millions of records stays within bounded memory.
  */
 #define PEX_BATCH_SPOOL_MEM (16u << 20)
 #define PEX_BATCH_SPOOL_MEM_MAX (1u << 30) /* PORTEX_BATCH_MEMORY */
@@ -754,55 +745,9 @@ struct spool {
 	size_t subject;         /* whose records these are */
 	const char *path;     /* where it goes when it leaves memory */
 	FILE *f;              /* NULL while in memory */
-	struct pex_spooled *mem; /* the records held in memory */
-	size_t nmem, capmem;
-	size_t mem_bytes;     /* their json_mem() */
+	struct pex_buf mem;
 	unsigned long long records;
 };
-
-/*
- * What a jansson value takes in memory, roughly (its structs, hash table
- * slots, string bytes and malloc's overhead, as jansson 2.14 lays them
- * out), and whether any part of it is held elsewhere too (*shared): such
- * a value could be touched by two threads at once, as a batch makes its
- * bundles in parallel, and is copied first.
- */
-static size_t json_mem(const json_t *v, int *shared)
-{
-	const char *key;
-	const json_t *x;
-	size_t n, i;
-
-	if (!v || json_is_true(v) || json_is_false(v) || json_is_null(v))
-		return 0; /* jansson's singletons */
-	if (v->refcount > 1)
-		*shared = 1;
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		n = 96 + 16 * json_object_size(v);
-		json_object_foreach((json_t *)v, key, x)
-			n += 48 + strlen(key) + json_mem(x, shared);
-		return n;
-	case JSON_ARRAY:
-		n = 64 + 8 * json_array_size(v);
-		json_array_foreach(v, i, x)
-			n += json_mem(x, shared);
-		return n;
-	case JSON_STRING:
-		return 48 + json_string_length(v);
-	default:
-		return 32;
-	}
-}
-
-static void spooled_free(struct pex_spooled *recs, size_t n)
-{
-	size_t i;
-
-	for (i = 0; recs && i < n; i++)
-		json_decref(recs[i].record);
-	free(recs);
-}
 
 static int spool_dump(const char *buffer, size_t size, void *data)
 {
@@ -817,13 +762,14 @@ static int spool_write(struct spool *sp, const char *p, size_t n)
 	return 0;
 }
 
-/* One record as a spool file's line. */
-static int spool_line(struct spool *sp, enum pex_record_kind kind,
-		      const json_t *record)
+static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 {
+	struct spool *sp = data;
 	struct pex_buf *line = &sp->pool->line;
 	int rc;
 
+	/* replacements in this record's text are this subject's */
+	pex_source_settle_subject(sp->src, sp->subject);
 	pex_buf_reset(line);
 	rc = pex_buf_printf(line, "%d ", (int)kind);
 	if (!rc && json_dump_callback(record, spool_dump, line,
@@ -831,75 +777,29 @@ static int spool_line(struct spool *sp, enum pex_record_kind kind,
 		rc = pex_error_set(PEX_ELIMIT, "a record is too large");
 	if (!rc)
 		rc = pex_buf_putc(line, '\n');
-	return rc ? rc : spool_write(sp, line->data, line->len);
-}
-
-/* The spool leaves memory: its file gets the records held so far. */
-static int spool_to_file(struct spool *sp)
-{
-	size_t i;
-	int rc = 0;
-
-	sp->f = fopen(sp->path, "wb");
-	if (!sp->f)
-		return pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
-				     strerror(errno));
-	for (i = 0; !rc && i < sp->nmem; i++)
-		rc = spool_line(sp, (enum pex_record_kind)sp->mem[i].kind,
-				sp->mem[i].record);
-	sp->pool->held -= sp->mem_bytes;
-	spooled_free(sp->mem, sp->nmem);
-	sp->mem = NULL;
-	sp->nmem = sp->capmem = 0;
-	sp->mem_bytes = 0;
-	return rc;
-}
-
-static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
-{
-	struct spool *sp = data;
-	int rc = 0, shared = 0;
-	size_t bytes;
-
-	/* replacements in this record's text are this subject's */
-	pex_source_settle_subject(sp->src, sp->subject);
-	sp->records++;
-	bytes = sp->f ? 0 : json_mem(record, &shared);
-	if (!sp->f && sp->pool->held + bytes <= sp->pool->max) {
-		if (shared) {
-			json_t *own = json_deep_copy(record);
-
-			json_decref(record);
-			record = own;
-			if (!record)
-				return pex_error_set(PEX_ENOMEM,
-						     "out of memory");
-		}
-		if (sp->nmem == sp->capmem) {
-			size_t nc = sp->capmem ? sp->capmem * 2 : 16;
-			struct pex_spooled *g = realloc(sp->mem,
-							nc * sizeof(*g));
-
-			if (!g) {
-				json_decref(record);
-				return pex_error_set(PEX_ENOMEM,
-						     "out of memory");
-			}
-			sp->mem = g;
-			sp->capmem = nc;
-		}
-		sp->mem[sp->nmem].record = record;
-		sp->mem[sp->nmem++].kind = (int)kind;
-		sp->mem_bytes += bytes;
-		sp->pool->held += bytes;
-		return 0;
-	}
-	if (!sp->f)
-		rc = spool_to_file(sp);
-	if (!rc)
-		rc = spool_line(sp, kind, record);
 	json_decref(record);
-	return rc;
+	if (rc)
+		return rc;
+	sp->records++;
+	if (!sp->f && sp->pool->held + line->len <= sp->pool->max) {
+		rc = pex_buf_append(&sp->mem, line->data, line->len);
+		if (!rc)
+			sp->pool->held += line->len;
+		return rc;
+	}
+	if (!sp->f) {
+		sp->f = fopen(sp->path, "wb");
+		if (!sp->f)
+			return pex_error_set(PEX_EIO, "cannot write %s: %s",
+					     sp->path, strerror(errno));
+		rc = sp->mem.len ? spool_write(sp, sp->mem.data,
+					       sp->mem.len) : 0;
+		sp->pool->held -= sp->mem.len;
+		pex_buf_free(&sp->mem);
+		if (rc)
+			return rc;
+	}
+	return spool_write(sp, line->data, line->len);
 }
 
 /*
@@ -970,15 +870,9 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 				    json_string(pex_error_last()));
 	br->sums[k] = sum;
 	br->results[k] = r;
-	/* this subject's records are in its bundle now (any the export
-	 * did not take, when it failed, are freed here) */
-	for (i = 0; i < br->nsrc; i++) {
-		struct spool *sp = &br->spools[i * br->n + k];
-
-		spooled_free(sp->mem, sp->nmem);
-		sp->mem = NULL;
-		sp->nmem = 0;
-	}
+	/* this subject's records are in its bundle now */
+	for (i = 0; i < br->nsrc; i++)
+		pex_buf_free(&br->spools[i * br->n + k].mem);
 }
 
 /* One job: takes subjects until none is left. Without memory for its
@@ -1194,6 +1088,7 @@ int pex_export_batch(const pex_config *cfg,
 					  &sets[k], &ignored);
 			sp[k].pool = &pool;
 			sp[k].path = paths[i * n + k];
+			pex_buf_init(&sp[k].mem, pool.max + 1);
 			data[k] = &sp[k];
 		}
 		if (!rc) {
@@ -1228,9 +1123,9 @@ int pex_export_batch(const pex_config *cfg,
 			sp[k].f = NULL;
 			if (sets)
 				free(sets[k].items);
-			if (sp[k].pool && sp[k].nmem) {
-				p->records = sp[k].mem;
-				p->nrecords = sp[k].nmem;
+			if (sp[k].pool && sp[k].mem.data) {
+				p->data = sp[k].mem.data;
+				p->len = sp[k].mem.len;
 			} else if (sp[k].pool) {
 				/* left memory for a file, or found nothing */
 				p->spool = sp[k].records ? paths[i * n + k]
@@ -1319,7 +1214,7 @@ cleanup:
 	for (i = 0; spools && i < nsrc * n; i++) {
 		if (spools[i].f)
 			fclose(spools[i].f);
-		spooled_free(spools[i].mem, spools[i].nmem);
+		pex_buf_free(&spools[i].mem);
 	}
 	for (i = 0; i < nsrc; i++) {
 		if (errors && errors[i] != oom_reason)
