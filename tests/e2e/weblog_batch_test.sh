@@ -166,17 +166,10 @@ expect_code 0 "batch against a run alone"
 ok "the batch gives the subject what a run alone gives"
 
 # The same batch one bundle at a time, with every spool in a file (a
-# memory budget of one byte): the same records in every bundle, and
-# nothing left in the output folder.
-OUT1="$WORK/bundles-j1"
-mkdir -p "$OUT1"
-PORTEX_BATCH_MEMORY=1 run "$PORTEX" export -c "$D/portex.yaml" \
-	--batch "$D/subjects.csv" --out-dir "$OUT1" --jobs 1 -v
-expect_code 0 "batch, one at a time, spooled to files"
-echo "$err" | grep -q " 0 bytes of records held in memory" ||
-	fail "the spools did not go to files: $err"
-no_leftovers "$OUT1"
-run python3 - "$OUT" "$OUT1" <<'PY'
+# memory budget of one byte), and with a budget that some spools cross
+# half-way (their records so far go to the file first): the same
+# records in every bundle, and nothing left in the output folder.
+SAME_BUNDLES=$(cat <<'PY'
 import json, os, sys, zipfile
 def recs(p):
     b = json.loads(zipfile.ZipFile(p).read("data/bundle.json"))
@@ -190,12 +183,34 @@ if names != sorted(os.listdir(sys.argv[2])):
 for n in names:
     if recs(os.path.join(sys.argv[1], n)) != \
        recs(os.path.join(sys.argv[2], n)):
-        sys.exit("%s differs between --jobs 1 with file spools and the "
-                 "default" % n)
+        sys.exit("%s differs from the default run" % n)
 print("%d bundles alike" % len(names))
 PY
+)
+OUT1="$WORK/bundles-j1"
+mkdir -p "$OUT1"
+PORTEX_BATCH_MEMORY=1 run "$PORTEX" export -c "$D/portex.yaml" \
+	--batch "$D/subjects.csv" --out-dir "$OUT1" --jobs 1 -v
+expect_code 0 "batch, one at a time, spooled to files"
+echo "$err" | grep -q " 0 bytes of records held in memory" ||
+	fail "the spools did not go to files: $err"
+no_leftovers "$OUT1"
+run python3 -c "$SAME_BUNDLES" "$OUT" "$OUT1"
 expect_code 0 "file spools and --jobs 1 against the default run"
 ok "spooled to files, one at a time: the same bundles"
+
+OUT2="$WORK/bundles-half"
+mkdir -p "$OUT2"
+PORTEX_BATCH_MEMORY=30000 run "$PORTEX" export -c "$D/portex.yaml" \
+	--batch "$D/subjects.csv" --out-dir "$OUT2" -v
+expect_code 0 "batch with a budget crossed half-way"
+held=$(echo "$err" | sed -n 's/.* \([0-9]*\) bytes of records held in memory.*/\1/p')
+[ -n "$held" ] && [ "$held" -gt 0 ] && [ "$held" -le 30000 ] ||
+	fail "expected some records in memory, at most 30000 bytes: $err"
+no_leftovers "$OUT2"
+run python3 -c "$SAME_BUNDLES" "$OUT" "$OUT2"
+expect_code 0 "spools that left memory half-way against the default run"
+ok "spools that leave memory half-way: the same bundles"
 
 # A live log big enough to be read in parts (32 MiB or more: one part
 # per CPU, each on a thread of its own): the day's lines with 36 MB of
