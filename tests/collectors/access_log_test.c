@@ -2392,6 +2392,16 @@ static void test_scan_split_like_one_piece(void **state)
 	 * at the very last line; nothing is called after */
 	split_compare(path, &o1, 5);
 	split_compare(path, &o1, t.n / 2 + 1000);
+	/* ... and early in a later part of sparse lines, while its worker
+	 * is still reading */
+	split_file("split2.txt", 6u << 20, 5, 0, 1);
+	snprintf(path, sizeof(path), "%s/split2.txt", tmp_dir);
+	pex_al_split(SIZE_MAX, 0);
+	trace_scan(path, &o1, &t, &lines);
+	for (i = 1; i < 6; i++)
+		split_compare(path, &o1, t.n * i / 6 + 1);
+	snprintf(path, sizeof(path), "%s/split.txt", tmp_dir);
+	split_file("split.txt", 13u << 20, 3, 1, 1);
 	pex_al_split(SIZE_MAX, 0);
 	trace_scan(path, &o1, &t, &lines);
 	split_compare(path, &o1, t.n);
@@ -2422,6 +2432,64 @@ static void test_scan_split_like_one_piece(void **state)
 	write_text("split.txt", "");
 	split_compare(path, &o1, 0);
 	pex_al_multi_free(m);
+}
+
+/* Each line says its own number; the callback checks it, and on its
+ * first call waits for the parts to read ahead, then cuts the file
+ * short, as logrotate's copytruncate does under a reader. */
+struct cut_check {
+	const char *path;
+	off_t cut_to;
+	unsigned long long calls, wrong, last;
+};
+
+static int cut_line(void *data, const char *line, size_t len,
+		    unsigned long long lineno)
+{
+	struct cut_check *c = data;
+	unsigned long long said = 0;
+	size_t i;
+
+	if (c->calls++ == 0) {
+		usleep(300 * 1000);
+		assert_int_equal(truncate(c->path, c->cut_to), 0);
+	}
+	for (i = 7; line && i < len && line[i] >= '0' && line[i] <= '9'; i++)
+		said = said * 10 + (unsigned)(line[i] - '0');
+	c->wrong += said != lineno;
+	c->last = lineno;
+	return 0;
+}
+
+static void test_scan_split_file_cut_short(void **state)
+{
+	const char *needles[] = {"needle"};
+	size_t lens[] = {6};
+	struct pex_al_scan_opts o = {.needles = needles,
+				      .needle_lens = lens, .count = 1,
+				      .max_line = 200};
+	char path[4200];
+	int parts;
+
+	snprintf(path, sizeof(path), "%s/cut.txt", tmp_dir);
+	for (parts = 1; parts <= 4; parts *= 2) {
+		struct cut_check c = {.path = path, .cut_to = 4096};
+		struct logbuf b = {0};
+		unsigned long long i, lines;
+
+		for (i = 1; b.len < (16u << 20); i++)
+			lb_add(&b, "needle %llu and some text to fill the "
+			       "line up a little\n", i);
+		lb_write(&b, "cut.txt");
+		pex_al_split(1, parts);
+		assert_int_equal(pex_al_scan(path, &o, cut_line, &c, &lines),
+				 0);
+		/* every line handed on under its own number; none from
+		 * past the cut numbered after what came before it */
+		assert_int_equal(c.wrong, 0);
+		assert_true(c.calls > 0);
+	}
+	pex_al_split(32u << 20, 0);
 }
 
 /* A compressed file is never cut (its bytes are not its lines): the same
@@ -2502,6 +2570,7 @@ int main(void)
 		cmocka_unit_test(test_scan_block_boundaries),
 		cmocka_unit_test(test_scan_split_like_one_piece),
 		cmocka_unit_test(test_scan_split_compressed),
+		cmocka_unit_test(test_scan_split_file_cut_short),
 		cmocka_unit_test(test_batch_subjects),
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_limits),

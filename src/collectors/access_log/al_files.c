@@ -1184,6 +1184,10 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 #define AL_Q_CHUNK (256u << 10)
 #define AL_Q_MAX (4u << 20)
 #define AL_STOPPED 1 /* a worker told to stop; never reaches fn's caller */
+/* Longer lines allowed (max_line_bytes): one piece. Each part holds a
+ * line carried across blocks and queues whole lines, so memory would
+ * grow with the parts by that much. */
+#define AL_SPLIT_LINE_MAX (256u << 10)
 
 static size_t split_min = 32u << 20; /* smaller files: one piece */
 static int split_parts;              /* tests: parts to cut into */
@@ -1222,6 +1226,7 @@ struct part {
 	struct qchunk *fill;        /* the worker's, not yet published */
 	size_t queued;              /* bytes published, not yet taken */
 	int done, rc;
+	int shrunk; /* the file ended before the part did */
 	int stop; /* atomic: also read between blocks, without mu */
 	char err[1024];
 };
@@ -1303,8 +1308,12 @@ static int part_scan(struct part *p)
 		if (n < 0)
 			return pex_error_set(PEX_EIO, "cannot read %s: %s",
 					     p->path, strerror(errno));
-		if (n == 0)
-			break; /* shorter than when it was cut */
+		if (n == 0) {
+			/* shorter than when it was cut (copytruncate): what
+			 * the later parts read is not what follows here */
+			p->shrunk = p->end >= 0 && off < p->end;
+			break;
+		}
 		rc = scan_block(&p->s, p->buf, (size_t)n);
 		if (rc)
 			return rc;
@@ -1505,8 +1514,15 @@ static int scan_split(int fd, const char *path,
 			base = p->s.lineno;
 		} else {
 			rc = part_drain(p, fn, data, base);
-			base += p->s.lineno;
+			/* the part is done only when the drain is: after an
+			 * early stop its worker may still be counting */
+			if (!rc)
+				base += p->s.lineno;
 		}
+		/* a file cut short under the scan ends here, as it would
+		 * for a scan in one piece; the other parts are stopped */
+		if (!rc && p->shrunk)
+			break;
 	}
 out:
 	for (k = 1; k < n; k++) {
@@ -1606,6 +1622,7 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		struct stat st;
 
 		if (!fstat(fd, &st) && S_ISREG(st.st_mode) &&
+		    opts->max_line <= AL_SPLIT_LINE_MAX &&
 		    split_count(st.st_size) > 1 &&
 		    (fd = fcntl(fd, F_DUPFD_CLOEXEC, 0)) >= 0) {
 			archive_read_free(a);
