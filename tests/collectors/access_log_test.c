@@ -8,6 +8,7 @@
  * each getting exactly what a collect for them alone gives.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -1802,6 +1803,103 @@ static void test_batch_many(void **state)
 	free(cs);
 }
 
+/* A batch by address alone over a format that starts with the client
+ * is searched at line starts only (pex_al_scan_opts.anchored): every
+ * spelling of the client address a server writes must still be found,
+ * and an address elsewhere in a line must not count. The same batch
+ * with prefilter: false is the reference; a vhost_combined log (the
+ * client second: the whole-line search) must agree too. */
+#define ANCH 12
+static void test_batch_anchored(void **state)
+{
+	static const char *const forms[] = {
+		"%s", "%s:51234", "[%s]:443", "::ffff:%s", "UPPER",
+	};
+	char ids[ANCH][128], ips[ANCH][40];
+	const char *lists[ANCH][2];
+	const char *const *subjects[ANCH];
+	struct coll *on = calloc(ANCH, sizeof(*on));
+	struct coll *off = calloc(ANCH, sizeof(*off));
+	struct logbuf b = {0}, v = {0};
+	unsigned seed = 5;
+	size_t i, s, total = 0;
+	int fmt;
+
+	assert_non_null(on);
+	assert_non_null(off);
+	for (s = 0; s < ANCH; s++) {
+		if (s % 4 == 3)
+			snprintf(ips[s], sizeof(ips[s]), "2001:db8::a%zu", s);
+		else
+			snprintf(ips[s], sizeof(ips[s]), "192.0.2.%zu", s + 1);
+		snprintf(ids[s], sizeof(ids[s]), "%s",
+			 window(ips[s], T0 - 100, T0 + 100000));
+		lists[s][0] = ids[s];
+		lists[s][1] = NULL;
+		subjects[s] = lists[s];
+	}
+	for (i = 0; i < 4000; i++) {
+		char client[80], path[80];
+		unsigned r;
+		const char *ip;
+
+		seed = seed * 1103515245u + 12345u;
+		r = seed >> 8;
+		ip = ips[r % ANCH];
+		if (r % 7 == 0)
+			snprintf(client, sizeof(client), "198.51.100.%u",
+				 r % 200);
+		else if (r / 7 % 5 == 4) {
+			size_t k;
+
+			for (k = 0; ip[k] && k + 1 < sizeof(client); k++)
+				client[k] = (char)toupper((unsigned char)ip[k]);
+			client[k] = '\0';
+		} else if (r / 7 % 5 == 2 && strchr(ip, ':'))
+			snprintf(client, sizeof(client), "[%s]:443", ip);
+		else if (r / 7 % 5 == 3 && !strchr(ip, ':'))
+			snprintf(client, sizeof(client), "::ffff:%s", ip);
+		else
+			snprintf(client, sizeof(client), forms[r / 7 % 2],
+				 ip);
+		/* someone else's request naming a subject's address */
+		snprintf(path, sizeof(path), "/p?from=%s", ips[r / 3 % ANCH]);
+		lb_combined(&b, client, "-", T0 + (time_t)i * 20, path, "ua");
+		lb_add(&v, "www.example.org:80 ");
+		lb_combined(&v, client, "-", T0 + (time_t)i * 20, path, "ua");
+	}
+	lb_write(&b, "anch.log");
+	lb_write(&v, "anchv.log");
+	for (fmt = 0; fmt < 2; fmt++) {
+		char o1[256], o2[256];
+
+		snprintf(o1, sizeof(o1), "{\"paths\": [\"%s\"], \"match\": "
+			 "[\"ip\"]%s}", fmt ? "anchv.log" : "anch.log",
+			 fmt ? ", \"format\": \"vhost_combined\"" : "");
+		snprintf(o2, sizeof(o2), "{\"paths\": [\"%s\"], \"match\": "
+			 "[\"ip\"], \"prefilter\": false%s}",
+			 fmt ? "anchv.log" : "anch.log",
+			 fmt ? ", \"format\": \"vhost_combined\"" : "");
+		collect_batch(on, ANCH, o1, subjects);
+		collect_batch(off, ANCH, o2, subjects);
+		assert_ok(&on[0]);
+		assert_ok(&off[0]);
+		for (s = 0; s < ANCH; s++) {
+			char want[8192];
+
+			snprintf(want, sizeof(want), "%s", event_ids(&off[s]));
+			assert_string_equal(event_ids(&on[s]), want);
+			total += json_array_size(events(&on[s]));
+			coll_free(&on[s]);
+			coll_free(&off[s]);
+		}
+	}
+	/* most of the 8000 lines are some subject's */
+	assert_true(total > 5000);
+	free(on);
+	free(off);
+}
+
 /* Caps hold per subject as for a collect alone, and the device table is
  * also bounded over the whole batch. */
 static void test_batch_limits(void **state)
@@ -2492,6 +2590,116 @@ static void test_scan_split_file_cut_short(void **state)
 	pex_al_split(32u << 20, 0);
 }
 
+/* The anchored search (client addresses at line starts) against the
+ * rule it stands for, worked out here line by line: a needle at the
+ * start, or anywhere in a first field that starts with '[' or ':'. */
+static int anchored_want(const char *const *nd, size_t n, const char *l,
+			 size_t len)
+{
+	const char *sp = memchr(l, ' ', len);
+	size_t i, f = sp ? (size_t)(sp - l) : len;
+
+	for (i = 0; i < n; i++) {
+		size_t m = strlen(nd[i]);
+
+		if (len && (l[0] == '[' || l[0] == ':')) {
+			if (memmem(l, f, nd[i], m))
+				return 1;
+		} else if (m <= len && !memcmp(l, nd[i], m)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void test_scan_anchored(void **state)
+{
+	static const char *const firsts[] = {
+		"%s", "%s:4431", "[%s]:443", "::ffff:%s", "[::ffff:%s]:80",
+		"%s0", "x%s", "-", "",
+	};
+	const char *nd[24];
+	char ndbuf[24][40], path[4200];
+	size_t lens[24], i;
+	unsigned long long k;
+	struct pex_al_multi *m = NULL;
+	struct pex_al_scan_opts o = {.max_line = 300, .anchored = 1};
+	struct trace want = {.h = 14695981039346656037ull, .max_line = 300};
+	struct logbuf b = {0};
+	unsigned seed = 11;
+	int lv, parts;
+
+	for (i = 0; i < 24; i++) {
+		if (i % 6 == 5)
+			snprintf(ndbuf[i], sizeof(ndbuf[i]), "2001:db8::%zx",
+				 i);
+		else
+			snprintf(ndbuf[i], sizeof(ndbuf[i]), "10.%zu.%zu.%zu",
+				 i % 3, i, i * 7 % 250);
+		nd[i] = ndbuf[i];
+		lens[i] = strlen(nd[i]);
+	}
+	assert_int_equal(pex_al_multi_new(&m, nd, lens, 24), 0);
+	o.needles = nd;
+	o.needle_lens = lens;
+	o.count = 24;
+	o.multi = m;
+	/* 3 MiB: needles at the start in every spelling a server writes,
+	 * near-misses ("10.1.2.30" for "10.1.2.3"), needles only in the
+	 * path or the referrer, CRLF, long lines across read blocks (each
+	 * with a needle first: a long line carried across two blocks is
+	 * reported as too long whatever it holds) */
+	for (k = 1; b.len < (3u << 20); k++) {
+		char ip[40], first[80], line[1200];
+		unsigned r;
+		size_t len;
+
+		seed = seed * 1103515245u + 12345u;
+		r = seed >> 8;
+		if (r % 4)
+			snprintf(ip, sizeof(ip), "%s", nd[r % 24]);
+		else
+			snprintf(ip, sizeof(ip), "10.%u.%u.%u", r % 3,
+				 r / 7 % 30, r / 11 % 250);
+		snprintf(first, sizeof(first), r % 89 ? firsts[r / 13 % 9]
+						      : "%s", ip);
+		len = (size_t)snprintf(line, sizeof(line),
+			"%s - - [01/Jan/2026:00:00:00 +0000] \"GET /%s HTTP/"
+			"1.1\" 200 5 \"http://%s/\" \"ua\"%s", first,
+			r % 5 ? "p" : nd[r / 17 % 24], nd[r / 19 % 24],
+			r % 31 ? "" : "\r");
+		if (r % 89 == 0) {
+			memset(line + len, 'y', 700);
+			len += 700;
+			line[len] = '\0';
+		}
+		lb_add(&b, "%s\n", line);
+		if (anchored_want(nd, 24, line, len))
+			trace_line(&want, line, len, k);
+	}
+	lb_write(&b, "anchored.txt");
+	snprintf(path, sizeof(path), "%s/anchored.txt", tmp_dir);
+	assert_true(want.n > 1000);
+	assert_true(want.too_long > 10);
+	for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
+		pex_al_multi_simd(lv);
+		for (parts = 1; parts <= 3; parts += 2) {
+			struct trace t = {0};
+			unsigned long long lines;
+
+			pex_al_split(parts > 1 ? 1 : SIZE_MAX, parts);
+			trace_scan(path, &o, &t, &lines);
+			assert_int_equal(lines, k - 1);
+			assert_int_equal(t.n, want.n);
+			assert_int_equal(t.too_long, want.too_long);
+			assert_true(t.h == want.h);
+		}
+	}
+	pex_al_multi_simd(PEX_AL_SIMD_BEST);
+	pex_al_split(32u << 20, 0);
+	pex_al_multi_free(m);
+}
+
 /* A compressed file is never cut (its bytes are not its lines): the same
  * lines with the split on as off. */
 static void test_scan_split_compressed(void **state)
@@ -2571,8 +2779,10 @@ int main(void)
 		cmocka_unit_test(test_scan_split_like_one_piece),
 		cmocka_unit_test(test_scan_split_compressed),
 		cmocka_unit_test(test_scan_split_file_cut_short),
+		cmocka_unit_test(test_scan_anchored),
 		cmocka_unit_test(test_batch_subjects),
 		cmocka_unit_test(test_batch_many),
+		cmocka_unit_test(test_batch_anchored),
 		cmocka_unit_test(test_batch_limits),
 		cmocka_unit_test(test_batch_warnings_per_subject),
 		cmocka_unit_test(test_batch_replaced_per_subject),

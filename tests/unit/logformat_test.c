@@ -95,6 +95,50 @@ static void test_presets(void **state)
 	pex_logformat_free(NULL);
 }
 
+/* Which formats start a line with the client's address, the field the
+ * collector matches addresses on (the anchored batch search). */
+static void test_client_first(void **state)
+{
+	static const struct {
+		int syntax;
+		const char *text;
+		int want;
+	} cases[] = {
+		{PEX_LOGFORMAT_APACHE, "%h %l %u %t \"%r\" %>s %b", 1},
+		{PEX_LOGFORMAT_APACHE, "%a %l %u %t \"%r\" %>s %b", 1},
+		{PEX_LOGFORMAT_APACHE, "%a %h %t \"%r\"", 0},  /* %h wins */
+		{PEX_LOGFORMAT_APACHE, "%h %h %t \"%r\"", 0},  /* twice */
+		{PEX_LOGFORMAT_APACHE, "\"%h\" %t \"%r\"", 0}, /* quoted */
+		{PEX_LOGFORMAT_APACHE, "[%t] %h \"%r\"", 0},
+		{PEX_LOGFORMAT_APACHE, "%v:%p %h %l %u %t \"%r\" %>s %b", 0},
+		{PEX_LOGFORMAT_NGINX, "$remote_addr - $remote_user "
+				      "[$time_local] \"$request\"", 1},
+		{PEX_LOGFORMAT_NGINX, "$host $remote_addr [$time_local] "
+				      "\"$request\"", 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pex_logformat *f = NULL;
+
+		assert_int_equal(pex_logformat_compile(&f, cases[i].syntax,
+						       cases[i].text), 0);
+		if (pex_logformat_client_first(f) != cases[i].want)
+			fail_msg("%s: client first %d, want %d",
+				 cases[i].text, pex_logformat_client_first(f),
+				 cases[i].want);
+		pex_logformat_free(f);
+	}
+	for (i = 0; i < 2; i++) {
+		struct pex_logformat *f = NULL;
+
+		assert_int_equal(pex_logformat_preset(&f, i ? "vhost_combined"
+							  : "combined"), 0);
+		assert_int_equal(pex_logformat_client_first(f), !i);
+		pex_logformat_free(f);
+	}
+}
+
 static void test_combined_record(void **state)
 {
 	struct pex_logformat *f = preset("combined");
@@ -1312,6 +1356,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_presets),
+		cmocka_unit_test(test_client_first),
 		cmocka_unit_test(test_combined_record),
 		cmocka_unit_test(test_common_dash_fields),
 		cmocka_unit_test(test_dash_referer_and_agent),

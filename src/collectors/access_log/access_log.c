@@ -957,6 +957,22 @@ static int needle_add_escaped(struct needles *nd, const char *s)
 	return needle_add(nd, buf, o);
 }
 
+/* Whether every search value is a client address that can only matter
+ * at a line's start (see pex_al_scan_opts.anchored): all rules are ip,
+ * no proxy's X-Forwarded-For is believed, and the format starts with
+ * the client. */
+static int anchored(const struct al_ctx *c, const struct run *r)
+{
+	size_t i;
+
+	if (c->ntrusted || !pex_logformat_client_first(c->fmt))
+		return 0;
+	for (i = 0; i < r->ncands; i++)
+		if (r->cands[i].m->kind != M_IP)
+			return 0;
+	return 1;
+}
+
 static int needles_for(struct needles *nd, const struct cand *k)
 {
 	const char *v = k->id->value;
@@ -1269,6 +1285,7 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			goto cleanup;
 		so.multi = multi;
 		so.set = set;
+		so.anchored = multi && anchored(c, &r);
 		r.prefiltered = 1;
 		r.sbad = calloc(nsubjects * BAD__COUNT, sizeof(*r.sbad));
 		r.sbad_first = calloc(nsubjects * BAD__COUNT,

@@ -671,6 +671,25 @@ int pex_logformat_has_time(const struct pex_logformat *fmt)
 	return fmt->has_time;
 }
 
+int pex_logformat_client_first(const struct pex_logformat *fmt)
+{
+	const struct elem *e = fmt->nelem ? &fmt->el[0] : NULL;
+	size_t i, nclient = 0, nremote = 0;
+
+	if (!e || e->is_lit || e->quoted)
+		return 0;
+	for (i = 0; i < fmt->nelem; i++) {
+		if (fmt->el[i].is_lit)
+			continue;
+		nclient += fmt->el[i].dst == DST(client);
+		nremote += fmt->el[i].dst == DST(remote_addr);
+	}
+	/* the collector takes %h, else %a (see client_ip) */
+	if (e->dst == DST(client))
+		return nclient == 1;
+	return e->dst == DST(remote_addr) && !nclient && nremote == 1;
+}
+
 /* ---- parsing -------------------------------------------------------- */
 
 const char *pex_logline_status_name(enum pex_logline_status st)

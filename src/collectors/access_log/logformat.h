@@ -92,6 +92,11 @@ int pex_logformat_cookie_slot(const struct pex_logformat *fmt,
 /* Whether the format logs a time stamp at all. */
 int pex_logformat_has_time(const struct pex_logformat *fmt);
 
+/* Whether a line starts with the client's address: the format's first
+ * field, unquoted and nothing before it, is %h / $remote_addr (or %a
+ * when there is no %h) and appears nowhere else. */
+int pex_logformat_client_first(const struct pex_logformat *fmt);
+
 /* ---- parsing one line ------------------------------------------------ */
 
 struct pex_logslice {
