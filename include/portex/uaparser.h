@@ -103,6 +103,23 @@ typedef struct pex_uaparser_scratch pex_uaparser_scratch;
  */
 int pex_uaparser_load(pex_uaparser **out, const char *regexes_yaml_path);
 
+/*
+ * The same without JIT code, for a caller that may have few strings to
+ * parse: the rules load in about a fifth of the time (JIT-compiling
+ * uap-core's some 1000 patterns is most of a load) and each parse takes
+ * about two and a half times as long, so below about a hundred strings
+ * this is cheaper (figures in docs/internals/uaparser.md).
+ * pex_uaparser_jit() adds the JIT code when many strings turn up.
+ */
+int pex_uaparser_load_lazy(pex_uaparser **out,
+			   const char *regexes_yaml_path);
+
+/* JIT-compile the patterns that have no JIT code yet (a parser from
+ * pex_uaparser_load_lazy()); answers do not change, only speed. This
+ * changes the parser: no other thread may use it meanwhile. Returns 0;
+ * where JIT is missing the interpreter simply goes on. */
+int pex_uaparser_jit(pex_uaparser *p);
+
 /* Accepts NULL. Any scratch made for this parser must be freed first or
  * not be used again. */
 void pex_uaparser_free(pex_uaparser *p);

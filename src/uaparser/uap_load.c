@@ -391,6 +391,7 @@ int uap_load_opts(pex_uaparser **out, const char *path, unsigned opts)
 	pcre2_set_match_limit(p->mctx, PEX_UA_MATCH_LIMIT);
 	pcre2_set_depth_limit(p->mctx, UAP_DEPTH_LIMIT);
 	pcre2_set_heap_limit(p->mctx, UAP_HEAP_LIMIT_KIB);
+	p->jit_all = !(opts & UAP_LOAD_NO_JIT);
 	*out = p;
 	p = NULL;
 	rc = 0;
@@ -408,6 +409,28 @@ cleanup:
 int pex_uaparser_load(pex_uaparser **out, const char *regexes_yaml_path)
 {
 	return uap_load_opts(out, regexes_yaml_path, 0);
+}
+
+int pex_uaparser_load_lazy(pex_uaparser **out,
+			   const char *regexes_yaml_path)
+{
+	return uap_load_opts(out, regexes_yaml_path, UAP_LOAD_NO_JIT);
+}
+
+int pex_uaparser_jit(pex_uaparser *p)
+{
+	size_t l, i;
+
+	if (!p || p->jit_all)
+		return 0;
+	p->jit_compiled = 0;
+	for (l = 0; l < UAP_LIST__COUNT; l++)
+		for (i = 0; i < p->lists[l].count; i++)
+			if (pcre2_jit_compile(p->lists[l].rules[i].re,
+					      PCRE2_JIT_COMPLETE) == 0)
+				p->jit_compiled++;
+	p->jit_all = 1;
+	return 0;
 }
 
 void pex_uaparser_free(pex_uaparser *p)

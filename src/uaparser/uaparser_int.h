@@ -73,6 +73,7 @@ struct pex_uaparser {
 	pcre2_match_context *mctx; /* limits only; never changed after load */
 	uint32_t ovec_pairs;       /* enough for the rule with most groups */
 	size_t jit_compiled;
+	int jit_all;               /* every pattern was offered to the JIT */
 };
 
 struct pex_uaparser_scratch {

@@ -1089,6 +1089,38 @@ static void test_limits(void **state)
 
 /* ---- devices and addresses ------------------------------------------- */
 
+/* Past 100 distinct user agents the rules get JIT code before the
+ * parses (below, the interpreter does them): the same answers. */
+static void test_many_devices(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	size_t i;
+
+	for (i = 0; i < 120; i++) {
+		char ua[160];
+
+		snprintf(ua, sizeof(ua), "Mozilla/5.0 (Windows NT 10.0; "
+			 "Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+			 "Chrome/%zu.0.%zu.0 Safari/537.36", 20 + i, i);
+		lb_combined(&b, "192.0.2.1", "alice", T0 + (time_t)i, "/", ua);
+	}
+	lb_write(&b, "many-ua.log");
+	collect1(&c, "{\"paths\": [\"many-ua.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_DEVICE]), 120);
+	for (i = 0; i < 120; i++) {
+		const json_t *d = rec_at(&c, PEX_REC_DEVICE, i);
+		char want[32];
+
+		snprintf(want, sizeof(want), "%zu.0.%zu.0", 20 + i, i);
+		assert_string_equal(str(d, "browser"), "Chrome");
+		assert_string_equal(str(d, "browser_version"), want);
+		assert_string_equal(str(d, "os"), "Windows");
+	}
+	coll_free(&c);
+}
+
 static void test_devices(void **state)
 {
 	struct logbuf b = {0};
@@ -2767,6 +2799,7 @@ int main(void)
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_devices),
+		cmocka_unit_test(test_many_devices),
 		cmocka_unit_test(test_rotated_compressed),
 		cmocka_unit_test(test_missing_and_broken_files),
 		cmocka_unit_test(test_bad_lines),

@@ -681,6 +681,39 @@ static void test_match_limit(void **state)
 	limit_case(UAP_LOAD_NO_JIT);
 }
 
+/* A lazy parser answers as a full one, before and after its JIT code
+ * is added; adding it twice changes nothing. */
+static void test_lazy_then_jit(void **state)
+{
+	static struct pex_ua_result a;
+	pex_uaparser *p = NULL;
+	struct pex_uaparser_stats st, full;
+	const char *uas[] = { FIREFOX_UBUNTU, CHROME_WINDOWS, SAFARI_IOS,
+			      GOOGLEBOT, "curl/8.4.0", "" };
+	int round;
+
+	(void)state;
+	pex_uaparser_stats(real, &full);
+	assert_int_equal(pex_uaparser_load_lazy(&p, regexes_path()), 0);
+	pex_uaparser_stats(p, &st);
+	assert_int_equal(st.jit_compiled, 0);
+	assert_int_equal(st.ua_rules, full.ua_rules);
+	for (round = 0; round < 3; round++) {
+		for (size_t i = 0; i < sizeof(uas) / sizeof(uas[0]); i++) {
+			parse_str(p, uas[i]);
+			a = res;
+			parse_str(real, uas[i]);
+			assert_memory_equal(&a, &res, sizeof(a));
+		}
+		assert_int_equal(pex_uaparser_jit(p), 0);
+		pex_uaparser_stats(p, &st);
+		/* as many patterns got JIT code as a full load gives */
+		assert_int_equal(st.jit_compiled, full.jit_compiled);
+	}
+	assert_int_equal(pex_uaparser_jit(NULL), 0);
+	pex_uaparser_free(p);
+}
+
 static void test_no_jit_same_answers(void **state)
 {
 	static struct pex_ua_result a;
@@ -727,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_replacements),
 		cmocka_unit_test(test_match_limit),
+		cmocka_unit_test(test_lazy_then_jit),
 		cmocka_unit_test(test_no_jit_same_answers),
 	};
 

@@ -1182,6 +1182,10 @@ static void report_bad(struct run *r)
  */
 #define AL_MSG_MAX 1024
 
+/* User agents to parse from which the rules get JIT code first (see
+ * al_collect_batch; docs/internals/uaparser.md has the figures). */
+#define AL_UAP_JIT_MIN 100
+
 struct uap_loader {
 	pthread_t thr;
 	int started;
@@ -1195,7 +1199,7 @@ static void *uap_load_main(void *arg)
 {
 	struct uap_loader *l = arg;
 
-	l->rc = pex_uaparser_load(&l->uap, l->path);
+	l->rc = pex_uaparser_load_lazy(&l->uap, l->path);
 	if (l->rc)
 		snprintf(l->msg, sizeof(l->msg), "%s", pex_error_last());
 	return NULL;
@@ -1226,7 +1230,7 @@ static int uap_load_finish(struct uap_loader *l, struct al_ctx *c,
 		return 0;
 	}
 	if (needed && !c->uap) { /* no thread to be had: load here */
-		int rc = pex_uaparser_load(&c->uap, c->uap_regexes);
+		int rc = pex_uaparser_load_lazy(&c->uap, c->uap_regexes);
 
 		if (rc)
 			return pex_error_wrap(rc, "user agents");
@@ -1331,6 +1335,12 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			     pex_al_usage_has_devices(r.usage));
 	if (rc)
 		goto cleanup;
+	/* The rules were compiled without JIT code, which is most of their
+	 * cost (19 ms against 4 ms here); a parse without it costs 0.3 ms
+	 * against 0.13 ms. A subject's few browsers are cheaper without;
+	 * past AL_UAP_JIT_MIN user agents the JIT pays for itself. */
+	if (c->uap && pex_al_usage_agents(r.usage) >= AL_UAP_JIT_MIN)
+		pex_uaparser_jit(c->uap);
 	rc = pex_al_usage_finish(r.usage, c->uap);
 	if (!rc)
 		pex_source_log(src, PEX_LOG_DEBUG, "%zu files, %llu lines, "

@@ -865,6 +865,37 @@ int pex_al_usage_has_devices(const struct pex_al_usage *u)
 	return u && u->devices.n > 0;
 }
 
+size_t pex_al_usage_agents(const struct pex_al_usage *u)
+{
+	uint32_t *slots;
+	size_t nslots = 64, n = 0, k, i;
+
+	if (!u || !u->devices.n)
+		return 0;
+	while (nslots < 2 * u->devices.n)
+		nslots *= 2;
+	slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return u->devices.n; /* at most that many */
+	for (k = 0; k < u->devices.n; k++) {
+		const struct tally *t = &u->devices.items[k];
+
+		for (i = hash_bytes(t->key, t->len, 0) & (nslots - 1);
+		     slots[i]; i = (i + 1) & (nslots - 1)) {
+			const struct tally *e = &u->devices.items[slots[i] - 1];
+
+			if (e->len == t->len && !memcmp(e->key, t->key, t->len))
+				break;
+		}
+		if (!slots[i]) {
+			slots[i] = (uint32_t)k + 1;
+			n++;
+		}
+	}
+	free(slots);
+	return n;
+}
+
 void pex_al_usage_free(struct pex_al_usage *u)
 {
 	struct session *s, *next;

@@ -88,6 +88,9 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua);
 
 /* Whether any device waits to be emitted (to load the parser lazily). */
 int pex_al_usage_has_devices(const struct pex_al_usage *u);
+/* How many distinct user agents the finish will parse (over all
+ * subjects; one that two subjects share counts once). */
+size_t pex_al_usage_agents(const struct pex_al_usage *u);
 
 void pex_al_usage_free(struct pex_al_usage *u);
 
