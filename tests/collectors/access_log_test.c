@@ -2566,7 +2566,8 @@ static void test_scan_split_like_one_piece(void **state)
 
 /* Each line says its own number; the callback checks it, and on its
  * first call waits for the parts to read ahead, then cuts the file
- * short, as logrotate's copytruncate does under a reader. */
+ * short, as logrotate's copytruncate does under a reader. Read in one
+ * piece (through the read-ahead) or in parts, the scan must fail. */
 struct cut_check {
 	const char *path;
 	off_t cut_to;
@@ -2612,10 +2613,11 @@ static void test_scan_split_file_cut_short(void **state)
 			       "line up a little\n", i);
 		lb_write(&b, "cut.txt");
 		pex_al_split(1, parts);
+		/* the scan fails, saying why, rather than look whole */
 		assert_int_equal(pex_al_scan(path, &o, cut_line, &c, &lines),
-				 0);
-		/* every line handed on under its own number; none from
-		 * past the cut numbered after what came before it */
+				 PEX_EIO);
+		assert_non_null(strstr(pex_error_last(), "got shorter while"));
+		/* and every line it handed on had its own number */
 		assert_int_equal(c.wrong, 0);
 		assert_true(c.calls > 0);
 	}

@@ -1360,6 +1360,7 @@ struct part {
 	const char *path;
 	int fd;
 	off_t start, end; /* end < 0: to the end of the file */
+	off_t size;       /* the file's when it was cut */
 	char *buf;
 	pthread_t thr;
 	int started;
@@ -1455,7 +1456,7 @@ static int part_scan(struct part *p)
 		if (n == 0) {
 			/* shorter than when it was cut (copytruncate): what
 			 * the later parts read is not what follows here */
-			p->shrunk = p->end >= 0 && off < p->end;
+			p->shrunk = off < (p->end >= 0 ? p->end : p->size);
 			break;
 		}
 		rc = scan_block(&p->s, p->buf, (size_t)n);
@@ -1589,6 +1590,14 @@ static int reopen(int fd)
 	return nfd;
 }
 
+static int shrunk_error(const char *path)
+{
+	return pex_error_set(PEX_EIO, "%s got shorter while it was read (a "
+			     "rotation with copytruncate?), so some of its "
+			     "lines may be missing: run the export again",
+			     path);
+}
+
 /* Scan the plain file open as fd (closed here) in parts, or in one
  * piece when no line start is found to cut at. */
 static int scan_split(int fd, const char *path,
@@ -1606,6 +1615,7 @@ static int scan_split(int fd, const char *path,
 		struct part *p = &parts[n];
 
 		p->fd = fd;
+		p->size = st.st_size;
 		p->path = path;
 		p->s.o = opts;
 		p->s.cmax = opts->max_line + 2;
@@ -1663,10 +1673,13 @@ static int scan_split(int fd, const char *path,
 			if (!rc)
 				base += p->s.lineno;
 		}
-		/* a file cut short under the scan ends here, as it would
-		 * for a scan in one piece; the other parts are stopped */
-		if (!rc && p->shrunk)
+		/* a file cut short under the scan: what the later parts
+		 * read no longer follows, and lines the subject made may
+		 * be gone; the source fails rather than look complete */
+		if (!rc && p->shrunk) {
+			rc = shrunk_error(path);
 			break;
+		}
 	}
 out:
 	for (k = 1; k < n; k++) {
@@ -1790,6 +1803,10 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		rc = scan_block(&s, buf, size);
 		if (rc)
 			goto cleanup;
+	}
+	if (pex_al_prefetch_shrunk(pf)) {
+		rc = shrunk_error(path);
+		goto cleanup;
 	}
 	if (s.clen || s.overflow)
 		rc = carry_finish(&s); /* last line without newline */

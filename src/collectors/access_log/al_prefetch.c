@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "portex/error.h"
@@ -31,6 +32,8 @@ void pex_al_prefetch_direct(int on)
 struct pex_al_prefetch {
 	int fd;
 	size_t block;
+	off_t size;   /* at open */
+	off_t got;    /* bytes read; at the end, less than size: it shrank */
 	char *buf[AL_PF_NBUF];
 	size_t len[AL_PF_NBUF];
 	unsigned long long w, r; /* blocks filled; blocks handed out */
@@ -76,6 +79,7 @@ static void *reader(void *arg)
 			p->eof = 1;
 		} else {
 			p->len[k] = (size_t)n;
+			p->got += n;
 			p->w++;
 		}
 		pthread_cond_signal(&p->filled);
@@ -105,6 +109,12 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 	}
 	/* the file is read once, front to back */
 	posix_fadvise(p->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	{
+		struct stat st;
+
+		p->size = fstat(p->fd, &st) || !S_ISREG(st.st_mode) ? 0
+								  : st.st_size;
+	}
 	p->block = block;
 	for (i = 0; i < AL_PF_NBUF && !rc; i++) {
 		p->buf[i] = malloc(block);
@@ -139,6 +149,8 @@ ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf)
 			n = read(p->fd, p->buf[0], p->block);
 		while (n < 0 && errno == EINTR);
 		*buf = p->buf[0];
+		if (n > 0)
+			p->got += n;
 		return n;
 	}
 
@@ -164,6 +176,16 @@ ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return n;
+}
+
+int pex_al_prefetch_shrunk(const struct pex_al_prefetch *p)
+{
+	int shrunk;
+
+	pthread_mutex_lock((pthread_mutex_t *)&p->mu);
+	shrunk = p->got < p->size;
+	pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
+	return shrunk;
 }
 
 int pex_al_prefetch_fd(const struct pex_al_prefetch *p)

@@ -25,6 +25,10 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 /* The next block: its size, 0 at the end of the file, -1 with errno set
  * when reading failed. */
 ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf);
+/* After the end (0 from pex_al_prefetch_next): whether fewer bytes were
+ * read than the file held when it was opened, i.e. it was truncated
+ * under the reader (a copytruncate rotation). */
+int pex_al_prefetch_shrunk(const struct pex_al_prefetch *p);
 /* The open file's descriptor (owned by p). */
 int pex_al_prefetch_fd(const struct pex_al_prefetch *p);
 /* Tests: the next opens read without a thread (1) or with one (0). */
