@@ -390,6 +390,24 @@ static void print_batch(const json_t *sums, const struct batch *b)
 	}
 }
 
+/* Whether path holds a regular file that is neither empty nor a zip:
+ * not an earlier bundle, so nothing portex may write over. */
+static int not_a_bundle(const char *path)
+{
+	unsigned char magic[4] = { 0 };
+	struct stat st;
+	FILE *f;
+	size_t n;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0; /* nothing there, or the writer says what is wrong */
+	f = fopen(path, "rb");
+	n = f ? fread(magic, 1, sizeof(magic), f) : 0;
+	if (f)
+		fclose(f);
+	return !(n == 4 && !memcmp(magic, "PK\3\4", 4));
+}
+
 static int run_batch(const char *config, const char *file, const char *dir,
 		     int allow_partial, int replace, unsigned jobs,
 		     int json_out, struct progress *prog)
@@ -431,6 +449,14 @@ static int run_batch(const char *config, const char *file, const char *dir,
 				"output name" : "give --replace to write over "
 				"the bundles of an earlier run, or another "
 				"--out-dir");
+			code = PEX_EXIT_USAGE;
+			goto done;
+		}
+		if (not_a_bundle(b.subjects[i].out_path)) {
+			fprintf(stderr, "portex export: %s:%lu: %s exists and "
+				"is not a bundle (a zip); it is left as it "
+				"is: give the row another output name\n",
+				file, b.lines[i], b.subjects[i].out_path);
 			code = PEX_EXIT_USAGE;
 			goto done;
 		}
@@ -486,21 +512,7 @@ static void print_failed_sources(const json_t *sum, FILE *f)
  * database, a log given by mistake) is refused. Returns 0 when fine. */
 static int check_output(const char *path)
 {
-	unsigned char magic[4] = { 0 };
-	struct stat st;
-	FILE *f;
-	size_t n;
-
-	if (stat(path, &st))
-		return 0; /* nothing there yet */
-	if (!S_ISREG(st.st_mode))
-		return 0; /* the bundle writer says what is wrong */
-	f = fopen(path, "rb");
-	n = f ? fread(magic, 1, sizeof(magic), f) : 0;
-	if (f)
-		fclose(f);
-	if (st.st_size == 0 ||
-	    (n == 4 && !memcmp(magic, "PK\3\4", 4)))
+	if (!not_a_bundle(path))
 		return 0;
 	fprintf(stderr, "portex export: -o %s: that file exists and is not "
 		"a bundle (a zip); it is left as it is. Give the bundle a "

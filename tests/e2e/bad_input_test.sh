@@ -140,6 +140,14 @@ expect_in "$err" "--replace" "says how to write over it"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
 expect_code 0 "--replace writes over an earlier run's bundles"
 no_leftovers "$WORK/new"
+# --replace writes over bundles only, as -o does
+echo "important" > "$WORK/new/REQ_42.zip"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
+expect_code 2 "--replace over a file that is not a bundle"
+expect_in "$err" "two.csv:2: $WORK/new/REQ_42.zip exists and is not a bundle" "names the row and the file"
+[ "$(cat "$WORK/new/REQ_42.zip")" = important ] ||
+	fail "--replace wrote over a file that was not a bundle"
+rm "$WORK/new/REQ_42.zip"
 chmod 500 "$WORK/new"
 if [ "$(id -u)" != 0 ]; then
 	run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
