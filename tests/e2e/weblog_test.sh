@@ -148,4 +148,21 @@ PY
 expect_code 0 "warning in the manifest and in README.txt"
 ok "a skipped line of the subject's is told in the manifest and README.txt"
 
+# portex check opens the logs: a misspelt path or a glob that matches
+# nothing fails it, naming the file and the config's line
+run "$PORTEX" check -c "$D/portex.yaml"
+expect_code 0 "check with the day's logs"
+sed 's/paths: \[access.log\*\]/paths: [acess.log]/' "$D/portex.yaml" \
+	>"$D/misspelt.yaml"
+run "$PORTEX" check -c "$D/misspelt.yaml"
+expect_code 1 "check with a misspelt log path"
+expect_in "$out$err" "acess.log" "names the missing file"
+expect_in "$out$err" "misspelt.yaml:" "names the config and the source's line"
+sed 's/paths: \[access.log\*\]/paths: ["nothing*.log"]/' \
+	"$D/portex.yaml" >"$D/noglob.yaml"
+run "$PORTEX" check -c "$D/noglob.yaml"
+expect_code 1 "check with a glob that matches nothing"
+expect_in "$out$err" "no log file matches" "says the glob matched nothing"
+ok "check opens the log files: a missing one fails it"
+
 echo "weblog: $PASS checks passed"

@@ -30,6 +30,7 @@
  * parser, which is loaded on first need and kept until fini.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -1382,6 +1383,35 @@ static int al_collect(struct pex_source *src, void *ctx,
 	return al_collect_batch(src, ctx, ids, 1, emit, data);
 }
 
+/* `portex check`: every path and glob names a file that opens, and the
+ * rule file for user agents loads (without JIT code: quick). */
+static int al_check(struct pex_source *src, void *ctx)
+{
+	struct al_ctx *c = ctx;
+	struct pex_al_file *files = NULL;
+	pex_uaparser *uap = NULL;
+	size_t n = 0, i;
+	int rc = pex_al_files_list(src, c->paths, &files, &n);
+
+	for (i = 0; !rc && i < n; i++) {
+		FILE *f = fopen(files[i].path, "rb");
+
+		if (!f)
+			rc = pex_error_set(PEX_EIO, "cannot open %s: %s",
+					   files[i].path, strerror(errno));
+		else
+			fclose(f);
+	}
+	pex_al_files_free(files, n);
+	if (!rc && !c->uap) {
+		rc = pex_uaparser_load_lazy(&uap, c->uap_regexes);
+		if (rc)
+			rc = pex_error_wrap(rc, "user agents");
+		pex_uaparser_free(uap);
+	}
+	return rc;
+}
+
 const struct pex_collector pex_collector_access_log = {
 	.name = "access_log",
 	.description = "web server access logs (Apache, nginx, Traefik): "
@@ -1393,4 +1423,5 @@ const struct pex_collector pex_collector_access_log = {
 	.fini = al_fini,
 	.collect_batch = al_collect_batch,
 	.identity_types = al_identity_types,
+	.check = al_check,
 };
