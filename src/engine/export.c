@@ -730,7 +730,7 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
  * a few hundred records each then cost no file at all, and a batch with
  * millions of records stays within bounded memory.
  */
-#define PEX_BATCH_SPOOL_MEM (16u << 20)
+#define PEX_BATCH_SPOOL_MEM (12u << 20)
 #define PEX_BATCH_SPOOL_MEM_MAX (1u << 30) /* PORTEX_BATCH_MEMORY */
 
 struct spool_pool {
@@ -762,6 +762,17 @@ static int spool_write(struct spool *sp, const char *p, size_t n)
 	return 0;
 }
 
+/* The capacity b would have after taking add more bytes (pex_buf grows
+ * from 64 bytes by doubling, one byte kept for a NUL). */
+static size_t buf_cap_after(const struct pex_buf *b, size_t add)
+{
+	size_t cap = b->cap ? b->cap : 64;
+
+	while (cap < b->len + add + 1)
+		cap *= 2;
+	return cap;
+}
+
 static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 {
 	struct spool *sp = data;
@@ -781,10 +792,15 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 	if (rc)
 		return rc;
 	sp->records++;
-	if (!sp->f && sp->pool->held + line->len <= sp->pool->max) {
+	/* what the buffer takes, not what it holds: it grows by doubling,
+	 * so counting its text alone let memory reach twice the budget */
+	if (!sp->f && sp->pool->held - sp->mem.cap +
+		      buf_cap_after(&sp->mem, line->len) <= sp->pool->max) {
+		size_t cap = sp->mem.cap;
+
 		rc = pex_buf_append(&sp->mem, line->data, line->len);
 		if (!rc)
-			sp->pool->held += line->len;
+			sp->pool->held += sp->mem.cap - cap;
 		return rc;
 	}
 	if (!sp->f) {
@@ -794,7 +810,7 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 					     sp->path, strerror(errno));
 		rc = sp->mem.len ? spool_write(sp, sp->mem.data,
 					       sp->mem.len) : 0;
-		sp->pool->held -= sp->mem.len;
+		sp->pool->held -= sp->mem.cap;
 		pex_buf_free(&sp->mem);
 		if (rc)
 			return rc;

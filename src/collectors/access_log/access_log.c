@@ -156,9 +156,12 @@ static const char *const default_suffixes[] = {
 	".woff", ".woff2", ".map", NULL,
 };
 
-/* Open sessions' page text, in bytes: with the other caps this keeps a
- * collect well under the 64 MB the design allows. */
-#define AL_OPEN_BYTES_MAX (16u << 20)
+/* Memory open sessions' pages may take, all subjects together (their
+ * text, allocations and slots, as al_usage.c reckons them): with the
+ * other caps this keeps a collect well under the 64 MB the design
+ * allows. 16 MiB of text alone let a batch of heavy visitors reach
+ * 81 MB. */
+#define AL_OPEN_BYTES_MAX (8u << 20)
 
 /* ---- init ------------------------------------------------------------ */
 

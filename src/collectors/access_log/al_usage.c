@@ -588,8 +588,16 @@ int pex_al_usage_add(struct pex_al_usage *u, const struct pex_al_hit *h)
 		rc = add_page(s, h);
 		if (rc)
 			return rc;
-		s->bytes += h->path_len + sizeof(struct page);
-		u->open_bytes += h->path_len + sizeof(struct page);
+		/* what the page takes: its path's allocation (glibc's
+		 * chunks: the size plus 8, in 16-byte steps, 32 at least)
+		 * and its slot, twice over while the array grows by
+		 * doubling */
+		size_t cost = ((h->path_len + 8 + 15) & ~(size_t)15) < 32 ?
+			      32 : (h->path_len + 8 + 15) & ~(size_t)15;
+
+		cost += 2 * sizeof(struct page);
+		s->bytes += cost;
+		u->open_bytes += cost;
 	}
 	if (h->at < s->start)
 		s->start = h->at;
