@@ -732,12 +732,15 @@ static void test_ipv6_canonical(void **state)
 	lb_combined(&b, "192.0.2.1", "-", T0 + 4, "/v4", "a");
 	lb_combined(&b, "::ffff:192.0.2.1", "-", T0 + 5, "/mapped", "a");
 	lb_combined(&b, "192.0.2.10", "-", T0 + 6, "/v4-other", "a");
+	lb_combined(&b, "::ffff:c000:201", "-", T0 + 7, "/mapped-hex", "a");
+	lb_combined(&b, "2001:db8:0::1", "-", T0 + 8, "/part", "a");
 	lb_write(&b, "v6.log");
-	/* With the block search: the spellings servers write. */
+	/* With the block search at line starts (the format starts with the
+	 * client, by address alone): every spelling, as without it. */
 	collect(&c, "{\"paths\": [\"v6.log\"]}", ids);
 	assert_ok(&c);
-	assert_string_equal(event_ids(&c),
-			    "v6.log:1 v6.log:2 v6.log:5 v6.log:6");
+	assert_string_equal(event_ids(&c), "v6.log:1 v6.log:2 v6.log:4 "
+			    "v6.log:5 v6.log:6 v6.log:8 v6.log:9");
 	assert_string_equal(str(rec_at(&c, PEX_REC_USAGE_EVENT, 1),
 				"client_ip"), "2001:db8::1");
 	assert_string_equal(str(json_object_get(rec_at(&c,
@@ -746,11 +749,37 @@ static void test_ipv6_canonical(void **state)
 	/* One address record per canonical address. */
 	assert_int_equal(json_array_size(c.recs[PEX_REC_IP_ADDRESS]), 2);
 	coll_free(&c);
-	/* Without it every spelling, the expanded one too. */
+	/* Without it, the same. */
 	collect(&c, "{\"paths\": [\"v6.log\"], \"prefilter\": false}", ids);
 	assert_ok(&c);
+	assert_string_equal(event_ids(&c), "v6.log:1 v6.log:2 v6.log:4 "
+			    "v6.log:5 v6.log:6 v6.log:8 v6.log:9");
+	coll_free(&c);
+	/* With the whole-line search (the client second), the spellings
+	 * servers write, as the needles are written: not the expanded
+	 * ones, nor the mapped address in hexadecimal. */
+	b = (struct logbuf){0};
+	{
+		static const char *const cl[] = {
+			"2001:db8::1", "2001:DB8::1", "2001:db8::10",
+			"2001:0db8:0000:0000:0000:0000:0000:0001",
+			"192.0.2.1", "::ffff:192.0.2.1", "192.0.2.10",
+			"::ffff:c000:201", "2001:db8:0::1",
+		};
+		size_t i;
+
+		for (i = 0; i < 9; i++) {
+			lb_add(&b, "www.example.org:80 ");
+			lb_combined(&b, cl[i], "-", T0 + (time_t)i, "/x",
+				    "a");
+		}
+	}
+	lb_write(&b, "v6v.log");
+	collect(&c, "{\"paths\": [\"v6v.log\"], "
+		"\"format\": \"vhost_combined\"}", ids);
+	assert_ok(&c);
 	assert_string_equal(event_ids(&c),
-			    "v6.log:1 v6.log:2 v6.log:4 v6.log:5 v6.log:6");
+			    "v6v.log:1 v6v.log:2 v6v.log:5 v6v.log:6");
 	coll_free(&c);
 }
 
@@ -1891,6 +1920,10 @@ static void test_batch_anchored(void **state)
 			snprintf(client, sizeof(client), "[%s]:443", ip);
 		else if (r / 7 % 5 == 3 && !strchr(ip, ':'))
 			snprintf(client, sizeof(client), "::ffff:%s", ip);
+		else if (r / 7 % 5 == 1 && strchr(ip, ':'))
+			/* a leading zero: "2001:0db8::a3" */
+			snprintf(client, sizeof(client), "2001:0db8%s",
+				 ip + 8);
 		else
 			snprintf(client, sizeof(client), forms[r / 7 % 2],
 				 ip);
@@ -2626,22 +2659,23 @@ static void test_scan_split_file_cut_short(void **state)
 
 /* The anchored search (client addresses at line starts) against the
  * rule it stands for, worked out here line by line: a needle at the
- * start, or anywhere in a first field that starts with '[' or ':'. */
+ * start, a first field that starts with '[' or ':', and with colon
+ * (anchored = 2) a first field holding a ':'. */
 static int anchored_want(const char *const *nd, size_t n, const char *l,
-			 size_t len)
+			 size_t len, int colon)
 {
 	const char *sp = memchr(l, ' ', len);
 	size_t i, f = sp ? (size_t)(sp - l) : len;
 
+	if (len && (l[0] == '[' || l[0] == ':'))
+		return 1;
+	if (colon && memchr(l, ':', f))
+		return 1;
 	for (i = 0; i < n; i++) {
 		size_t m = strlen(nd[i]);
 
-		if (len && (l[0] == '[' || l[0] == ':')) {
-			if (memmem(l, f, nd[i], m))
-				return 1;
-		} else if (m <= len && !memcmp(l, nd[i], m)) {
+		if (m <= len && !memcmp(l, nd[i], m))
 			return 1;
-		}
 	}
 	return 0;
 }
@@ -2650,7 +2684,7 @@ static void test_scan_anchored(void **state)
 {
 	static const char *const firsts[] = {
 		"%s", "%s:4431", "[%s]:443", "::ffff:%s", "[::ffff:%s]:80",
-		"%s0", "x%s", "-", "",
+		"%s0", "x%s", "-", "", "2001:0db8::%.0s5", "fe80::%.0s1",
 	};
 	const char *nd[24];
 	char ndbuf[24][40], path[4200];
@@ -2658,7 +2692,11 @@ static void test_scan_anchored(void **state)
 	unsigned long long k;
 	struct pex_al_multi *m = NULL;
 	struct pex_al_scan_opts o = {.max_line = 300, .anchored = 1};
-	struct trace want = {.h = 14695981039346656037ull, .max_line = 300};
+	struct trace want[2] = {
+		{.h = 14695981039346656037ull, .max_line = 300},
+		{.h = 14695981039346656037ull, .max_line = 300},
+	};
+	int colon;
 	struct logbuf b = {0};
 	unsigned seed = 11;
 	int lv, parts;
@@ -2695,7 +2733,7 @@ static void test_scan_anchored(void **state)
 		else
 			snprintf(ip, sizeof(ip), "10.%u.%u.%u", r % 3,
 				 r / 7 % 30, r / 11 % 250);
-		snprintf(first, sizeof(first), r % 89 ? firsts[r / 13 % 9]
+		snprintf(first, sizeof(first), r % 89 ? firsts[r / 13 % 11]
 						      : "%s", ip);
 		len = (size_t)snprintf(line, sizeof(line),
 			"%s - - [01/Jan/2026:00:00:00 +0000] \"GET /%s HTTP/"
@@ -2708,25 +2746,31 @@ static void test_scan_anchored(void **state)
 			line[len] = '\0';
 		}
 		lb_add(&b, "%s\n", line);
-		if (anchored_want(nd, 24, line, len))
-			trace_line(&want, line, len, k);
+		for (colon = 0; colon < 2; colon++)
+			if (anchored_want(nd, 24, line, len, colon))
+				trace_line(&want[colon], line, len, k);
 	}
 	lb_write(&b, "anchored.txt");
 	snprintf(path, sizeof(path), "%s/anchored.txt", tmp_dir);
-	assert_true(want.n > 1000);
-	assert_true(want.too_long > 10);
+	assert_true(want[0].n > 1000);
+	assert_true(want[1].n > want[0].n);
+	assert_true(want[0].too_long > 10);
 	for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
 		pex_al_multi_simd(lv);
 		for (parts = 1; parts <= 3; parts += 2) {
-			struct trace t = {0};
-			unsigned long long lines;
+			for (colon = 0; colon < 2; colon++) {
+				struct trace t = {0};
+				unsigned long long lines;
 
-			pex_al_split(parts > 1 ? 1 : SIZE_MAX, parts);
-			trace_scan(path, &o, &t, &lines);
-			assert_int_equal(lines, k - 1);
-			assert_int_equal(t.n, want.n);
-			assert_int_equal(t.too_long, want.too_long);
-			assert_true(t.h == want.h);
+				o.anchored = 1 + colon;
+				pex_al_split(parts > 1 ? 1 : SIZE_MAX, parts);
+				trace_scan(path, &o, &t, &lines);
+				assert_int_equal(lines, k - 1);
+				assert_int_equal(t.n, want[colon].n);
+				assert_int_equal(t.too_long,
+						 want[colon].too_long);
+				assert_true(t.h == want[colon].h);
+			}
 		}
 	}
 	pex_al_multi_simd(PEX_AL_SIMD_BEST);

@@ -961,6 +961,17 @@ static int needle_add_escaped(struct needles *nd, const char *s)
 	return needle_add(nd, buf, o);
 }
 
+/* Whether some search value holds a ':' (an IPv6 address). */
+static int needles_colon(const struct needles *nd)
+{
+	size_t i;
+
+	for (i = 0; i < nd->n; i++)
+		if (memchr(nd->v[i], ':', nd->lens[i]))
+			return 1;
+	return 0;
+}
+
 /* Whether every search value is a client address that can only matter
  * at a line's start (see pex_al_scan_opts.anchored): all rules are ip,
  * no proxy's X-Forwarded-For is believed, and the format starts with
@@ -992,7 +1003,9 @@ static int needles_for(struct needles *nd, const struct cand *k)
 	if (rc || k->m->kind != M_IP)
 		return rc ? rc : needle_add_escaped(nd, v);
 	/* Servers write addresses as inet_ntop does; some write IPv6 in
-	 * upper case. Other spellings need prefilter: false. */
+	 * upper case. Other spellings are found at line starts (see
+	 * pex_al_scan_opts.anchored), elsewhere only with prefilter:
+	 * false. */
 	if (n >= sizeof(up))
 		return 0;
 	for (i = 0; i <= n; i++)
@@ -1281,19 +1294,25 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 		so.needles = (const char *const *)nd.v;
 		so.needle_lens = nd.lens;
 		so.count = nd.n;
-		if (nd.n > PEX_AL_DIRECT_NEEDLES)
+		/* by address alone at line starts: for one subject too, so
+		 * that a bundle never depends on who else is in a batch */
+		int anch = anchored(c, &r);
+
+		if (nd.n > PEX_AL_DIRECT_NEEDLES || anch)
 			rc = pex_al_multi_new(&multi,
 					      (const char *const *)nd.v,
 					      nd.lens, nd.n);
 		if (rc == 1)
-			rc = pex_logneedles_new(&set,
+			rc = nd.n > PEX_AL_DIRECT_NEEDLES ?
+			     pex_logneedles_new(&set,
 						(const char *const *)nd.v,
-						nd.n);
+						nd.n) : 0;
 		if (rc)
 			goto cleanup;
 		so.multi = multi;
 		so.set = set;
-		so.anchored = multi && anchored(c, &r);
+		if (multi && anch)
+			so.anchored = needles_colon(&nd) ? 2 : 1;
 		r.prefiltered = 1;
 		r.sbad = calloc(nsubjects * BAD__COUNT, sizeof(*r.sbad));
 		r.sbad_first = calloc(nsubjects * BAD__COUNT,

@@ -964,17 +964,27 @@ const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 
 /* ---- line starts ------------------------------------------------------ */
 
-/* Whether the line l[0..len) is a candidate for an anchored search (see
- * pex_al_scan_opts.anchored). */
-static int anchored_hit(const struct pex_al_multi *m, const char *l,
-			size_t len)
+/* Whether the first field of l[0..len) holds a ':' (an IPv6 address,
+ * however spelt, or an address with a port). */
+static int first_field_colon(const char *l, size_t len)
 {
-	if (len && (l[0] == '[' || l[0] == ':')) {
-		const char *sp = memchr(l, ' ', len);
+	size_t i;
 
-		return pex_al_multi_find(m, l, sp ? (size_t)(sp - l) : len) !=
-		       NULL;
-	}
+	for (i = 0; i < len && l[i] != ' '; i++)
+		if (l[i] == ':')
+			return 1;
+	return 0;
+}
+
+/* Whether the line l[0..len) is a candidate for an anchored search (see
+ * pex_al_scan_opts.anchored; colon: some needle is an IPv6 address). */
+static int anchored_hit(const struct pex_al_multi *m, const char *l,
+			size_t len, int colon)
+{
+	if (len && (l[0] == '[' || l[0] == ':'))
+		return 1;
+	if (colon && first_field_colon(l, len))
+		return 1;
 	return multi_at(m, l, len);
 }
 
@@ -998,7 +1008,7 @@ static int line_has_needle(const struct pex_al_scan_opts *o, const char *l,
 	if (o->count == 0)
 		return 1;
 	if (o->multi && o->anchored)
-		return anchored_hit(o->multi, l, len);
+		return anchored_hit(o->multi, l, len, o->anchored > 1);
 	if (o->multi)
 		return pex_al_multi_find(o->multi, l, len) != NULL;
 	if (o->count > PEX_AL_DIRECT_NEEDLES)
@@ -1152,13 +1162,15 @@ static int scan_multi(struct scanner *s, const char *r, size_t n)
 /* The probe at a line's start: step 2 inline (one load, a multiply, a
  * bit), the rest only for the few lines that pass it. */
 static inline __attribute__((always_inline)) int
-anchored_probe(const struct pex_al_multi *m, const char *l, size_t len)
+anchored_probe(const struct pex_al_multi *m, const char *l, size_t len,
+	       int colon)
 {
 	uint64_t key;
 	size_t x;
 
-	if (len < 8 || l[0] == '[' || l[0] == ':')
-		return anchored_hit(m, l, len);
+	if (len < 8 || l[0] == '[' || l[0] == ':' ||
+	    (colon && first_field_colon(l, len)))
+		return anchored_hit(m, l, len, colon);
 	memcpy(&key, l, 8);
 	x = multi_hash(m, key & m->pmask);
 	if (!(m->bits[x / 64] & (1ull << (x % 64))))
@@ -1178,7 +1190,8 @@ anchored_lines(struct scanner *s, const char *r, size_t base, uint64_t bits,
 		size_t e = base + (size_t)__builtin_ctzll(bits);
 
 		s->lineno++;
-		if (anchored_probe(s->o->multi, r + *ls, e - *ls)) {
+		if (anchored_probe(s->o->multi, r + *ls, e - *ls,
+				   s->o->anchored > 1)) {
 			rc = s->fn(s->data, r + *ls, e - *ls, s->lineno);
 			if (rc)
 				return rc;
@@ -1263,7 +1276,8 @@ static int scan_anchored(struct scanner *s, const char *r, size_t n)
 		size_t e = (size_t)(nl - r);
 
 		s->lineno++;
-		if (anchored_probe(s->o->multi, r + ls, e - ls)) {
+		if (anchored_probe(s->o->multi, r + ls, e - ls,
+				   s->o->anchored > 1)) {
 			rc = s->fn(s->data, r + ls, e - ls, s->lineno);
 			if (rc)
 				return rc;

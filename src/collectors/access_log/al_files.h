@@ -90,10 +90,15 @@ struct pex_al_scan_opts {
 	const struct pex_al_multi *multi;
 	/* With multi: the needles are client addresses and a line starts
 	 * with its client's (pex_logformat_client_first, no trusted
-	 * proxies), so only line starts are tested: a needle at the start,
-	 * or anywhere in a first field that starts with '[' or ':'
-	 * ("[v6]:port", "::ffff:v4"). A batch's hundred addresses then cost
-	 * one probe per line instead of a search of every byte. */
+	 * proxies), so only line starts are tested. A line is a candidate
+	 * when a needle starts it, when its first field starts with '['
+	 * or ':' ("[v6]:port", "::ffff:v4" in any spelling), and, with
+	 * anchored = 2 (some needle is an IPv6 address), when its first
+	 * field holds a ':' at all: IPv6 has many spellings ("2001:0db8::1",
+	 * "2001:DB8:0::1") and the parser, not the needle, decides. A
+	 * batch's hundred addresses then cost one probe per line instead of
+	 * a search of every byte, and no address is missed for how it was
+	 * written. */
 	int anchored;
 };
 
