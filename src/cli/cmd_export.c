@@ -355,6 +355,22 @@ static int prepare_out_dir(const char *dir)
 	return -1;
 }
 
+/* A failed source's reason without the "source ID: " most messages
+ * already start with: the lines that print it name the source once. */
+static const char *reason_of(const json_t *src)
+{
+	const char *id = json_string_value(json_object_get(src, "id"));
+	const char *err = json_string_value(json_object_get(src, "error"));
+	size_t n = id ? strlen(id) : 0;
+
+	if (!err)
+		return "";
+	if (id && !strncmp(err, "source ", 7) && !strncmp(err + 7, id, n) &&
+	    err[7 + n] == ':' && err[8 + n] == ' ')
+		return err + 9 + n;
+	return err;
+}
+
 /* One line per subject; under a failed or partial one, why; under any,
  * how many warnings its manifest holds. */
 static void print_batch(const json_t *sums, const struct batch *b)
@@ -385,7 +401,7 @@ static void print_batch(const json_t *sums, const struct batch *b)
 				printf("         source %s: %s\n",
 				       json_string_value(json_object_get(src,
 								 "id")),
-				       json_string_value(err));
+				       reason_of(src));
 		}
 	}
 }
@@ -504,7 +520,7 @@ static void print_failed_sources(const json_t *sum, FILE *f)
 		if (err)
 			fprintf(f, "portex export: source %s: %s\n",
 				json_string_value(json_object_get(src, "id")),
-				json_string_value(err));
+				reason_of(src));
 	}
 }
 

@@ -12,7 +12,8 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{ "export", pex_cmd_export,
-	  "collect one person's data from every source into a bundle" },
+	  "collect one person's data from every source into a bundle;\n"
+	  "            with --batch, many people's, reading each log once" },
 	{ "verify", pex_cmd_verify,
 	  "check a bundle: hashes, manifest and schemas" },
 	{ "validate", pex_cmd_validate,
@@ -33,7 +34,8 @@ static void usage(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-9s %s\n", commands[i].name,
 			commands[i].summary);
-	fprintf(f, "\n`portex COMMAND --help` shows a command's options; "
+	fprintf(f, "\n`portex COMMAND --help` (or `portex help COMMAND`) "
+		   "shows a command's options;\n"
 		   "`man portex` (in the source tree: man -l docs/portex.1) has the rest.\n"
 		   "exit codes: 0 done, 1 failed, 2 usage error, 3 bundle "
 		   "written but incomplete\n");
@@ -46,6 +48,17 @@ int main(int argc, char **argv)
 
 	if (argc < 2) {
 		usage(stderr);
+		return PEX_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "help") && argc > 2) {
+		/* "portex help export" is "portex export --help" */
+		char *sub[3] = {argv[2], (char *)"--help", NULL};
+
+		for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (!strcmp(argv[2], commands[i].name))
+				return commands[i].run(2, sub);
+		fprintf(stderr, "portex: no command '%s'; see 'portex "
+			"--help'\n", argv[2]);
 		return PEX_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

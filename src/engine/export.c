@@ -643,8 +643,9 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 		json_object_set_new(*summary, "bundle", json_null());
 		rc = pex_error_set(PEX_ERROR,
 				   "%zu of %zu sources failed; no bundle was "
-				   "written (use --allow-partial to write an "
-				   "incomplete one)", failed, nsrc);
+				   "written: put right what the failed source "
+				   "says and run again (--allow-partial writes "
+				   "one marked incomplete)", failed, nsrc);
 		goto cleanup;
 	}
 	rc = pex_bundle_seal(r.bundle, envelope);

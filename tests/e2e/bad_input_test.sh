@@ -113,11 +113,22 @@ rm "$WORK/q/newsletter.csv"
 run "$PORTEX" export -c "$WORK/q/portex.yaml" $S -o "$zip" -q
 expect_code 1 "a failed source with -q"
 expect_in "$err" "source newsletter:" "-q names the failed source"
+case $err in *"source newsletter: source newsletter:"*)
+	fail "the failed source is named twice: $err" ;; esac
 run "$PORTEX" export -c "$WORK/q/portex.yaml" $S -o "$zip" -q --allow-partial
 expect_code 3 "a partial bundle with -q"
 expect_in "$err" "source newsletter:" "-q names the failed source of a partial bundle"
 rm -f "$zip"
 ok "-q: errors only, the failed source and its reason among them"
+
+# -- help: `portex help export` is `portex export --help` -----------------
+run "$PORTEX" help export
+expect_code 0 "portex help export"
+expect_in "$out" "--batch SUBJECTS.csv" "shows export's own help"
+run "$PORTEX" help exprot
+expect_code 2 "help for a command that does not exist"
+expect_in "$err" "no command 'exprot'" "says so"
+ok "portex help COMMAND shows that command's help"
 
 # -- batch outputs: a missing folder is made, nothing is written over -------
 printf 'identities,request_id\nemail:alice@example.com,REQ/42\nemail:alicia@example.com,\n' > "$WORK/two.csv"
