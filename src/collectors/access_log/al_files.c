@@ -1818,7 +1818,10 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
 		if (rc)
 			goto cleanup;
 	}
-	if (pex_al_prefetch_shrunk(pf)) {
+	/* a plain file only: a decoder may stop before bytes that follow
+	 * its stream (padding), which is no truncation */
+	if (archive_filter_code(a, 0) == ARCHIVE_FILTER_NONE &&
+	    pex_al_prefetch_shrunk(pf)) {
 		rc = shrunk_error(path);
 		goto cleanup;
 	}
