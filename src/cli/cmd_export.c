@@ -42,13 +42,17 @@ static void help(FILE *f)
 "                         identities (space-separated TYPE:VALUE), and\n"
 "                         optionally request_id and output (a file name);\n"
 "                         large sources (logs) are read once for all rows\n"
-"      --out-dir DIR      where --batch writes the bundles (made if\n"
-"                         missing; names: the output column, else\n"
+"      --out-dir DIR      where --batch writes the bundles (made, with\n"
+"                         its parents, if missing; names: the output\n"
+"                         column, else\n"
 "                         REQUEST_ID.zip, else subject-LINE.zip)\n"
 "  -j, --jobs N           with --batch: bundles made at a time (default:\n"
 "                         one more than the CPUs, at most 4)\n"
 "      --replace          with --batch: write over bundles an earlier run\n"
 "                         left in DIR (else such a row is refused)\n"
+"      --skip-existing    with --batch: leave out the rows whose bundle an\n"
+"                         earlier run left in DIR (to finish a batch that\n"
+"                         was interrupted)\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -330,12 +334,34 @@ static void sweep(const char *dir, int quiet)
 
 /* The output folder: made when missing (one level, 0700: bundles hold
  * personal data), and writable. Returns an exit code or -1 when fine. */
+/* mkdir -p, every folder it makes 0700: they will hold personal data */
+static int make_dirs(const char *dir)
+{
+	char *p, *path = strdup(dir);
+	int rc = 0;
+
+	if (!path)
+		return -1;
+	for (p = path + 1; *p && !rc; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0700) && errno != EEXIST)
+			rc = -1;
+		*p = '/';
+	}
+	if (!rc && mkdir(path, 0700) && errno != EEXIST)
+		rc = -1;
+	free(path);
+	return rc;
+}
+
 static int prepare_out_dir(const char *dir)
 {
 	struct stat st;
 
 	if (stat(dir, &st)) {
-		if (errno != ENOENT || mkdir(dir, 0700)) {
+		if (errno != ENOENT || make_dirs(dir)) {
 			fprintf(stderr, "portex export: cannot make the output "
 				"folder %s: %s\n", dir, strerror(errno));
 			return PEX_EXIT_FAIL;
@@ -424,14 +450,40 @@ static int not_a_bundle(const char *path)
 	return !(n == 4 && !memcmp(magic, "PK\3\4", 4));
 }
 
+/* Leave out the rows whose bundle is there already (--skip-existing):
+ * their paths go to *skipped (borrowed from b), the rest move up. */
+static int skip_existing(struct batch *b, const char **skipped,
+			 size_t *nskipped)
+{
+	size_t i, k = 0;
+
+	*nskipped = 0;
+	for (i = 0; i < b->n; i++) {
+		struct stat st;
+
+		if (!stat(b->subjects[i].out_path, &st) &&
+		    S_ISREG(st.st_mode) &&
+		    !not_a_bundle(b->subjects[i].out_path)) {
+			skipped[(*nskipped)++] = b->subjects[i].out_path;
+			pex_identity_set_clear(&b->subjects[i].identities);
+			continue;
+		}
+		b->subjects[k] = b->subjects[i];
+		b->lines[k++] = b->lines[i];
+	}
+	b->n = k;
+	return 0;
+}
+
 static int run_batch(const char *config, const char *file, const char *dir,
-		     int allow_partial, int replace, unsigned jobs,
+		     int allow_partial, int replace, int skip, unsigned jobs,
 		     int json_out, struct progress *prog)
 {
 	struct batch b = { 0 };
 	pex_config *cfg = NULL;
 	json_t *sums = NULL;
-	size_t i;
+	const char **skipped = NULL;
+	size_t i, nskipped = 0;
 	int rc, code = PEX_EXIT_FAIL;
 
 	if (read_batch(file, dir, &b)) {
@@ -443,6 +495,14 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
+	}
+	if (skip) {
+		skipped = calloc(b.n + 1, sizeof(*skipped));
+		if (!skipped) {
+			fprintf(stderr, "portex export: out of memory\n");
+			goto done;
+		}
+		skip_existing(&b, skipped, &nskipped);
 	}
 	/* every row checked before anything is read or written */
 	for (i = 0; i < b.n; i++) {
@@ -481,8 +541,14 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	if (code >= 0)
 		goto done;
 	sweep(dir, prog->quiet);
-	rc = pex_export_batch(cfg, b.subjects, b.n, allow_partial, jobs,
-			      on_progress, prog, &sums);
+	rc = b.n ? pex_export_batch(cfg, b.subjects, b.n, allow_partial,
+				    jobs, on_progress, prog, &sums) : 0;
+	if (!sums)
+		sums = json_array();
+	for (i = 0; i < nskipped; i++) /* said after the rows made now */
+		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
+						      skipped[i], "result",
+						      "skipped"));
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
 			pex_error_last());
@@ -505,6 +571,7 @@ done:
 	json_decref(sums);
 	pex_config_free(cfg);
 	batch_free(&b);
+	free(skipped);
 	return code;
 }
 
@@ -570,6 +637,7 @@ int pex_cmd_export(int argc, char **argv)
 		{ "out-dir", required_argument, NULL, 'D' },
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "replace", no_argument, NULL, 'R' },
+		{ "skip-existing", no_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -582,7 +650,7 @@ int pex_cmd_export(int argc, char **argv)
 	const char *config = getenv("PORTEX_CONFIG");
 	const char *batch_file = NULL;
 	char *out_dir = NULL;
-	int replace = 0, jobs_given = 0, verbose = 0;
+	int replace = 0, skip = 0, jobs_given = 0, verbose = 0;
 	pex_config *cfg = NULL;
 	json_t *summary = NULL;
 	int c, json_out = 0, rc, code = PEX_EXIT_USAGE;
@@ -623,6 +691,7 @@ int pex_cmd_export(int argc, char **argv)
 		case 'B': batch_file = optarg; break;
 		case 'D': out_dir = optarg; break;
 		case 'R': replace = 1; break;
+		case 'K': skip = 1; break;
 		case 'j':
 			errno = 0;
 			j = strtol(optarg, &end, 10);
@@ -655,11 +724,16 @@ int pex_cmd_export(int argc, char **argv)
 			"things; give one of them\n");
 		goto cleanup;
 	}
-	if (!batch_file && (out_dir || jobs_given || replace)) {
+	if (!batch_file && (out_dir || jobs_given || replace || skip)) {
 		fprintf(stderr, "portex export: %s goes with --batch; for one "
 			"person, give the bundle's file with -o\n",
-			out_dir ? "--out-dir" : jobs_given ? "--jobs"
-						       : "--replace");
+			out_dir ? "--out-dir" : jobs_given ? "--jobs" :
+			replace ? "--replace" : "--skip-existing");
+		goto cleanup;
+	}
+	if (replace && skip) {
+		fprintf(stderr, "portex export: --replace and --skip-existing "
+			"say opposite things; give one of them\n");
 		goto cleanup;
 	}
 	if (batch_file) {
@@ -676,7 +750,8 @@ int pex_cmd_export(int argc, char **argv)
 		     n--)
 			out_dir[n - 1] = '\0';
 		code = run_batch(config, batch_file, out_dir,
-				 req.allow_partial, replace, jobs, json_out,
+				 req.allow_partial, replace, skip, jobs,
+				 json_out,
 				 &prog);
 		goto cleanup;
 	}

@@ -159,6 +159,26 @@ expect_in "$err" "two.csv:2: $WORK/new/REQ_42.zip exists and is not a bundle" "n
 [ "$(cat "$WORK/new/REQ_42.zip")" = important ] ||
 	fail "--replace wrote over a file that was not a bundle"
 rm "$WORK/new/REQ_42.zip"
+# an interrupted batch is finished with --skip-existing: the rows whose
+# bundle is there are left out and said so, the others made
+before=$(sha256sum "$WORK/new/subject-3.zip")
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing
+expect_code 0 "--skip-existing finishes a batch"
+expect_in "$out" "skipped  $WORK/new/subject-3.zip" "says which rows it left out"
+[ -f "$WORK/new/REQ_42.zip" ] || fail "--skip-existing did not make the missing bundle"
+[ "$before" = "$(sha256sum "$WORK/new/subject-3.zip")" ] ||
+	fail "--skip-existing changed an existing bundle"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing --json
+expect_code 0 "--skip-existing with every bundle there"
+expect_in "$out" '"result": "skipped"' "the JSON summary says skipped"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing --replace
+expect_code 2 "--skip-existing with --replace"
+expect_in "$err" "opposite things" "says to give one of them"
+# a folder whose parents are missing: made, each 0700
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/deep/a/b"
+expect_code 0 "--out-dir with missing parents"
+[ -f "$WORK/deep/a/b/REQ_42.zip" ] || fail "no bundle in the new folders"
+[ "$(stat -c %a "$WORK/deep/a")" = 700 ] || fail "a made parent is not 0700"
 chmod 500 "$WORK/new"
 if [ "$(id -u)" != 0 ]; then
 	run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
