@@ -977,14 +977,26 @@ static int first_field_colon(const char *l, size_t len)
 }
 
 /* Whether the line l[0..len) is a candidate for an anchored search (see
- * pex_al_scan_opts.anchored; colon: some needle is an IPv6 address). */
-static int anchored_hit(const struct pex_al_multi *m, const char *l,
-			size_t len, int colon)
+ * pex_al_scan_opts.anchored; colon: some needle is an IPv6 address).
+ * Step 2 is inline (one load, a multiply, a bit): the rest, a call,
+ * only for the few lines that pass it. */
+static inline __attribute__((always_inline)) int
+anchored_probe(const struct pex_al_multi *m, const char *l, size_t len,
+	       int colon)
 {
+	uint64_t key;
+	size_t x;
+
 	if (len && (l[0] == '[' || l[0] == ':'))
 		return 1;
 	if (colon && first_field_colon(l, len))
 		return 1;
+	if (len >= 8) {
+		memcpy(&key, l, 8);
+		x = multi_hash(m, key & m->pmask);
+		if (!(m->bits[x / 64] & (1ull << (x % 64))))
+			return 0;
+	}
 	return multi_at(m, l, len);
 }
 
@@ -1008,7 +1020,7 @@ static int line_has_needle(const struct pex_al_scan_opts *o, const char *l,
 	if (o->count == 0)
 		return 1;
 	if (o->multi && o->anchored)
-		return anchored_hit(o->multi, l, len, o->anchored > 1);
+		return anchored_probe(o->multi, l, len, o->anchored > 1);
 	if (o->multi)
 		return pex_al_multi_find(o->multi, l, len) != NULL;
 	if (o->count > PEX_AL_DIRECT_NEEDLES)
@@ -1157,25 +1169,6 @@ static int scan_multi(struct scanner *s, const char *r, size_t n)
 	}
 	s->lineno += pex_al_count_newlines(r + cur, n - cur);
 	return 0;
-}
-
-/* The probe at a line's start: step 2 inline (one load, a multiply, a
- * bit), the rest only for the few lines that pass it. */
-static inline __attribute__((always_inline)) int
-anchored_probe(const struct pex_al_multi *m, const char *l, size_t len,
-	       int colon)
-{
-	uint64_t key;
-	size_t x;
-
-	if (len < 8 || l[0] == '[' || l[0] == ':' ||
-	    (colon && first_field_colon(l, len)))
-		return anchored_hit(m, l, len, colon);
-	memcpy(&key, l, 8);
-	x = multi_hash(m, key & m->pmask);
-	if (!(m->bits[x / 64] & (1ull << (x % 64))))
-		return 0;
-	return multi_at(m, l, len);
 }
 
 /* The lines of r that end at the newlines in bits (bit k: r[base + k]);

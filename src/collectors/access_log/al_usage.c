@@ -754,24 +754,47 @@ struct ua_memo {
 	struct ua_fields **parsed; /* by device index */
 };
 
+/* Slots for the user agents of n devices: a power of two, at least
+ * twice n, so that probing stays short. */
+static size_t agent_nslots(size_t n)
+{
+	size_t nslots = 64;
+
+	while (nslots < 2 * n)
+		nslots *= 2;
+	return nslots;
+}
+
+/* The slot that holds device k's user agent (slots[i] != 0: the device
+ * index + 1 of the first with it), or the free one where it would go. */
+static size_t agent_slot(const struct pex_al_usage *u,
+			 const uint32_t *slots, size_t nslots, size_t k)
+{
+	const struct tally *t = &u->devices.items[k];
+	size_t i;
+
+	for (i = hash_bytes(t->key, t->len, 0) & (nslots - 1); slots[i];
+	     i = (i + 1) & (nslots - 1)) {
+		const struct tally *e = &u->devices.items[slots[i] - 1];
+
+		if (e->len == t->len && !memcmp(e->key, t->key, t->len))
+			break;
+	}
+	return i;
+}
+
 static int device_fields(const struct pex_al_usage *u,
 			 const pex_uaparser *uap, pex_uaparser_scratch *scr,
 			 struct ua_memo *m, size_t k,
 			 const struct ua_fields **out)
 {
 	const struct tally *t = &u->devices.items[k];
-	uint64_t h = hash_bytes(t->key, t->len, 0);
-	size_t i;
+	size_t i = agent_slot(u, m->slots, m->nslots, k);
 	int rc;
 
-	for (i = h & (m->nslots - 1); m->slots[i];
-	     i = (i + 1) & (m->nslots - 1)) {
-		const struct tally *e = &u->devices.items[m->slots[i] - 1];
-
-		if (e->len == t->len && !memcmp(e->key, t->key, t->len)) {
-			*out = m->parsed[m->slots[i] - 1];
-			return 0;
-		}
+	if (m->slots[i]) {
+		*out = m->parsed[m->slots[i] - 1];
+		return 0;
 	}
 	m->slots[i] = (uint32_t)k + 1;
 	rc = parse_device(uap, scr, t, &m->parsed[k]);
@@ -837,8 +860,7 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 		goto cleanup;
 	if (ua && u->devices.n) {
 		rc = pex_uaparser_scratch_new(ua, &scr);
-		for (m.nslots = 64; !rc && m.nslots < 2 * u->devices.n;)
-			m.nslots *= 2;
+		m.nslots = agent_nslots(u->devices.n);
 		if (!rc) {
 			m.slots = calloc(m.nslots, sizeof(*m.slots));
 			m.parsed = calloc(u->devices.n, sizeof(*m.parsed));
@@ -876,25 +898,16 @@ int pex_al_usage_has_devices(const struct pex_al_usage *u)
 size_t pex_al_usage_agents(const struct pex_al_usage *u)
 {
 	uint32_t *slots;
-	size_t nslots = 64, n = 0, k, i;
+	size_t nslots, n = 0, k, i;
 
 	if (!u || !u->devices.n)
 		return 0;
-	while (nslots < 2 * u->devices.n)
-		nslots *= 2;
+	nslots = agent_nslots(u->devices.n);
 	slots = calloc(nslots, sizeof(*slots));
 	if (!slots)
 		return u->devices.n; /* at most that many */
 	for (k = 0; k < u->devices.n; k++) {
-		const struct tally *t = &u->devices.items[k];
-
-		for (i = hash_bytes(t->key, t->len, 0) & (nslots - 1);
-		     slots[i]; i = (i + 1) & (nslots - 1)) {
-			const struct tally *e = &u->devices.items[slots[i] - 1];
-
-			if (e->len == t->len && !memcmp(e->key, t->key, t->len))
-				break;
-		}
+		i = agent_slot(u, slots, nslots, k);
 		if (!slots[i]) {
 			slots[i] = (uint32_t)k + 1;
 			n++;
