@@ -432,22 +432,32 @@ static void print_batch(const json_t *sums, const struct batch *b)
 	}
 }
 
-/* Whether path holds a regular file that is neither empty nor a zip:
- * not an earlier bundle, so nothing portex may write over. */
-static int not_a_bundle(const char *path)
+/* Whether path is a regular file that starts as a zip does. */
+static int is_zip(const char *path)
 {
 	unsigned char magic[4] = { 0 };
 	struct stat st;
 	FILE *f;
 	size_t n;
 
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || st.st_size == 0)
-		return 0; /* nothing there, or the writer says what is wrong */
+	if (stat(path, &st) || !S_ISREG(st.st_mode))
+		return 0;
 	f = fopen(path, "rb");
 	n = f ? fread(magic, 1, sizeof(magic), f) : 0;
 	if (f)
 		fclose(f);
-	return !(n == 4 && !memcmp(magic, "PK\3\4", 4));
+	return n == 4 && !memcmp(magic, "PK\3\4", 4);
+}
+
+/* Whether path holds a regular file that is neither empty nor a zip:
+ * not an earlier bundle, so nothing portex may write over. */
+static int not_a_bundle(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return 0; /* nothing there, or the writer says what is wrong */
+	return !is_zip(path);
 }
 
 /* Leave out the rows whose bundle is there already (--skip-existing):
@@ -459,11 +469,8 @@ static int skip_existing(struct batch *b, const char **skipped,
 
 	*nskipped = 0;
 	for (i = 0; i < b->n; i++) {
-		struct stat st;
-
-		if (!stat(b->subjects[i].out_path, &st) &&
-		    S_ISREG(st.st_mode) &&
-		    !not_a_bundle(b->subjects[i].out_path)) {
+		/* a bundle is a zip: an empty file is no finished one */
+		if (is_zip(b->subjects[i].out_path)) {
 			skipped[(*nskipped)++] = b->subjects[i].out_path;
 			pex_identity_set_clear(&b->subjects[i].identities);
 			continue;

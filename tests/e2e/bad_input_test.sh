@@ -171,6 +171,13 @@ expect_in "$out" "skipped  $WORK/new/subject-3.zip" "says which rows it left out
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing --json
 expect_code 0 "--skip-existing with every bundle there"
 expect_in "$out" '"result": "skipped"' "the JSON summary says skipped"
+# an empty file is no finished bundle: not skipped, and (as without
+# --skip-existing) not written over unless --replace
+: > "$WORK/new/REQ_42.zip"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing
+expect_code 2 "--skip-existing with an empty file for a bundle"
+expect_in "$err" "REQ_42.zip exists already" "does not take it for a bundle"
+rm "$WORK/new/REQ_42.zip"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing --replace
 expect_code 2 "--skip-existing with --replace"
 expect_in "$err" "opposite things" "says to give one of them"
