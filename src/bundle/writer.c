@@ -53,7 +53,7 @@
 #define PEX_CHUNK (256u << 10)      /* bytes handed to a worker at once */
 #define PEX_QUEUE_MAX 8             /* chunks in flight per worker */
 #define PEX_SPILL (1u << 20)        /* a section kept in memory up to this */
-#define PEX_ZIP_IN_MEM (8u << 20)   /* a zip built in memory up to this */
+#define PEX_ZIP_IN_MEM (1u << 20)   /* a zip built in memory up to this */
 
 enum { FMT_JSON, FMT_XML, FMT__COUNT };
 
@@ -1663,7 +1663,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	}
 
 	unlink(b->tmp_path);
-	/* small (no attachments, data files of a few megabytes at most):
+	/* small (no attachments, data files of a megabyte at most):
 	 * in memory, see write_zip; else libzip writes the file */
 	if (!b->att.committed &&
 	    (uint64_t)jd.clen + (uint64_t)xd.clen <= PEX_ZIP_IN_MEM) {

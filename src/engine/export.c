@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <openssl/rand.h>
 #include <stdint.h>
 #include <pthread.h>
@@ -1171,6 +1174,14 @@ int pex_export_batch(const pex_config *cfg,
 			pex_time_monotonic() - t0, pool.held);
 	}
 	pex_buf_free(&pool.line);
+#ifdef __GLIBC__
+	/* What the passes freed (their read blocks, visits, tables) goes
+	 * back to the system before the bundles' threads take memory of
+	 * their own: glibc keeps freed memory for the thread that had it,
+	 * and a batch of heavy visitors measured 62 MB at its peak instead
+	 * of 55. */
+	malloc_trim(0);
+#endif
 
 	/* then each subject on its own, batch sources replayed */
 	t0 = pex_time_monotonic();
