@@ -549,6 +549,7 @@ struct run {
 	unsigned long long *sbad, *sbad_first;
 	unsigned char *hit; /* nsubjects: the current bad line's */
 	unsigned long long matched;
+	struct uap_loader *loader; /* started at the first request found */
 };
 
 static void count_bad(struct run *r, enum bad_reason why,
@@ -809,6 +810,74 @@ static json_t *event_json(struct run *r, const struct pex_logrec *rec,
 	return o;
 }
 
+/*
+ * uap-core's rules take some 4 ms to load, and are needed only once the
+ * scan has found a request of a subject's. They are loaded on a thread
+ * of their own from the first such request on, while the scan goes on;
+ * after it, the scan's thread waits for them only if it found devices.
+ * A scan that finds nothing (most logs, for most people) never loads
+ * them.
+ */
+#define AL_MSG_MAX 1024
+
+/* User agents to parse from which the rules get JIT code first (see
+ * al_collect_batch; docs/internals/uaparser.md has the figures). */
+#define AL_UAP_JIT_MIN 100
+
+struct uap_loader {
+	pthread_t thr;
+	int tried, started;
+	const char *path;
+	pex_uaparser *uap;
+	int rc;
+	char msg[AL_MSG_MAX];
+};
+
+static void *uap_load_main(void *arg)
+{
+	struct uap_loader *l = arg;
+
+	l->rc = pex_uaparser_load_lazy(&l->uap, l->path);
+	if (l->rc)
+		snprintf(l->msg, sizeof(l->msg), "%s", pex_error_last());
+	return NULL;
+}
+
+static void uap_load_start(struct uap_loader *l, const struct al_ctx *c)
+{
+	if (l->tried || c->uap)
+		return;
+	l->tried = 1;
+	l->path = c->uap_regexes;
+	if (!pthread_create(&l->thr, NULL, uap_load_main, l))
+		l->started = 1;
+}
+
+/* Wait for the loader; keep what it made in c. Returns its result when
+ * needed (the rules are wanted), else 0. */
+static int uap_load_finish(struct uap_loader *l, struct al_ctx *c,
+			   int needed)
+{
+	if (l->started) {
+		pthread_join(l->thr, NULL);
+		l->started = 0;
+		if (!l->rc) {
+			c->uap = l->uap;
+			return 0;
+		}
+		if (needed)
+			return pex_error_set(l->rc, "user agents: %s", l->msg);
+		return 0;
+	}
+	if (needed && !c->uap) { /* no thread to be had: load here */
+		int rc = pex_uaparser_load_lazy(&c->uap, c->uap_regexes);
+
+		if (rc)
+			return pex_error_wrap(rc, "user agents");
+	}
+	return 0;
+}
+
 static int on_line(void *data, const char *line, size_t len,
 		   unsigned long long lineno)
 {
@@ -876,6 +945,8 @@ static int on_line(void *data, const char *line, size_t len,
 		if (rc)
 			return rc;
 		r->matched++;
+		if (!r->loader->tried)
+			uap_load_start(r->loader, r->c);
 		hit = (struct pex_al_hit){
 			.ident = k->ident,
 			.at = rec.time,
@@ -1191,70 +1262,6 @@ static void report_bad(struct run *r)
  * and match_line() finds whose it is. collect() is this with one
  * subject, so the two cannot drift apart.
  */
-/*
- * uap-core's rules take some 15 ms to compile, and are needed only once
- * the scan has found a request with a user agent. They are compiled on a
- * thread of their own while the scan runs; after it, the scan's thread
- * waits for them only if it found devices.
- */
-#define AL_MSG_MAX 1024
-
-/* User agents to parse from which the rules get JIT code first (see
- * al_collect_batch; docs/internals/uaparser.md has the figures). */
-#define AL_UAP_JIT_MIN 100
-
-struct uap_loader {
-	pthread_t thr;
-	int started;
-	const char *path;
-	pex_uaparser *uap;
-	int rc;
-	char msg[AL_MSG_MAX];
-};
-
-static void *uap_load_main(void *arg)
-{
-	struct uap_loader *l = arg;
-
-	l->rc = pex_uaparser_load_lazy(&l->uap, l->path);
-	if (l->rc)
-		snprintf(l->msg, sizeof(l->msg), "%s", pex_error_last());
-	return NULL;
-}
-
-static void uap_load_start(struct uap_loader *l, const struct al_ctx *c)
-{
-	memset(l, 0, sizeof(*l));
-	l->path = c->uap_regexes;
-	if (!c->uap && !pthread_create(&l->thr, NULL, uap_load_main, l))
-		l->started = 1;
-}
-
-/* Wait for the loader; keep what it made in c. Returns its result when
- * needed (the rules are wanted), else 0. */
-static int uap_load_finish(struct uap_loader *l, struct al_ctx *c,
-			   int needed)
-{
-	if (l->started) {
-		pthread_join(l->thr, NULL);
-		l->started = 0;
-		if (!l->rc) {
-			c->uap = l->uap;
-			return 0;
-		}
-		if (needed)
-			return pex_error_set(l->rc, "user agents: %s", l->msg);
-		return 0;
-	}
-	if (needed && !c->uap) { /* no thread to be had: load here */
-		int rc = pex_uaparser_load_lazy(&c->uap, c->uap_regexes);
-
-		if (rc)
-			return pex_error_wrap(rc, "user agents");
-	}
-	return 0;
-}
-
 static int al_collect_batch(struct pex_source *src, void *ctx,
 			    const struct pex_identity_set *subjects,
 			    size_t nsubjects, pex_emit_fn emit,
@@ -1345,7 +1352,7 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 			      nsubjects, emit, emit_data);
 	if (rc)
 		goto cleanup;
-	uap_load_start(&loader, c);
+	r.loader = &loader;
 	for (i = 0; i < nfiles; i++) {
 		r.file = &files[i];
 		rc = pex_al_scan(files[i].path, &so, on_line, &r, &lines);
