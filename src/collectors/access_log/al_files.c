@@ -570,6 +570,10 @@ struct pex_al_multi {
 	uint8_t lo[AL_MULTI_POS][16];
 	uint8_t hi[AL_MULTI_POS][16];
 	uint8_t set[AL_MULTI_POS][256];   /* the same, for the plain path */
+	/* The line-start test (scan_anchored_vec): a byte can start a
+	 * candidate line when flo[low nibble] & fhi[high nibble] != 0: a
+	 * needle's first byte, '[' or ':'. */
+	uint8_t flo[16], fhi[16];
 	uint64_t *bits;
 	unsigned shift;  /* hash >> shift indexes bits */
 	struct multi_key *keys; /* sorted by key */
@@ -730,6 +734,27 @@ int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
 	rc = multi_buckets(m, pick);
 	if (rc)
 		goto cleanup;
+	{
+		/* a bit per distinct first byte ('[' and ':' their own):
+		 * exact up to six, a few bytes let through past that */
+		static const unsigned char odd[2] = {'[', ':'};
+		uint8_t seen[256] = {0};
+		unsigned nb = 0, b;
+
+		for (i = 0; i < 2; i++) {
+			m->flo[odd[i] & 15] |= (uint8_t)(0x40u << i);
+			m->fhi[odd[i] >> 4] |= (uint8_t)(0x40u << i);
+		}
+		for (i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)m->keys[i].s[0];
+
+			if (seen[c]++)
+				continue;
+			b = 1u << (nb++ % 6);
+			m->flo[c & 15] |= (uint8_t)b;
+			m->fhi[c >> 4] |= (uint8_t)b;
+		}
+	}
 	*out = m;
 	m = NULL;
 cleanup:
@@ -1277,17 +1302,17 @@ static int anchored_tail(struct scanner *s, const char *r, size_t ls,
 }
 
 /* A candidate line start found by a vector scan: r + ls starts the line
- * numbered lineno, and step 1 (or its first byte, odd) let it through.
- * Probed in full here; its end is looked for only when it passes. */
+ * numbered lineno, and its first byte let it through. Probed in full
+ * here; its end is looked for only when it passes. */
 static inline __attribute__((always_inline)) int
 anchored_hit(struct scanner *s, const char *r, size_t ls, size_t n,
-	     unsigned long long lineno, int odd)
+	     unsigned long long lineno)
 {
 	const char *nl;
 
 	/* A needle holds no newline, so probing to the end of the region
 	 * is probing to the end of the line. */
-	if (!odd && !anchored_probe(s->o->multi, r + ls, n - ls, 0))
+	if (!anchored_probe(s->o->multi, r + ls, n - ls, 0))
 		return 0;
 	nl = memchr(r + ls, '\n', n - ls);
 	return s->fn(s->data, r + ls, (size_t)(nl - r) - ls, lineno);
@@ -1307,34 +1332,28 @@ static int anchored_rest(struct scanner *s, const char *r, size_t base,
 	return anchored_tail(s, r, base, n);
 }
 
-/*
- * Every line of r[0..n) (which ends with a newline) is tested at its
- * start only, 64 bytes a round and without a branch per line: the
- * round's newlines give its line starts, step 1 of the many-needle
- * search (the nibble tables, see multi_steps12) gives the positions
- * where a needle could start, and only starts that are both, or whose
- * first byte is '[' or ':' (an address spelt as IPv6, always parsed),
- * are probed in full. Lines are counted a round at a time. An IPv6
- * needle makes every first field holding ':' a candidate, which needs
- * the whole field: those scans go line by line.
- */
 #if defined(__x86_64__) && defined(__GNUC__)
 /* What a vector round leaves for its caller: the round at base, its
- * newlines (bit k: r[base + k]), its candidate line starts and those of
- * them that start with '[' or ':'. */
+ * newlines (bit k: r[base + k]) and its candidate line starts. */
 struct vround {
 	size_t base;
-	uint64_t nlm, cand, odd;
+	uint64_t nlm, cand;
 	uint64_t carry; /* r[base + 64] starts a line */
 };
 
+/* How far ahead of a round the next bytes are asked for: a mapped file
+ * is read where it lies, not copied first. */
+#define AL_PREFETCH 4096
+
 /*
  * Rounds of 64 bytes from v->base on, until one holds a candidate
- * (returns 1, v describing it) or fewer than a round's loads are left
- * (returns 0, v->base where the rounds stopped). *lines counts the
- * newlines of the rounds passed over. Nothing in the loop calls out:
- * every vector register is caller-saved, and a call in the loop had
- * the compiler keep the tables on the stack.
+ * (returns 1, v describing it) or less than a round is left (returns 0,
+ * v->base where the rounds stopped). *lines counts the newlines of the
+ * rounds passed over. A round is one load, the newline compare and the
+ * first-byte test (two nibble look-ups): each costs a few instructions
+ * per 64 bytes, and the scan runs at close to the speed of memory.
+ * Nothing in the loop calls out: every vector register is caller-saved,
+ * and a call in the loop had the compiler keep the tables on the stack.
  */
 __attribute__((target("avx512f,avx512bw,popcnt"), noinline))
 static int anchored_rounds_512(const struct pex_al_multi *m, const char *r,
@@ -1342,48 +1361,29 @@ static int anchored_rounds_512(const struct pex_al_multi *m, const char *r,
 			       unsigned long long *lines)
 {
 	const __m512i nl = _mm512_set1_epi8('\n');
-	const __m512i lb = _mm512_set1_epi8('[');
-	const __m512i co = _mm512_set1_epi8(':');
 	const __m512i low = _mm512_set1_epi8(0x0f);
-	__m512i lo[AL_MULTI_POS], hi[AL_MULTI_POS];
-	size_t pos[AL_MULTI_POS], base = v->base;
+	const __m512i flo = _mm512_broadcast_i32x4(_mm_loadu_si128(
+		(const void *)m->flo));
+	const __m512i fhi = _mm512_broadcast_i32x4(_mm_loadu_si128(
+		(const void *)m->fhi));
+	size_t base = v->base;
 	uint64_t carry = v->carry;
 	unsigned long long c = 0;
-	int j;
 
-	for (j = 0; j < AL_MULTI_POS; j++) {
-		pos[j] = (size_t)m->pos[j];
-		lo[j] = _mm512_broadcast_i32x4(_mm_loadu_si128(
-			(const void *)m->lo[j]));
-		hi[j] = _mm512_broadcast_i32x4(_mm_loadu_si128(
-			(const void *)m->hi[j]));
-	}
-	/* loads reach base + 7 + 64 at most */
-	for (; base + 64 + AL_MULTI_PREFIX <= n; base += 64) {
+	for (; base + 64 <= n; base += 64) {
 		__m512i x = _mm512_loadu_si512((const void *)(r + base));
-		__m512i acc = _mm512_set1_epi8(-1);
 		uint64_t nlm = _mm512_cmpeq_epi8_mask(x, nl);
 		uint64_t starts = nlm << 1 | carry;
-		uint64_t odd, cand;
+		__m512i a = _mm512_and_si512(
+			_mm512_shuffle_epi8(flo, _mm512_and_si512(x, low)),
+			_mm512_shuffle_epi8(fhi, _mm512_and_si512(
+				_mm512_srli_epi16(x, 4), low)));
+		uint64_t cand = starts & _mm512_test_epi8_mask(a, a);
 
-#pragma GCC unroll 4
-		for (j = 0; j < AL_MULTI_POS; j++) {
-			__m512i w = _mm512_loadu_si512(
-				(const void *)(r + base + pos[j]));
-			__m512i wl = _mm512_and_si512(w, low);
-			__m512i wh = _mm512_and_si512(
-				_mm512_srli_epi16(w, 4), low);
-
-			acc = _mm512_and_si512(acc, _mm512_and_si512(
-				_mm512_shuffle_epi8(lo[j], wl),
-				_mm512_shuffle_epi8(hi[j], wh)));
-		}
+		_mm_prefetch(r + base + AL_PREFETCH, _MM_HINT_T0);
 		carry = nlm >> 63;
-		odd = starts & (_mm512_cmpeq_epi8_mask(x, lb) |
-				_mm512_cmpeq_epi8_mask(x, co));
-		cand = odd | (starts & _mm512_test_epi8_mask(acc, acc));
 		if (cand) {
-			*v = (struct vround){base, nlm, cand, odd, carry};
+			*v = (struct vround){base, nlm, cand, carry};
 			*lines += c;
 			return 1;
 		}
@@ -1402,58 +1402,40 @@ static int anchored_rounds_avx2(const struct pex_al_multi *m, const char *r,
 				unsigned long long *lines)
 {
 	const __m256i nl = _mm256_set1_epi8('\n');
-	const __m256i lb = _mm256_set1_epi8('[');
-	const __m256i co = _mm256_set1_epi8(':');
 	const __m256i low = _mm256_set1_epi8(0x0f);
 	const __m256i zero = _mm256_setzero_si256();
-	__m256i lo[AL_MULTI_POS], hi[AL_MULTI_POS];
-	size_t pos[AL_MULTI_POS], base = v->base;
+	const __m256i flo = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+		(const void *)m->flo));
+	const __m256i fhi = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+		(const void *)m->fhi));
+	size_t base = v->base;
 	uint64_t carry = v->carry;
 	unsigned long long c = 0;
-	int j, h;
+	int h;
 
-	for (j = 0; j < AL_MULTI_POS; j++) {
-		pos[j] = (size_t)m->pos[j];
-		lo[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-			(const void *)m->lo[j]));
-		hi[j] = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-			(const void *)m->hi[j]));
-	}
-	for (; base + 64 + AL_MULTI_PREFIX <= n; base += 64) {
-		uint64_t nlm = 0, odd = 0, pass = 0, starts, cand;
+	for (; base + 64 <= n; base += 64) {
+		uint64_t nlm = 0, pass = 0, starts, cand;
 
 		for (h = 0; h < 2; h++) {
-			const char *q = r + base + 32 * h;
-			__m256i x = _mm256_loadu_si256((const void *)q);
-			__m256i acc = _mm256_set1_epi8(-1);
+			__m256i x = _mm256_loadu_si256(
+				(const void *)(r + base + 32 * h));
+			__m256i a = _mm256_and_si256(
+				_mm256_shuffle_epi8(flo,
+					_mm256_and_si256(x, low)),
+				_mm256_shuffle_epi8(fhi, _mm256_and_si256(
+					_mm256_srli_epi16(x, 4), low)));
 
-#pragma GCC unroll 4
-			for (j = 0; j < AL_MULTI_POS; j++) {
-				__m256i w = _mm256_loadu_si256(
-					(const void *)(q + pos[j]));
-				__m256i wl = _mm256_and_si256(w, low);
-				__m256i wh = _mm256_and_si256(
-					_mm256_srli_epi16(w, 4), low);
-
-				acc = _mm256_and_si256(acc, _mm256_and_si256(
-					_mm256_shuffle_epi8(lo[j], wl),
-					_mm256_shuffle_epi8(hi[j], wh)));
-			}
 			nlm |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
 				_mm256_cmpeq_epi8(x, nl)) << 32 * h;
-			odd |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
-				_mm256_or_si256(_mm256_cmpeq_epi8(x, lb),
-						_mm256_cmpeq_epi8(x, co)))
-			       << 32 * h;
 			pass |= (uint64_t)(uint32_t)~_mm256_movemask_epi8(
-				_mm256_cmpeq_epi8(acc, zero)) << 32 * h;
+				_mm256_cmpeq_epi8(a, zero)) << 32 * h;
 		}
+		_mm_prefetch(r + base + AL_PREFETCH, _MM_HINT_T0);
 		starts = nlm << 1 | carry;
 		carry = nlm >> 63;
-		odd &= starts;
-		cand = odd | (starts & pass);
+		cand = starts & pass;
 		if (cand) {
-			*v = (struct vround){base, nlm, cand, odd, carry};
+			*v = (struct vround){base, nlm, cand, carry};
 			*lines += c;
 			return 1;
 		}
@@ -1468,10 +1450,9 @@ static int anchored_rounds_avx2(const struct pex_al_multi *m, const char *r,
 /*
  * Every line of r[0..n) (which ends with a newline) is tested at its
  * start only, 64 bytes a round and without a branch per line: a round's
- * newlines give its line starts, step 1 of the many-needle search (the
- * nibble tables, see multi_steps12) the positions where a needle could
- * start, and only starts that are both, or whose first byte is '[' or
- * ':' (an address spelt as IPv6, always parsed), are probed in full.
+ * newlines give its line starts, and only those whose first byte could
+ * start a needle, or is '[' or ':' (an address spelt as IPv6, always
+ * parsed), are probed in full.
  * Lines are counted a round at a time. For IPv4 needles only (anchored
  * 1): an IPv6 needle makes every first field holding ':' a candidate,
  * which needs the whole field. (Every CPU with AVX2 counts bits in one
@@ -1494,8 +1475,7 @@ static int scan_anchored_vec(struct scanner *s, const char *r, size_t n,
 
 			rc = anchored_hit(s, r, v.base + k, n,
 				s->lineno + (unsigned)__builtin_popcountll(
-					v.nlm & below) + 1,
-				(int)(v.odd >> k & 1));
+					v.nlm & below) + 1);
 			if (rc)
 				return rc;
 			v.cand &= v.cand - 1;
