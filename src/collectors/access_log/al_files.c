@@ -10,9 +10,13 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1035,7 +1039,111 @@ struct scanner {
 	char *carry;               /* a line split across blocks */
 	size_t clen, ccap, cmax;
 	int overflow;              /* the carried line was too long */
+	struct al_guard *guard;    /* reading a mapping: see deliver */
+	char *lbuf;                /* the line fn gets, then */
+	size_t lcap;
 };
+
+/*
+ * A scan of a mapped file faults (SIGBUS) where the file was cut short
+ * under it (a rotation with copytruncate). While the thread's guard is
+ * armed, the handler jumps back to the scan, which reports the file as
+ * shrunk. It is armed only around the scanner's own reads: fn gets a
+ * copy of its line and runs disarmed, so a jump never leaves the
+ * caller's code half done. Any other SIGBUS goes where it went before.
+ */
+struct al_guard {
+	sigjmp_buf jb;
+	const char *lo, *hi; /* the mapping */
+	volatile sig_atomic_t armed;
+};
+
+static __thread struct al_guard *al_guard;
+static struct sigaction al_old_bus; /* what SIGBUS did before */
+static pthread_mutex_t al_bus_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void al_on_bus(int sig, siginfo_t *si, void *uc)
+{
+	struct al_guard *g = al_guard;
+
+	if (g && g->armed && si && si->si_code == BUS_ADRERR &&
+	    (const char *)si->si_addr >= g->lo &&
+	    (const char *)si->si_addr < g->hi) {
+		g->armed = 0;
+		siglongjmp(g->jb, 1);
+	}
+	if ((al_old_bus.sa_flags & SA_SIGINFO) && al_old_bus.sa_sigaction) {
+		al_old_bus.sa_sigaction(sig, si, uc);
+	} else if (al_old_bus.sa_handler != SIG_DFL &&
+		   al_old_bus.sa_handler != SIG_IGN) {
+		al_old_bus.sa_handler(sig);
+	} else {
+		/* the default: the fault comes again, and ends the process
+		 * as it would have without this handler */
+		signal(SIGBUS, SIG_DFL);
+	}
+}
+
+/* Whether al_on_bus handles SIGBUS, installed now if it was not (or no
+ * longer is: a host program may set its own after ours, which then
+ * goes on behind it). */
+static int al_bus_ready(void)
+{
+	struct sigaction cur, sa;
+	int ok;
+
+	pthread_mutex_lock(&al_bus_mu);
+	ok = !sigaction(SIGBUS, NULL, &cur);
+	if (ok && !((cur.sa_flags & SA_SIGINFO) &&
+		    cur.sa_sigaction == al_on_bus)) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = al_on_bus;
+		sa.sa_flags = SA_SIGINFO;
+		sigemptyset(&sa.sa_mask);
+		al_old_bus = cur;
+		ok = !sigaction(SIGBUS, &sa, NULL);
+	}
+	pthread_mutex_unlock(&al_bus_mu);
+	return ok;
+}
+
+/* fn for a line of a mapping: a copy, the guard disarmed */
+static int deliver_copy(struct scanner *s, const char *l, size_t len,
+			unsigned long long no)
+{
+	int rc;
+
+	if (l && l != s->carry) {
+		if (len > s->lcap) {
+			size_t nc = s->lcap ? s->lcap : 1024;
+			char *g;
+
+			while (nc < len)
+				nc *= 2;
+			g = realloc(s->lbuf, nc);
+			if (!g)
+				return pex_error_set(PEX_ENOMEM,
+						     "out of memory");
+			s->lbuf = g;
+			s->lcap = nc;
+		}
+		memcpy(s->lbuf, l, len);
+		l = s->lbuf;
+	}
+	s->guard->armed = 0;
+	rc = s->fn(s->data, l, len, no);
+	s->guard->armed = 1;
+	return rc;
+}
+
+/* fn for the line l[0..len) numbered no */
+static inline __attribute__((always_inline)) int
+deliver(struct scanner *s, const char *l, size_t len, unsigned long long no)
+{
+	if (s->guard)
+		return deliver_copy(s, l, len, no);
+	return s->fn(s->data, l, len, no);
+}
 
 static int line_has_needle(const struct pex_al_scan_opts *o, const char *l,
 			   size_t len)
@@ -1089,9 +1197,9 @@ static int carry_finish(struct scanner *s)
 
 	s->lineno++;
 	if (s->overflow)
-		rc = s->fn(s->data, NULL, s->cmax, s->lineno);
+		rc = deliver(s, NULL, s->cmax, s->lineno);
 	else if (line_has_needle(s->o, s->carry, s->clen))
-		rc = s->fn(s->data, s->carry, s->clen, s->lineno);
+		rc = deliver(s, s->carry, s->clen, s->lineno);
 	s->clen = 0;
 	s->overflow = 0;
 	return rc;
@@ -1110,7 +1218,7 @@ static int scan_all(struct scanner *s, const char *r, size_t n)
 		s->lineno++;
 		if (s->o->count == 0 ||
 		    line_has_needle(s->o, r + pos, end - pos)) {
-			rc = s->fn(s->data, r + pos, end - pos, s->lineno);
+			rc = deliver(s, r + pos, end - pos, s->lineno);
 			if (rc)
 				return rc;
 		}
@@ -1148,7 +1256,7 @@ static int scan_hits(struct scanner *s, const char *r, size_t n)
 		p = memchr(r + h, '\n', n - h);
 		le = (size_t)(p - r);
 		s->lineno++;
-		rc = s->fn(s->data, r + ls, le - ls, s->lineno);
+		rc = deliver(s, r + ls, le - ls, s->lineno);
 		if (rc)
 			return rc;
 		cur = le + 1;
@@ -1187,7 +1295,7 @@ static int scan_multi(struct scanner *s, const char *r, size_t n)
 		p = memchr(r + h, '\n', n - h);
 		le = (size_t)(p - r);
 		s->lineno++;
-		rc = s->fn(s->data, r + ls, le - ls, s->lineno);
+		rc = deliver(s, r + ls, le - ls, s->lineno);
 		if (rc)
 			return rc;
 		cur = le + 1;
@@ -1195,6 +1303,10 @@ static int scan_multi(struct scanner *s, const char *r, size_t n)
 	s->lineno += pex_al_count_newlines(r + cur, n - cur);
 	return 0;
 }
+
+/* How far ahead of a scan the next bytes are asked for: a mapped file
+ * is read where it lies, not copied first. */
+#define AL_PREFETCH 4096
 
 /* The lines of r that end at the newlines in bits (bit k: r[base + k]);
  * *ls is where the next line starts. */
@@ -1210,7 +1322,7 @@ anchored_lines(struct scanner *s, const char *r, size_t base, uint64_t bits,
 		s->lineno++;
 		if (anchored_probe(s->o->multi, r + *ls, e - *ls,
 				   s->o->anchored > 1)) {
-			rc = s->fn(s->data, r + *ls, e - *ls, s->lineno);
+			rc = deliver(s, r + *ls, e - *ls, s->lineno);
 			if (rc)
 				return rc;
 		}
@@ -1242,6 +1354,7 @@ static int lines_anchored_512(struct scanner *s, const char *r, size_t n)
 		uint64_t bits = _mm512_mask_cmpeq_epi8_mask(
 			k, _mm512_maskz_loadu_epi8(k, r + base), nl);
 
+		_mm_prefetch(r + base + AL_PREFETCH, _MM_HINT_T0);
 		if (bits && (rc = anchored_lines(s, r, base, bits, &ls)))
 			return rc;
 	}
@@ -1292,7 +1405,7 @@ static int anchored_tail(struct scanner *s, const char *r, size_t ls,
 		s->lineno++;
 		if (anchored_probe(s->o->multi, r + ls, e - ls,
 				   s->o->anchored > 1)) {
-			rc = s->fn(s->data, r + ls, e - ls, s->lineno);
+			rc = deliver(s, r + ls, e - ls, s->lineno);
 			if (rc)
 				return rc;
 		}
@@ -1315,7 +1428,7 @@ anchored_hit(struct scanner *s, const char *r, size_t ls, size_t n,
 	if (!anchored_probe(s->o->multi, r + ls, n - ls, 0))
 		return 0;
 	nl = memchr(r + ls, '\n', n - ls);
-	return s->fn(s->data, r + ls, (size_t)(nl - r) - ls, lineno);
+	return deliver(s, r + ls, (size_t)(nl - r) - ls, lineno);
 }
 
 /* Where the vector loop stopped at base (its lines finished counted in
@@ -1341,9 +1454,6 @@ struct vround {
 	uint64_t carry; /* r[base + 64] starts a line */
 };
 
-/* How far ahead of a round the next bytes are asked for: a mapped file
- * is read where it lies, not copied first. */
-#define AL_PREFETCH 4096
 
 /*
  * Rounds of 64 bytes from v->base on, until one holds a candidate
@@ -1600,6 +1710,7 @@ struct part {
 	int fd;
 	off_t start, end; /* end < 0: to the end of the file */
 	off_t size;       /* the file's when it was cut */
+	const char *map;  /* the file mapped (size bytes), or NULL */
 	char *buf;
 	pthread_t thr;
 	int started;
@@ -1668,26 +1779,26 @@ static int part_queue(void *data, const char *line, size_t len,
 	return 0;
 }
 
-/* Read and scan [start, end) of the file in blocks. */
-static int part_scan(struct part *p)
+/* Read and scan [*off, end) of the file in blocks (end < 0: to the end
+ * of the file); *off follows. */
+static int part_read(struct part *p, off_t *off, off_t end)
 {
-	off_t off = p->start;
-	int rc = 0;
+	int rc;
 
 	for (;;) {
 		size_t want = AL_PART_BLOCK;
 		ssize_t n;
 
-		if (p->end >= 0) {
-			if (off >= p->end)
-				break;
-			if ((off_t)want > p->end - off)
-				want = (size_t)(p->end - off);
+		if (end >= 0) {
+			if (*off >= end)
+				return 0;
+			if ((off_t)want > end - *off)
+				want = (size_t)(end - *off);
 		}
 		if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
 			return AL_STOPPED;
 		do
-			n = pread(p->fd, p->buf, want, off);
+			n = pread(p->fd, p->buf, want, *off);
 		while (n < 0 && errno == EINTR);
 		if (n < 0)
 			return pex_error_set(PEX_EIO, "cannot read %s: %s",
@@ -1695,16 +1806,126 @@ static int part_scan(struct part *p)
 		if (n == 0) {
 			/* shorter than when it was cut (copytruncate): what
 			 * the later parts read is not what follows here */
-			p->shrunk = off < (p->end >= 0 ? p->end : p->size);
-			break;
+			p->shrunk = *off < (p->end >= 0 ? p->end : p->size);
+			return 0;
 		}
 		rc = scan_block(&p->s, p->buf, (size_t)n);
 		if (rc)
 			return rc;
-		off += n;
+		*off += n;
 	}
-	if (p->s.clen || p->s.overflow)
-		rc = carry_finish(&p->s);
+}
+
+/* This thread's page faults so far. */
+static long thread_faults(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_minflt;
+}
+
+/*
+ * A mapped part is searched a window at a time, where it lies while its
+ * pages map cheaply: a page cache held in huge pages (as a log read back
+ * from disk mostly is) maps 2 MiB a fault, and the scan then beats any
+ * read() by the copy it saves (1 GiB on two cores: 24 against 34 ms).
+ * In 4 KiB pages a fault maps 64 KiB, and the faults cost more than the
+ * copy (51 against 37 ms): a window that took more than AL_MAP_FAULTS
+ * faults sends the next AL_MAP_RETRY windows to read(), and the mapping
+ * is tried again after them (the page cache of a file can be both). An
+ * 8 MiB window measured 128 faults in 4 KiB pages; in huge pages 4 or
+ * 5, up to 66 where the caller's work on the lines found faults too.
+ * A part's first window is not judged: it pays for the thread's start.
+ */
+#define AL_MAP_WINDOW (8u << 20)
+#define AL_MAP_FAULTS (AL_MAP_WINDOW / (64u << 10) * 3 / 4)
+#define AL_MAP_RETRY 8
+
+/* Pages searched are let go (the page cache keeps them): else they
+ * would count as the process's memory, the whole file by the end. Cut
+ * at 2 MiB, so a huge page is never split. */
+#define AL_MAP_DROP (2u << 20)
+
+/* Scan [start, end) of the part; returns with *off where it stopped. */
+static int part_scan_body(struct part *p, off_t *off)
+{
+	off_t mend = p->map ? (p->end >= 0 ? p->end : p->size) : *off;
+	off_t dropped = *off / AL_MAP_DROP * AL_MAP_DROP;
+	int rc, skip = 0, first = 1;
+
+	while (*off < mend && !p->shrunk) {
+		off_t wend = mend - *off > (off_t)AL_MAP_WINDOW ?
+			     *off + (off_t)AL_MAP_WINDOW : mend;
+
+		if (skip) {
+			skip--;
+			rc = part_read(p, off, wend);
+		} else {
+			long f0 = thread_faults();
+
+			if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
+				return AL_STOPPED;
+			rc = scan_block(&p->s, p->map + *off,
+					(size_t)(wend - *off));
+			*off = wend;
+			if (!first && thread_faults() - f0 > AL_MAP_FAULTS)
+				skip = AL_MAP_RETRY;
+			first = 0;
+		}
+		if (*off / AL_MAP_DROP * AL_MAP_DROP > dropped) {
+			off_t to = *off / AL_MAP_DROP * AL_MAP_DROP;
+
+			madvise((void *)(p->map + dropped), (size_t)(to - dropped),
+				MADV_DONTNEED);
+			dropped = to;
+		}
+		if (rc)
+			return rc;
+	}
+	/* the rest by reads: all of an unmapped part, and what was added
+	 * to the last one after it was mapped */
+	if (!p->shrunk && (p->end < 0 || *off < p->end)) {
+		rc = part_read(p, off, p->end);
+		if (rc)
+			return rc;
+	}
+	return p->s.clen || p->s.overflow ? carry_finish(&p->s) : 0;
+}
+
+/*
+ * Scan the part: mapped, guarded (a fault where the file was cut short
+ * under the scan, see al_guard, ends the part as shrunk, and so does a
+ * file found shorter afterwards: a cut within the last page reads as
+ * zeros), or read.
+ */
+static int part_scan(struct part *p)
+{
+	struct al_guard g;
+	struct stat st;
+	off_t off = p->start;
+	int rc;
+
+	if (!p->map)
+		return part_scan_body(p, &off);
+	g.lo = p->map;
+	g.hi = p->map + p->size;
+	g.armed = 0;
+	if (sigsetjmp(g.jb, 1)) {
+		al_guard = NULL;
+		p->s.guard = NULL;
+		p->shrunk = 1;
+		return 0;
+	}
+	al_guard = &g;
+	p->s.guard = &g;
+	g.armed = 1;
+	rc = part_scan_body(p, &off);
+	g.armed = 0;
+	al_guard = NULL;
+	p->s.guard = NULL;
+	if (!rc && !p->shrunk && !fstat(p->fd, &st) &&
+	    st.st_size < (p->end >= 0 ? p->end : p->size))
+		p->shrunk = 1;
 	return rc;
 }
 
@@ -1846,16 +2067,29 @@ static int scan_split(int fd, const char *path,
 	struct part parts[AL_SPLIT_MAX];
 	unsigned long long base = 0;
 	struct stat st;
+	const char *map = NULL;
 	int n = 0, k, rc = 0;
 
 	memset(parts, 0, sizeof(parts));
 	k = fstat(fd, &st) ? 1 : split_count(st.st_size);
+	/* Mapped, the parts search the page cache where it lies: no copy,
+	 * and a page cache held in huge pages (a log read back from disk)
+	 * costs a fault per 2 MiB. Read, when it cannot be. */
+	if (k > 1 && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX &&
+	    al_bus_ready()) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
+			       fd, 0);
+
+		if (m != MAP_FAILED)
+			map = m;
+	}
 	for (n = 0; n < k; n++) {
 		struct part *p = &parts[n];
 
 		p->fd = fd;
 		p->size = st.st_size;
 		p->path = path;
+		p->map = map;
 		p->s.o = opts;
 		p->s.cmax = opts->max_line + 2;
 		p->end = -1;
@@ -1868,6 +2102,7 @@ static int scan_split(int fd, const char *path,
 			goto out;
 		}
 		if (n > 0) {
+			/* read, not mapped: no guard is up yet */
 			off_t at = line_start(fd, st.st_size / k * n,
 					      p->buf);
 
@@ -1945,10 +2180,13 @@ out:
 			close(p->fd);
 		free(p->fill);
 		free(p->s.carry);
+		free(p->s.lbuf);
 		free(p->buf);
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
 	}
+	if (map)
+		munmap((void *)map, (size_t)st.st_size);
 	close(fd);
 	*lines = base;
 	return rc;
