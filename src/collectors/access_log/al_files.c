@@ -1832,7 +1832,8 @@ static long thread_faults(void)
  * In 4 KiB pages a fault maps 64 KiB, and the faults cost more than the
  * copy (51 against 37 ms): a window that took more than AL_MAP_FAULTS
  * faults sends the next AL_MAP_RETRY windows to read(), and the mapping
- * is tried again after them (the page cache of a file can be both). An
+ * is tried again after them (the page cache of a file can be both),
+ * twice as many after each try that fails, up to AL_MAP_RETRY_MAX. An
  * 8 MiB window measured 128 faults in 4 KiB pages; in huge pages 4 or
  * 5, up to 66 where the caller's work on the lines found faults too.
  * A part's first window is not judged: it pays for the thread's start.
@@ -1840,6 +1841,7 @@ static long thread_faults(void)
 #define AL_MAP_WINDOW (8u << 20)
 #define AL_MAP_FAULTS (AL_MAP_WINDOW / (64u << 10) * 3 / 4)
 #define AL_MAP_RETRY 8
+#define AL_MAP_RETRY_MAX 64
 
 /* Pages searched are let go (the page cache keeps them): else they
  * would count as the process's memory, the whole file by the end. Cut
@@ -1851,7 +1853,7 @@ static int part_scan_body(struct part *p, off_t *off)
 {
 	off_t mend = p->map ? (p->end >= 0 ? p->end : p->size) : *off;
 	off_t dropped = *off / AL_MAP_DROP * AL_MAP_DROP;
-	int rc, skip = 0, first = 1;
+	int rc, skip = 0, first = 1, retry = AL_MAP_RETRY;
 
 	while (*off < mend && !p->shrunk) {
 		off_t wend = mend - *off > (off_t)AL_MAP_WINDOW ?
@@ -1868,8 +1870,13 @@ static int part_scan_body(struct part *p, off_t *off)
 			rc = scan_block(&p->s, p->map + *off,
 					(size_t)(wend - *off));
 			*off = wend;
-			if (!first && thread_faults() - f0 > AL_MAP_FAULTS)
-				skip = AL_MAP_RETRY;
+			if (!first && thread_faults() - f0 > AL_MAP_FAULTS) {
+				skip = retry;
+				if (retry < AL_MAP_RETRY_MAX)
+					retry *= 2;
+			} else {
+				retry = AL_MAP_RETRY;
+			}
 			first = 0;
 		}
 		if (*off / AL_MAP_DROP * AL_MAP_DROP > dropped) {
