@@ -2039,6 +2039,19 @@ static int split_count(off_t size)
 	return n;
 }
 
+/*
+ * Where part n of k starts. The caller's part (the first) is the
+ * smaller: its thread also hands every line found to fn, parses it and
+ * builds the records, while the other parts only search. Two thirds of
+ * an even share measured best on the bench's 1 GiB log: two parts cut
+ * at 40% instead of 50% took the batch of 100 from 176 to 165 ms (huge
+ * pages) and from 217 to 206 ms (4 KiB pages), one address unchanged.
+ */
+static off_t split_at(off_t size, int n, int k)
+{
+	return (off_t)((double)size * (3.0 * n - 1.0) / (3.0 * k - 1.0));
+}
+
 /* The same file, open anew: a part's reads then have read-ahead state
  * of their own (a dup would share one, and the parts' interleaved
  * offsets would look like random reads to the kernel). Not by path,
@@ -2110,7 +2123,7 @@ static int scan_split(int fd, const char *path,
 		}
 		if (n > 0) {
 			/* read, not mapped: no guard is up yet */
-			off_t at = line_start(fd, st.st_size / k * n,
+			off_t at = line_start(fd, split_at(st.st_size, n, k),
 					      p->buf);
 
 			if (at < 0 || at <= parts[n - 1].start ||
