@@ -1848,6 +1848,29 @@ static long thread_faults(void)
  * at 2 MiB, so a huge page is never split. */
 #define AL_MAP_DROP (2u << 20)
 
+/* Scan the mapped [*off, end) a piece at a time, letting go of the
+ * pages passed (*dropped: up to where they are gone). */
+static int map_scan(struct part *p, off_t *off, off_t end, off_t *dropped)
+{
+	int rc = 0;
+
+	while (*off < end && !rc) {
+		off_t to = (*off / AL_MAP_DROP + 1) * AL_MAP_DROP;
+
+		if (to > end)
+			to = end;
+		rc = scan_block(&p->s, p->map + *off, (size_t)(to - *off));
+		*off = to;
+		to = to / AL_MAP_DROP * AL_MAP_DROP;
+		if (to > *dropped) {
+			madvise((void *)(p->map + *dropped),
+				(size_t)(to - *dropped), MADV_DONTNEED);
+			*dropped = to;
+		}
+	}
+	return rc;
+}
+
 /* Scan [start, end) of the part; returns with *off where it stopped. */
 static int part_scan_body(struct part *p, off_t *off)
 {
@@ -1867,9 +1890,7 @@ static int part_scan_body(struct part *p, off_t *off)
 
 			if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
 				return AL_STOPPED;
-			rc = scan_block(&p->s, p->map + *off,
-					(size_t)(wend - *off));
-			*off = wend;
+			rc = map_scan(p, off, wend, &dropped);
 			if (!first && thread_faults() - f0 > AL_MAP_FAULTS) {
 				skip = retry;
 				if (retry < AL_MAP_RETRY_MAX)
@@ -1878,13 +1899,6 @@ static int part_scan_body(struct part *p, off_t *off)
 				retry = AL_MAP_RETRY;
 			}
 			first = 0;
-		}
-		if (*off / AL_MAP_DROP * AL_MAP_DROP > dropped) {
-			off_t to = *off / AL_MAP_DROP * AL_MAP_DROP;
-
-			madvise((void *)(p->map + dropped), (size_t)(to - dropped),
-				MADV_DONTNEED);
-			dropped = to;
 		}
 		if (rc)
 			return rc;
