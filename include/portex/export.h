@@ -104,12 +104,19 @@ struct pex_batch_subject {
  * After the shared passes, up to jobs bundles (1..PEX_BATCH_JOBS_MAX) are
  * made at a time, each on its own thread; the summaries stay in subject
  * order. progress may then be called from any of them, never two at once.
+ * row_done (may be NULL) is called as each subject is done, with its
+ * index and its summary (borrowed, unchanged until pex_export_batch
+ * returns), from any of the jobs, never two at once: a caller that is
+ * interrupted can tell which bundles were written.
  */
 #define PEX_BATCH_JOBS_MAX 16
+typedef void (*pex_batch_row_fn)(void *data, size_t row,
+				 const json_t *summary);
 int pex_export_batch(const pex_config *cfg,
 		     const struct pex_batch_subject *subjects, size_t n,
 		     int allow_partial, unsigned jobs,
 		     pex_progress_fn progress, void *progress_data,
+		     pex_batch_row_fn row_done, void *row_data,
 		     json_t **summaries);
 
 /* Try every source of a config: initialise it (open the database, read

@@ -1,7 +1,9 @@
 /* portex export: one subject, every source, one bundle. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +434,109 @@ static void print_batch(const json_t *sums, const struct batch *b)
 	}
 }
 
+/* The batch's counts, one line: what a long list of rows needs at its
+ * end. */
+static void print_totals(const json_t *sums, FILE *f)
+{
+	static const char *const kinds[] = {
+		"complete", "partial", "failed", "skipped", "interrupted",
+	};
+	size_t count[5] = {0}, i, k;
+	const json_t *s;
+	const char *sep = ": ";
+
+	json_array_foreach(sums, i, s) {
+		const char *r = json_string_value(json_object_get(s,
+								  "result"));
+
+		for (k = 0; k < 5; k++)
+			if (r && !strcmp(r, kinds[k]))
+				count[k]++;
+	}
+	fprintf(f, "%zu subject%s", json_array_size(sums),
+		json_array_size(sums) == 1 ? "" : "s");
+	for (k = 0; k < 5; k++) {
+		if (!count[k] && k > 0)
+			continue;
+		fprintf(f, "%s%zu %s", sep, count[k], kinds[k]);
+		sep = ", ";
+	}
+	fputc('\n', f);
+}
+
+/*
+ * What a batch says when it is interrupted (Ctrl-C, SIGTERM): the rows
+ * done so far as the summary has them, the others "interrupted", so that
+ * the operator knows which bundles were written; --skip-existing makes
+ * the rest. Rows arrive from the batch's jobs (batch_row); the report is
+ * made by the signal thread, which keeps the lock until the process
+ * ends.
+ */
+struct batch_report {
+	pthread_mutex_t mu;
+	const json_t **rows; /* borrowed from the batch's summaries */
+	const struct batch *b;
+	const char *dir;
+	const char *const *skipped;
+	size_t nskipped;
+	int json_out, quiet;
+};
+
+static void batch_row(void *data, size_t row, const json_t *summary)
+{
+	struct batch_report *r = data;
+
+	pthread_mutex_lock(&r->mu);
+	r->rows[row] = summary;
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void batch_interrupted(void *data, int signo)
+{
+	struct batch_report *r = data;
+	json_t *sums = json_array();
+	size_t i, left = 0;
+	int fd;
+
+	(void)signo;
+	pthread_mutex_lock(&r->mu); /* kept: the process ends next */
+	/* the renames of the bundles reported as written are durable */
+	fd = open(r->dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	for (i = 0; sums && i < r->b->n; i++) {
+		if (r->rows[i]) {
+			json_array_append(sums, (json_t *)r->rows[i]);
+			continue;
+		}
+		left++;
+		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
+			r->b->subjects[i].out_path, "result", "interrupted"));
+	}
+	for (i = 0; sums && i < r->nskipped; i++)
+		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
+			r->skipped[i], "result", "skipped"));
+	if (!sums)
+		return;
+	if (r->json_out) {
+		json_dumpf(sums, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (!r->quiet) {
+		print_batch(sums, r->b);
+		print_totals(sums, stdout);
+	}
+	/* a job may have renamed a bundle into place and not yet said so:
+	 * such a bundle is whole, and --skip-existing keeps it */
+	if (left)
+		fprintf(stderr, "portex export: %zu subject%s not done when "
+			"the batch was interrupted; run the same command with "
+			"--skip-existing to make what is missing\n", left,
+			left == 1 ? " was" : "s were");
+	/* the process ends now: sums is not freed */
+}
+
 /* Whether path is a regular file that starts as a zip does. */
 static int is_zip(const char *path)
 {
@@ -487,6 +592,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		     int json_out, struct progress *prog)
 {
 	struct batch b = { 0 };
+	struct batch_report rep = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	pex_config *cfg = NULL;
 	json_t *sums = NULL;
 	const char **skipped = NULL;
@@ -548,8 +654,24 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	if (code >= 0)
 		goto done;
 	sweep(dir, prog->quiet);
+	rep.rows = calloc(b.n + 1, sizeof(*rep.rows));
+	if (!rep.rows) {
+		fprintf(stderr, "portex export: out of memory\n");
+		goto done;
+	}
+	rep.b = &b;
+	rep.dir = dir;
+	rep.skipped = skipped;
+	rep.nskipped = nskipped;
+	rep.json_out = json_out;
+	rep.quiet = prog->quiet;
+	pex_cleanup_on_interrupt(batch_interrupted, &rep);
 	rc = b.n ? pex_export_batch(cfg, b.subjects, b.n, allow_partial,
-				    jobs, on_progress, prog, &sums) : 0;
+				    jobs, on_progress, prog, batch_row, &rep,
+				    &sums) : 0;
+	/* from here on an interruption says only what it removed: the
+	 * summary below is printed whole or not at all */
+	pex_cleanup_on_interrupt(NULL, NULL);
 	if (!sums)
 		sums = json_array();
 	for (i = 0; i < nskipped; i++) /* said after the rows made now */
@@ -559,16 +681,15 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
 			pex_error_last());
-		json_decref(sums);
-		pex_config_free(cfg);
-		batch_free(&b);
-		return PEX_EXIT_USAGE;
+		code = PEX_EXIT_USAGE;
+		goto done;
 	}
 	if (json_out) {
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (!prog->quiet) {
 		print_batch(sums, &b);
+		print_totals(sums, stdout);
 	}
 	if (rc < 0 && !json_array_size(sums))
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
@@ -579,6 +700,7 @@ done:
 	pex_config_free(cfg);
 	batch_free(&b);
 	free(skipped);
+	free(rep.rows);
 	return code;
 }
 

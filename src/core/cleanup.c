@@ -42,6 +42,8 @@ static struct {
 	struct entry *v;
 	size_t n, cap;
 	int signals_started;
+	void (*on_interrupt)(void *data, int signo);
+	void *on_interrupt_data;
 } reg = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 /* nftw() has no user pointer, and every removal runs under reg.mu, so
@@ -347,6 +349,11 @@ static void *signal_main(void *arg)
 			"removed, no bundle written for the unfinished "
 			"export(s)\n", signal_name(signo));
 	fflush(stderr);
+	if (reg.on_interrupt) {
+		reg.on_interrupt(reg.on_interrupt_data, signo);
+		fflush(stdout);
+		fflush(stderr);
+	}
 	_exit(128 + signo);
 	return NULL;
 }
@@ -387,6 +394,15 @@ int pex_cleanup_on_signals(void)
 cleanup:
 	pthread_mutex_unlock(&reg.mu);
 	return rc;
+}
+
+void pex_cleanup_on_interrupt(void (*fn)(void *data, int signo),
+			      void *data)
+{
+	pthread_mutex_lock(&reg.mu);
+	reg.on_interrupt = fn;
+	reg.on_interrupt_data = data;
+	pthread_mutex_unlock(&reg.mu);
 }
 
 /* ---- leftovers of killed runs ------------------------------------------ */

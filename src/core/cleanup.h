@@ -71,6 +71,15 @@ void pex_cleanup_run(void);
 int pex_cleanup_on_signals(void);
 
 /*
+ * fn (NULL: none) is called by that thread after the removal and its
+ * line, before the process ends: the command line says there what was
+ * finished. It runs while the other threads go on, must not call this
+ * module, and must not wait for anything they may hold for long.
+ */
+void pex_cleanup_on_interrupt(void (*fn)(void *data, int signo),
+			      void *data);
+
+/*
  * What kill -9 (or a machine that stopped) leaves cannot be removed by
  * the run itself. Temporary names therefore carry a tag, "portex-HHHHHHHH-
  * PID" (HHHHHHHH: FNV-1a, 32 bits, of this host's name, in hex; PID: the

@@ -839,10 +839,22 @@ struct batch_run {
 	unsigned jobs;
 	pex_progress_fn progress;
 	void *progress_data;
+	pex_batch_row_fn row_done;
+	void *row_data;
 	pthread_mutex_t mu;
 	json_t **sums;
 	int *results;
 };
+
+/* Tell the caller that subject k is done (see pex_export_batch). */
+static void row_done(struct batch_run *br, size_t k)
+{
+	if (!br->row_done)
+		return;
+	pthread_mutex_lock(&br->mu);
+	br->row_done(br->row_data, k, br->sums[k]);
+	pthread_mutex_unlock(&br->mu);
+}
 
 static void locked_progress(void *data, const char *source,
 			    unsigned long long records, int done)
@@ -890,6 +902,7 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 				    json_string(pex_error_last()));
 	br->sums[k] = sum;
 	br->results[k] = r;
+	row_done(br, k);
 	/* this subject's records are in its bundle now */
 	for (i = 0; i < br->nsrc; i++)
 		pex_buf_free(&br->spools[i * br->n + k].mem);
@@ -925,6 +938,7 @@ static void batch_loop(struct batch_run *br, int is_main)
 						"result", "failed", "error",
 						"out of memory");
 			br->results[k] = PEX_ENOMEM;
+			row_done(br, k);
 			continue;
 		}
 		export_subject(br, cfg, k, per);
@@ -1001,6 +1015,7 @@ int pex_export_batch(const pex_config *cfg,
 		     const struct pex_batch_subject *subjects, size_t n,
 		     int allow_partial, unsigned jobs,
 		     pex_progress_fn progress, void *progress_data,
+		     pex_batch_row_fn row_done_fn, void *row_data,
 		     json_t **summaries)
 {
 	const json_t *sources = json_object_get(pex_config_root(cfg),
@@ -1191,6 +1206,7 @@ int pex_export_batch(const pex_config *cfg,
 			.nsrc = nsrc, .pre = pre, .spools = spools,
 			.allow_partial = allow_partial, .progress = progress,
 			.progress_data = progress_data,
+			.row_done = row_done_fn, .row_data = row_data,
 		};
 		pthread_t thr[PEX_BATCH_JOBS_MAX];
 		unsigned w, started = 0;

@@ -197,4 +197,57 @@ for sig in INT TERM; do
 	done
 	ok "$what: exit $ended, batch folder removed"
 done
+
+# --batch interrupted among its bundles: the summary (here --json) still
+# says, row by row, which bundles were written ("complete") and which
+# subjects were not done ("interrupted"); every bundle it names as
+# written is there and verifies, and --skip-existing then makes the rest.
+# 3000 subjects of a small log: the bundles take long enough that the
+# signal, sent when the first one appears, comes while they are made.
+head -n 2000 "$LOG" >"$WORK/small.log"
+sed "s#$LOG#$WORK/small.log#" "$WORK/portex.yaml" >"$WORK/small.yaml"
+python3 - >"$WORK/many.csv" <<'PY'
+print("identities,request_id,output")
+for k in range(3000):
+    print("ip:198.51.%d.%d@2026-01-01T10:00:00Z/PT30M,R-%04d,"
+          % (k // 250, k % 250, k))
+PY
+BOUT="$WORK/many"
+rm -rf "$BOUT"
+mkdir -p "$BOUT"
+what="--batch --json, SIGINT among the bundles"
+start "$PORTEX" export -c "$WORK/small.yaml" --batch "$WORK/many.csv" \
+	--out-dir "$BOUT" --json
+wait_for "$BOUT/R-*.zip"
+kill -s INT "$pid" 2>/dev/null || true
+finish INT "$what" "$BOUT" started
+[ "$interrupted" = 1 ] || fail "$what: the batch ended before the signal"
+python3 - "$WORK/stdout" "$BOUT" >"$WORK/report" <<'PY' ||
+import json, os, sys
+rows = json.load(open(sys.argv[1]))
+assert len(rows) == 3000, "%d rows" % len(rows)
+done = [r["bundle"] for r in rows if r["result"] == "complete"]
+left = [r["bundle"] for r in rows if r["result"] == "interrupted"]
+assert len(done) + len(left) == 3000, "other results"
+assert done and left, "%d done, %d left" % (len(done), len(left))
+for b in done:
+    assert os.path.isfile(b), "reported written, missing: " + b
+print(len(done), len(left), done[0], done[-1])
+PY
+	fail "$what: the summary: $(cat "$WORK/stdout" | head -c 300)"
+read -r ndone nleft first last <"$WORK/report"
+expect_in "$(cat "$WORK/stderr")" "$nleft subjects were not done" \
+	"$what: the count on stderr"
+expect_in "$(cat "$WORK/stderr")" "--skip-existing" "$what: the way on"
+for z in "$first" "$last"; do
+	run "$PORTEX" verify "$z"
+	expect_code 0 "$what: verify ${z##*/}"
+done
+ok "$what: exit $ended, $ndone written and listed, $nleft listed as interrupted"
+run "$PORTEX" export -q -c "$WORK/small.yaml" --batch "$WORK/many.csv" \
+	--out-dir "$BOUT" --skip-existing
+expect_code 0 "$what: --skip-existing after it"
+[ "$(find "$BOUT" -name 'R-*.zip' | wc -l)" -eq 3000 ] ||
+	fail "$what: --skip-existing left bundles unmade"
+ok "$what: --skip-existing makes the other bundles"
 echo "$PASS passed"
