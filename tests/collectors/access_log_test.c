@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2657,6 +2659,106 @@ static void test_scan_split_file_cut_short(void **state)
 	pex_al_split(32u << 20, 0);
 }
 
+/* Count lines: a split scan to put the scanner's SIGBUS handler in. */
+static int count_line(void *data, const char *line, size_t len,
+		      unsigned long long lineno)
+{
+	(void)line;
+	(void)len;
+	(void)lineno;
+	++*(unsigned long long *)data;
+	return 0;
+}
+
+static void split_scan_once(const char *path)
+{
+	const char *needles[] = {"needle"};
+	size_t lens[] = {6};
+	struct pex_al_scan_opts o = {.needles = needles,
+				      .needle_lens = lens, .count = 1,
+				      .max_line = 200};
+	unsigned long long n = 0, lines;
+
+	pex_al_split(1, 2);
+	if (pex_al_scan(path, &o, count_line, &n, &lines) || n != 2000)
+		_exit(3);
+}
+
+static volatile sig_atomic_t host_calls;
+static struct sigaction host_prev;
+
+/* A host program's handler that passes SIGBUS on to the one before it,
+ * as many do. */
+static void host_bus(int sig, siginfo_t *si, void *uc)
+{
+	host_calls++;
+	if ((host_prev.sa_flags & SA_SIGINFO) && host_prev.sa_sigaction)
+		host_prev.sa_sigaction(sig, si, uc);
+	else if (host_prev.sa_handler != SIG_DFL &&
+		 host_prev.sa_handler != SIG_IGN)
+		host_prev.sa_handler(sig);
+	else {
+		signal(SIGBUS, SIG_DFL);
+		raise(SIGBUS);
+	}
+}
+
+/* How a child that ran a split scan (so the scanner's SIGBUS handler is
+ * in) and was then sent SIGBUS ends; with host, a host handler that
+ * passes signals on was set up after the scanner's, and a second scan
+ * put the scanner's back on top. */
+static int sigbus_child(const char *path, int host)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sigaction sa;
+
+		signal(SIGBUS, SIG_DFL); /* not the test framework's */
+		split_scan_once(path);
+		if (host) {
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_sigaction = host_bus;
+			sa.sa_flags = SA_SIGINFO;
+			sigemptyset(&sa.sa_mask);
+			sigaction(SIGBUS, &sa, &host_prev);
+			split_scan_once(path);
+		}
+		kill(getpid(), SIGBUS);
+		_exit(host_calls > 1 ? 4 : 0); /* should not get here */
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+/* SIGBUS that is no fault of a scan's goes where it went before the
+ * scanner set its handler: sent by another process to a program that
+ * left it at the default, it still ends the program (it once left the
+ * program running and the default back in place); passed round by a
+ * host's handler that was set up between two scans, it reaches the
+ * default once, not the two handlers in turn until the stack ends. */
+static void test_scan_split_sigbus_not_ours(void **state)
+{
+	char path[4200];
+	struct logbuf b = {0};
+	int i, st;
+
+	(void)state;
+	for (i = 0; i < 2000; i++)
+		lb_add(&b, "needle %d with some text after it\n", i);
+	lb_write(&b, "bus.txt");
+	snprintf(path, sizeof(path), "%s/bus.txt", tmp_dir);
+	st = sigbus_child(path, 0);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGBUS);
+	st = sigbus_child(path, 1);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGBUS);
+	pex_al_split(32u << 20, 0);
+}
+
 /* The anchored search (client addresses at line starts) against the
  * rule it stands for, worked out here line by line: a needle at the
  * start, a first field that starts with '[' or ':', and with colon
@@ -2872,6 +2974,7 @@ int main(void)
 		cmocka_unit_test(test_scan_split_compressed),
 		cmocka_unit_test(test_scan_split_file_cut_short),
 		cmocka_unit_test(test_scan_anchored),
+		cmocka_unit_test(test_scan_split_sigbus_not_ours),
 		cmocka_unit_test(test_batch_subjects),
 		cmocka_unit_test(test_batch_many),
 		cmocka_unit_test(test_batch_anchored),

@@ -1055,10 +1055,15 @@ struct scanner {
 struct al_guard {
 	sigjmp_buf jb;
 	const char *lo, *hi; /* the mapping */
+	const char *volatile at; /* where the fault was */
 	volatile sig_atomic_t armed;
 };
 
 static __thread struct al_guard *al_guard;
+/* set while a SIGBUS not ours is with the handler before ours: one that
+ * passes it on to its own predecessor (ours, when it was set up after
+ * it) must not send it round again */
+static __thread volatile sig_atomic_t al_passing;
 static struct sigaction al_old_bus; /* what SIGBUS did before */
 static pthread_mutex_t al_bus_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -1066,21 +1071,38 @@ static void al_on_bus(int sig, siginfo_t *si, void *uc)
 {
 	struct al_guard *g = al_guard;
 
-	if (g && g->armed && si && si->si_code == BUS_ADRERR &&
+	/* si_code > 0: raised by the kernel for a fault, not sent */
+	int sent = !si || si->si_code <= 0;
+
+	if (g && g->armed && !sent && si->si_code == BUS_ADRERR &&
 	    (const char *)si->si_addr >= g->lo &&
 	    (const char *)si->si_addr < g->hi) {
 		g->armed = 0;
+		g->at = si->si_addr;
 		siglongjmp(g->jb, 1);
 	}
-	if ((al_old_bus.sa_flags & SA_SIGINFO) && al_old_bus.sa_sigaction) {
+	if (!al_passing && (al_old_bus.sa_flags & SA_SIGINFO) &&
+	    al_old_bus.sa_sigaction) {
+		al_passing = 1;
 		al_old_bus.sa_sigaction(sig, si, uc);
-	} else if (al_old_bus.sa_handler != SIG_DFL &&
+		al_passing = 0;
+	} else if (!al_passing && !(al_old_bus.sa_flags & SA_SIGINFO) &&
+		   al_old_bus.sa_handler != SIG_DFL &&
 		   al_old_bus.sa_handler != SIG_IGN) {
+		al_passing = 1;
 		al_old_bus.sa_handler(sig);
+		al_passing = 0;
+	} else if (sent && !al_passing &&
+		   !(al_old_bus.sa_flags & SA_SIGINFO) &&
+		   al_old_bus.sa_handler == SIG_IGN) {
+		/* sent, and ignored before this handler: still ignored */
 	} else {
-		/* the default: the fault comes again, and ends the process
-		 * as it would have without this handler */
+		/* the default: a fault comes again when this returns, a
+		 * sent signal is sent again; either ends the process as it
+		 * would have without this handler */
 		signal(SIGBUS, SIG_DFL);
+		if (sent)
+			raise(SIGBUS);
 	}
 }
 
@@ -1963,10 +1985,21 @@ static int part_scan(struct part *p)
 		return part_scan_body(p, &off);
 	g.lo = p->map;
 	g.hi = p->map + p->size;
+	g.at = NULL;
 	g.armed = 0;
 	if (sigsetjmp(g.jb, 1)) {
+		off_t at = g.at - p->map;
+
 		al_guard = NULL;
 		p->s.guard = NULL;
+		/* the same fault for a page past the end of the file and for
+		 * one the disk could not give: the file's size tells them
+		 * apart */
+		if (!fstat(p->fd, &st) && st.st_size > at)
+			return pex_error_set(PEX_EIO, "cannot read %s: a read "
+					     "error at byte %lld (the disk or "
+					     "network under it)", p->path,
+					     (long long)at);
 		p->shrunk = 1;
 		return 0;
 	}
