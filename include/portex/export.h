@@ -101,9 +101,10 @@ struct pex_batch_subject {
  * PEX_ERROR when any failed, PEX_EUSAGE (nothing done) for an identity
  * of a type no source uses.
  *
- * After the shared passes, up to jobs bundles (1..PEX_BATCH_JOBS_MAX) are
- * made at a time, each on its own thread; the summaries stay in subject
- * order. progress may then be called from any of them, never two at once.
+ * progress is called, on the calling thread, as each shared pass begins
+ * and ends. After the shared passes, up to jobs bundles
+ * (1..PEX_BATCH_JOBS_MAX) are made at a time, each on its own thread;
+ * the summaries stay in subject order.
  * row_done (may be NULL) is called as each subject is done, with its
  * index and its summary (borrowed, unchanged until pex_export_batch
  * returns), from any of the jobs, never two at once: a caller that is

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
@@ -15,6 +16,7 @@
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/log.h"
+#include "portex/bundle.h"
 #include "portex/config.h"
 #include "portex/engine.h"
 #include "portex/error.h"
@@ -68,7 +70,8 @@ static void help(FILE *f)
 "\n"
 "exit codes: 0 complete bundle written; 1 failed, no bundle; 2 usage\n"
 "error; 3 bundle written with --allow-partial while a source failed.\n"
-"With --batch: 0 all complete, 3 some partial, 1 any failed.\n"
+"With --batch: 0 all complete, 3 some partial, 1 any failed, 2 a row\n"
+"refused before anything is read.\n"
 "Interrupted: 130 (SIGINT, Ctrl-C), 143 (SIGTERM), 129 (SIGHUP); the\n"
 "temporary files are removed, and no unfinished bundle is left.\n");
 }
@@ -464,6 +467,18 @@ static void print_totals(const json_t *sums, FILE *f)
 	fputc('\n', f);
 }
 
+/* A row --skip-existing left out, as the summary lists it. */
+static json_t *skipped_row(const char *path, const char *request_id)
+{
+	json_t *row = json_pack("{s:s, s:s}", "bundle", path, "result",
+				"skipped");
+
+	if (row && request_id)
+		json_object_set_new(row, "request_id",
+				    json_string(request_id));
+	return row;
+}
+
 /*
  * What a batch says when it is interrupted (Ctrl-C, SIGTERM): the rows
  * done so far as the summary has them, the others "interrupted", so that
@@ -475,12 +490,57 @@ static void print_totals(const json_t *sums, FILE *f)
 struct batch_report {
 	pthread_mutex_t mu;
 	const json_t **rows; /* borrowed from the batch's summaries */
+	size_t ndone;
 	const struct batch *b;
 	const char *dir;
-	const char *const *skipped;
+	const char *const *skipped, *const *skipped_ids;
 	size_t nskipped;
-	int json_out, quiet;
+	int json_out;
+	const struct progress *prog;
+	time_t start;
+	struct timespec shown; /* when the progress line was last written */
 };
+
+/* A row of the summary for a subject the batch did not report. */
+static json_t *unreported_row(const struct batch_report *r, size_t i)
+{
+	const struct pex_batch_subject *sub = &r->b->subjects[i];
+	const char *result = "interrupted";
+	json_t *row;
+	struct stat st;
+	int c;
+
+	/* A job may have renamed its bundle into place and not yet said
+	 * so: a bundle made by this run (not one --replace was to write
+	 * over) whose manifest reads is whole, and says whether it is
+	 * complete. */
+	if (!stat(sub->out_path, &st) && S_ISREG(st.st_mode) &&
+	    st.st_mtime >= r->start &&
+	    (c = pex_bundle_complete(sub->out_path)) >= 0)
+		result = c ? "complete" : "partial";
+	row = json_pack("{s:s, s:s}", "bundle", sub->out_path, "result",
+			result);
+	if (row && sub->request_id)
+		json_object_set_new(row, "request_id",
+				    json_string(sub->request_id));
+	return row;
+}
+
+/* The batch's progress on stderr, one line updated in place: the shared
+ * passes, then the bundles. */
+static void batch_progress(void *data, const char *source,
+			   unsigned long long records, int done)
+{
+	const struct batch_report *r = data;
+
+	(void)records;
+	if (!r->prog->tty || r->prog->quiet)
+		return;
+	fprintf(stderr, "\r\033[Kportex: %s: %s %zu subject%s%s", source,
+		done ? "read for" : "reading for", r->b->n,
+		r->b->n == 1 ? "" : "s", done ? "\n" : "");
+	fflush(stderr);
+}
 
 static void batch_row(void *data, size_t row, const json_t *summary)
 {
@@ -488,6 +548,25 @@ static void batch_row(void *data, size_t row, const json_t *summary)
 
 	pthread_mutex_lock(&r->mu);
 	r->rows[row] = summary;
+	r->ndone++;
+	if (r->prog->tty && !r->prog->quiet) {
+		struct timespec now;
+
+		/* ten times a second is enough for the eye, and a terminal
+		 * that writes slowly does not hold the jobs up */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (r->ndone < r->b->n &&
+		    (now.tv_sec - r->shown.tv_sec) * 1000000000L +
+		    (now.tv_nsec - r->shown.tv_nsec) < 100000000L) {
+			pthread_mutex_unlock(&r->mu);
+			return;
+		}
+		r->shown = now;
+		fprintf(stderr, "\r\033[Kportex: %zu of %zu bundle%s made%s",
+			r->ndone, r->b->n, r->b->n == 1 ? "" : "s",
+			r->ndone == r->b->n ? "\n" : "");
+		fflush(stderr);
+	}
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -495,6 +574,7 @@ static void batch_interrupted(void *data, int signo)
 {
 	struct batch_report *r = data;
 	json_t *sums = json_array();
+	const char *res;
 	size_t i, left = 0;
 	int fd;
 
@@ -507,34 +587,46 @@ static void batch_interrupted(void *data, int signo)
 		close(fd);
 	}
 	for (i = 0; sums && i < r->b->n; i++) {
+		json_t *row;
+
 		if (r->rows[i]) {
 			json_array_append(sums, (json_t *)r->rows[i]);
 			continue;
 		}
-		left++;
-		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
-			r->b->subjects[i].out_path, "result", "interrupted"));
+		row = unreported_row(r, i);
+		res = json_string_value(json_object_get(row, "result"));
+		if (!res || !strcmp(res, "interrupted"))
+			left++;
+		json_array_append_new(sums, row);
 	}
 	for (i = 0; sums && i < r->nskipped; i++)
-		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
-			r->skipped[i], "result", "skipped"));
+		json_array_append_new(sums, skipped_row(r->skipped[i],
+							r->skipped_ids[i]));
 	if (!sums)
 		return;
 	if (r->json_out) {
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
-	} else if (!r->quiet) {
+	} else if (!r->prog->quiet) {
 		print_batch(sums, r->b);
 		print_totals(sums, stdout);
 	}
-	/* a job may have renamed a bundle into place and not yet said so:
-	 * such a bundle is whole, and --skip-existing keeps it */
 	if (left)
 		fprintf(stderr, "portex export: %zu subject%s not done when "
 			"the batch was interrupted; run the same command with "
 			"--skip-existing to make what is missing\n", left,
 			left == 1 ? " was" : "s were");
 	/* the process ends now: sums is not freed */
+}
+
+static void summary_interrupted(void *data, int signo)
+{
+	const struct batch_report *r = data;
+
+	(void)signo;
+	fprintf(stderr, "portex export: interrupted while the summary was "
+		"written; all %zu subjects of the batch were done (see the "
+		"bundles in %s)\n", r->b->n, r->dir);
 }
 
 /* Whether path is a regular file that starts as a zip does. */
@@ -566,16 +658,20 @@ static int not_a_bundle(const char *path)
 }
 
 /* Leave out the rows whose bundle is there already (--skip-existing):
- * their paths go to *skipped (borrowed from b), the rest move up. */
+ * their paths and request ids go to skipped and skipped_ids (borrowed
+ * from b), the rest move up. */
 static int skip_existing(struct batch *b, const char **skipped,
-			 size_t *nskipped)
+			 const char **skipped_ids, size_t *nskipped)
 {
 	size_t i, k = 0;
 
 	*nskipped = 0;
 	for (i = 0; i < b->n; i++) {
-		/* a bundle is a zip: an empty file is no finished one */
-		if (is_zip(b->subjects[i].out_path)) {
+		/* a bundle is a zip whose manifest reads: an empty file, or
+		 * one that only starts like a zip, is no finished one */
+		if (is_zip(b->subjects[i].out_path) &&
+		    pex_bundle_complete(b->subjects[i].out_path) >= 0) {
+			skipped_ids[*nskipped] = b->subjects[i].request_id;
 			skipped[(*nskipped)++] = b->subjects[i].out_path;
 			pex_identity_set_clear(&b->subjects[i].identities);
 			continue;
@@ -595,7 +691,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	struct batch_report rep = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	pex_config *cfg = NULL;
 	json_t *sums = NULL;
-	const char **skipped = NULL;
+	const char **skipped = NULL, **skipped_ids = NULL;
 	size_t i, nskipped = 0;
 	int rc, code = PEX_EXIT_FAIL;
 
@@ -611,11 +707,12 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	}
 	if (skip) {
 		skipped = calloc(b.n + 1, sizeof(*skipped));
-		if (!skipped) {
+		skipped_ids = calloc(b.n + 1, sizeof(*skipped_ids));
+		if (!skipped || !skipped_ids) {
 			fprintf(stderr, "portex export: out of memory\n");
 			goto done;
 		}
-		skip_existing(&b, skipped, &nskipped);
+		skip_existing(&b, skipped, skipped_ids, &nskipped);
 	}
 	/* every row checked before anything is read or written */
 	for (i = 0; i < b.n; i++) {
@@ -625,6 +722,15 @@ static int run_batch(const char *config, const char *file, const char *dir,
 						&b.subjects[i].identities)) {
 			fprintf(stderr, "portex export: %s:%lu: %s\n", file,
 				b.lines[i], pex_error_last());
+			code = PEX_EXIT_USAGE;
+			goto done;
+		}
+		if (skip && !stat(b.subjects[i].out_path, &st) &&
+		    S_ISREG(st.st_mode) && st.st_size > 0) {
+			fprintf(stderr, "portex export: %s:%lu: %s is there "
+				"but is not a whole bundle (its manifest "
+				"cannot be read); remove it and run again\n",
+				file, b.lines[i], b.subjects[i].out_path);
 			code = PEX_EXIT_USAGE;
 			goto done;
 		}
@@ -662,22 +768,23 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	rep.b = &b;
 	rep.dir = dir;
 	rep.skipped = skipped;
+	rep.skipped_ids = skipped_ids;
 	rep.nskipped = nskipped;
 	rep.json_out = json_out;
-	rep.quiet = prog->quiet;
+	rep.prog = prog;
+	rep.start = time(NULL) - 1; /* mtimes are whole seconds */
 	pex_cleanup_on_interrupt(batch_interrupted, &rep);
 	rc = b.n ? pex_export_batch(cfg, b.subjects, b.n, allow_partial,
-				    jobs, on_progress, prog, batch_row, &rep,
-				    &sums) : 0;
-	/* from here on an interruption says only what it removed: the
-	 * summary below is printed whole or not at all */
-	pex_cleanup_on_interrupt(NULL, NULL);
+				    jobs, batch_progress, &rep, batch_row,
+				    &rep, &sums) : 0;
+	/* every subject is done: an interruption from here on can only cut
+	 * the summary short, and says so */
+	pex_cleanup_on_interrupt(summary_interrupted, &rep);
 	if (!sums)
 		sums = json_array();
 	for (i = 0; i < nskipped; i++) /* said after the rows made now */
-		json_array_append_new(sums, json_pack("{s:s, s:s}", "bundle",
-						      skipped[i], "result",
-						      "skipped"));
+		json_array_append_new(sums, skipped_row(skipped[i],
+							skipped_ids[i]));
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
 			pex_error_last());
@@ -700,6 +807,7 @@ done:
 	pex_config_free(cfg);
 	batch_free(&b);
 	free(skipped);
+	free(skipped_ids);
 	free(rep.rows);
 	return code;
 }

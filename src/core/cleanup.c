@@ -339,6 +339,8 @@ static void *signal_main(void *arg)
 	 * here until the _exit() below */
 	pthread_mutex_lock(&reg.mu);
 	failed = remove_all_locked();
+	if (isatty(STDERR_FILENO)) /* over a progress line, if any */
+		fputs("\r\033[K", stderr);
 	if (failed)
 		fprintf(stderr, "portex: interrupted (%s); %u temporary "
 			"path(s) could not be removed (see above); no bundle "

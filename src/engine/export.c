@@ -826,7 +826,7 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
  * The bundles of a batch are independent once the shared passes are
  * done: jobs threads take subjects in turn. Each export owns its sources,
  * its bundle and its error state (thread-local); what they share is
- * read-only (config, spools, compiled schemas) but for the progress
+ * read-only (config, spools, compiled schemas) but for the row_done
  * callback, which is called under a lock.
  */
 struct batch_run {
@@ -837,8 +837,6 @@ struct batch_run {
 	struct spool *spools;
 	int allow_partial;
 	unsigned jobs;
-	pex_progress_fn progress;
-	void *progress_data;
 	pex_batch_row_fn row_done;
 	void *row_data;
 	pthread_mutex_t mu;
@@ -853,16 +851,6 @@ static void row_done(struct batch_run *br, size_t k)
 		return;
 	pthread_mutex_lock(&br->mu);
 	br->row_done(br->row_data, k, br->sums[k]);
-	pthread_mutex_unlock(&br->mu);
-}
-
-static void locked_progress(void *data, const char *source,
-			    unsigned long long records, int done)
-{
-	struct batch_run *br = data;
-
-	pthread_mutex_lock(&br->mu);
-	br->progress(br->progress_data, source, records, done);
 	pthread_mutex_unlock(&br->mu);
 }
 
@@ -883,8 +871,10 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 	req.request_id = sub->request_id;
 	req.out_path = sub->out_path;
 	req.allow_partial = br->allow_partial;
-	req.progress = br->progress ? locked_progress : NULL;
-	req.progress_data = br;
+	/* a bundle's sources are replays of the shared passes: quick, and
+	 * a line per source per subject would bury the rest (row_done says
+	 * how the bundles go) */
+	req.progress = NULL;
 	req.pre = per;
 	req.single_thread = br->jobs > 1;
 	req.defer_dir_sync = 1; /* see sync_out_dirs */
@@ -1204,8 +1194,7 @@ int pex_export_batch(const pex_config *cfg,
 		struct batch_run br = {
 			.cfg = cfg, .subjects = subjects, .n = n,
 			.nsrc = nsrc, .pre = pre, .spools = spools,
-			.allow_partial = allow_partial, .progress = progress,
-			.progress_data = progress_data,
+			.allow_partial = allow_partial,
 			.row_done = row_done_fn, .row_data = row_data,
 		};
 		pthread_t thr[PEX_BATCH_JOBS_MAX];
