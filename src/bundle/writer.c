@@ -1457,7 +1457,7 @@ static int sync_and_rename(const char *tmp, const char *out, int synced,
 		if (fd >= 0)
 			close(fd);
 	}
-	if (!rc && rename(tmp, out))
+	if (!rc && pex_cleanup_rename(tmp, out))
 		rc = pex_error_set(PEX_EIO, "cannot move the bundle to %s: %s",
 				   out, strerror(errno));
 	if (!rc && d && sync_dir) {

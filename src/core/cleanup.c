@@ -117,13 +117,10 @@ int pex_cleanup_add(const char *path, int kind)
 	return rc;
 }
 
-void pex_cleanup_forget(const char *path)
+static void forget_locked(const char *path)
 {
 	size_t i = 0;
 
-	if (!path)
-		return;
-	pthread_mutex_lock(&reg.mu);
 	while (i < reg.n) {
 		if (strcmp(reg.v[i].path, path)) {
 			i++;
@@ -132,7 +129,29 @@ void pex_cleanup_forget(const char *path)
 		free(reg.v[i].path);
 		reg.v[i] = reg.v[--reg.n];
 	}
+}
+
+void pex_cleanup_forget(const char *path)
+{
+	if (!path)
+		return;
+	pthread_mutex_lock(&reg.mu);
+	forget_locked(path);
 	pthread_mutex_unlock(&reg.mu);
+}
+
+int pex_cleanup_rename(const char *from, const char *to)
+{
+	int rc, err;
+
+	pthread_mutex_lock(&reg.mu);
+	rc = rename(from, to);
+	err = errno;
+	if (!rc)
+		forget_locked(from);
+	pthread_mutex_unlock(&reg.mu);
+	errno = err;
+	return rc;
 }
 
 int pex_cleanup_mkdtemp(char *tmpl)
@@ -355,6 +374,10 @@ static void *signal_main(void *arg)
 		reg.on_interrupt(reg.on_interrupt_data, signo);
 		fflush(stdout);
 		fflush(stderr);
+		/* the exports went on meanwhile: a temporary file made since
+		 * the removal (its path was registered before) goes too.
+		 * None was renamed into place: that needs this lock. */
+		remove_all_locked();
 	}
 	_exit(128 + signo);
 	return NULL;

@@ -46,6 +46,12 @@ int pex_cleanup_add(const char *path, int kind);
  * NULL and unknown paths are fine. */
 void pex_cleanup_forget(const char *path);
 
+/* rename(from, to) and, in the same critical section, forget from:
+ * once an interruption has begun, no temporary file becomes a finished
+ * one, so what it finds in place is all that will be (the command line
+ * reports it). Returns rename()'s result, errno kept. */
+int pex_cleanup_rename(const char *from, const char *to);
+
 /* mkdtemp(tmpl) and, in the same critical section, register the folder
  * as PEX_CLEANUP_TREE, so that an interruption can never find the folder
  * made but not registered. Returns 0, or PEX_EIO (errno kept from
