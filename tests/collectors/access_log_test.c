@@ -2603,6 +2603,17 @@ static void test_scan_split_like_one_piece(void **state)
  * first call waits for the parts to read ahead, then cuts the file
  * short, as logrotate's copytruncate does under a reader. Read in one
  * piece (through the read-ahead) or in parts, the scan must fail. */
+/* A scan for the one word "needle", lines of up to 200 bytes. */
+static struct pex_al_scan_opts needle_opts(void)
+{
+	static const char *const needles[] = {"needle"};
+	static const size_t lens[] = {6};
+
+	return (struct pex_al_scan_opts){.needles = needles,
+					 .needle_lens = lens, .count = 1,
+					 .max_line = 200};
+}
+
 struct cut_check {
 	const char *path;
 	off_t cut_to;
@@ -2629,11 +2640,7 @@ static int cut_line(void *data, const char *line, size_t len,
 
 static void test_scan_split_file_cut_short(void **state)
 {
-	const char *needles[] = {"needle"};
-	size_t lens[] = {6};
-	struct pex_al_scan_opts o = {.needles = needles,
-				      .needle_lens = lens, .count = 1,
-				      .max_line = 200};
+	struct pex_al_scan_opts o = needle_opts();
 	char path[4200];
 	int parts;
 
@@ -2672,11 +2679,7 @@ static int count_line(void *data, const char *line, size_t len,
 
 static void split_scan_once(const char *path)
 {
-	const char *needles[] = {"needle"};
-	size_t lens[] = {6};
-	struct pex_al_scan_opts o = {.needles = needles,
-				      .needle_lens = lens, .count = 1,
-				      .max_line = 200};
+	struct pex_al_scan_opts o = needle_opts();
 	unsigned long long n = 0, lines;
 
 	pex_al_split(1, 2);
@@ -2897,11 +2900,7 @@ static void test_scan_anchored(void **state)
  * lines with the split on as off. */
 static void test_scan_split_compressed(void **state)
 {
-	const char *needles[] = {"needle"};
-	size_t lens[] = {6};
-	struct pex_al_scan_opts o = {.needles = needles,
-				      .needle_lens = lens, .count = 1,
-				      .max_line = 200};
+	struct pex_al_scan_opts o = needle_opts();
 	char path[4200];
 
 	split_file("splitz.txt", 2u << 20, 4, 0, 1);
