@@ -59,24 +59,10 @@ with open(w + "/many.csv", "w") as c:
         c.write("ip:%s@%s,K-%d\n" % (ip, win, i))
 PY
 
-config() { # log -> a config reading it
-	cat <<CFG
-version: 1
-controller: {name: Bench Ltd, contact: privacy@bench.example,
-             authority: Jersey Office of the Information Commissioner}
-categories:
-  usage: {purposes: [security], lawful_basis: [legitimate_interests],
-          retention: 26 months}
-sources:
-  - id: weblog
-    collector: access_log
-    category: usage
-    weak_identities: true
-    options: {paths: ["$1"], format: combined, match: [ip]}
-CFG
-}
-config "$W/heavy.log" >"$W/heavy.yaml"
-config "$LOG" >"$W/many.yaml"
+# shellcheck source=bench/weblog-config.sh
+source "$(dirname "$0")/weblog-config.sh"
+weblog_config "$W/heavy.log" >"$W/heavy.yaml"
+weblog_config "$LOG" >"$W/many.yaml"
 
 peak() { # name yaml csv
 	/usr/bin/time -f "%e %M" -o "$W/time" "$PORTEX" export -c "$2" \

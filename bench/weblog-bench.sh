@@ -49,24 +49,10 @@ IP=$(meta ip)
 IDENT=$(meta identity)
 WANT=$(meta subject_lines)
 
-config() { # path -> a config reading that one file
-	cat <<EOF
-version: 1
-controller: {name: Bench Ltd, contact: privacy@bench.example,
-             authority: Jersey Office of the Information Commissioner}
-categories:
-  usage: {purposes: [security], lawful_basis: [legitimate_interests],
-          retention: 26 months}
-sources:
-  - id: weblog
-    collector: access_log
-    category: usage
-    weak_identities: true
-    options: {paths: ["$1"], format: combined, match: [ip]}
-EOF
-}
-config "$LOG" >"$DIR/plain.yaml"
-config "$LOG.gz" >"$DIR/gz.yaml"
+# shellcheck source=bench/weblog-config.sh
+source "$(dirname "$0")/weblog-config.sh"
+weblog_config "$LOG" >"$DIR/plain.yaml"
+weblog_config "$LOG.gz" >"$DIR/gz.yaml"
 
 # measure NAME CMD...: best wall time of $RUNS runs and its peak RSS (KB)
 declare -A SECS MEM

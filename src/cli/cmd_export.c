@@ -669,8 +669,7 @@ static int skip_existing(struct batch *b, const char **skipped,
 	for (i = 0; i < b->n; i++) {
 		/* a bundle is a zip whose manifest reads: an empty file, or
 		 * one that only starts like a zip, is no finished one */
-		if (is_zip(b->subjects[i].out_path) &&
-		    pex_bundle_complete(b->subjects[i].out_path) >= 0) {
+		if (pex_bundle_complete(b->subjects[i].out_path) >= 0) {
 			skipped_ids[*nskipped] = b->subjects[i].request_id;
 			skipped[(*nskipped)++] = b->subjects[i].out_path;
 			pex_identity_set_clear(&b->subjects[i].identities);
@@ -725,8 +724,10 @@ static int run_batch(const char *config, const char *file, const char *dir,
 			code = PEX_EXIT_USAGE;
 			goto done;
 		}
-		if (skip && !stat(b.subjects[i].out_path, &st) &&
-		    S_ISREG(st.st_mode) && st.st_size > 0) {
+		if (stat(b.subjects[i].out_path, &st))
+			continue; /* nothing there yet */
+		/* with --skip-existing, a whole bundle's row is gone by now */
+		if (skip && S_ISREG(st.st_mode) && st.st_size > 0) {
 			fprintf(stderr, "portex export: %s:%lu: %s is there "
 				"but is not a whole bundle (its manifest "
 				"cannot be read); remove it and run again\n",
@@ -734,8 +735,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 			code = PEX_EXIT_USAGE;
 			goto done;
 		}
-		if (!stat(b.subjects[i].out_path, &st) &&
-		    (S_ISDIR(st.st_mode) || !replace)) {
+		if (S_ISDIR(st.st_mode) || !replace) {
 			fprintf(stderr, "portex export: %s:%lu: %s %s; %s\n",
 				file, b.lines[i], b.subjects[i].out_path,
 				S_ISDIR(st.st_mode) ? "is a folder"

@@ -599,6 +599,26 @@ static size_t multi_hash(const struct pex_al_multi *m, uint64_t key)
 	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> m->shift);
 }
 
+/* Step 2: whether some needle's prefix may be key (the p bytes there,
+ * masked): its hash's bit is set. */
+static inline __attribute__((always_inline)) int
+prefix_maybe(const struct pex_al_multi *m, uint64_t key)
+{
+	size_t h = multi_hash(m, key);
+
+	return (m->bits[h / 64] >> (h % 64)) & 1;
+}
+
+/* The same for the 8 bytes at p (8 are there). */
+static inline __attribute__((always_inline)) int
+prefix_maybe_at(const struct pex_al_multi *m, const char *p)
+{
+	uint64_t key;
+
+	memcpy(&key, p, 8);
+	return prefix_maybe(m, key & m->pmask);
+}
+
 static int key_cmp(const void *va, const void *vb)
 {
 	const struct multi_key *a = va, *b = vb;
@@ -781,13 +801,12 @@ static int multi_at(const struct pex_al_multi *m, const char *p,
 		    size_t avail)
 {
 	uint64_t key;
-	size_t h, lo = 0, hi = m->n;
+	size_t lo = 0, hi = m->n;
 
 	if (avail < m->p)
 		return 0;
 	key = multi_load(m, p, avail);
-	h = multi_hash(m, key);
-	if (!(m->bits[h / 64] & (1ull << (h % 64))))
+	if (!prefix_maybe(m, key))
 		return 0;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
@@ -828,12 +847,8 @@ multi_step2(const struct pex_al_multi *m, const char *p, uint64_t mask)
 {
 	while (mask) {
 		unsigned k = (unsigned)__builtin_ctzll(mask);
-		uint64_t key;
-		size_t x;
 
-		memcpy(&key, p + k, 8); /* 8 bytes are there */
-		x = multi_hash(m, key & m->pmask);
-		if (m->bits[x / 64] & (1ull << (x % 64)))
+		if (prefix_maybe_at(m, p + k)) /* 8 bytes are there */
 			return k;
 		mask &= mask - 1;
 	}
@@ -1013,19 +1028,12 @@ static inline __attribute__((always_inline)) int
 anchored_probe(const struct pex_al_multi *m, const char *l, size_t len,
 	       int colon)
 {
-	uint64_t key;
-	size_t x;
-
 	if (len && (l[0] == '[' || l[0] == ':'))
 		return 1;
 	if (colon && first_field_colon(l, len))
 		return 1;
-	if (len >= 8) {
-		memcpy(&key, l, 8);
-		x = multi_hash(m, key & m->pmask);
-		if (!(m->bits[x / 64] & (1ull << (x % 64))))
-			return 0;
-	}
+	if (len >= 8 && !prefix_maybe_at(m, l))
+		return 0;
 	return multi_at(m, l, len);
 }
 
@@ -1482,13 +1490,11 @@ step2_mask(const struct pex_al_multi *m, const char *p, uint64_t mask)
 
 	while (rest) {
 		unsigned k = (unsigned)__builtin_ctzll(rest);
-		uint64_t key;
-		size_t x;
 
-		memcpy(&key, p + k, 8); /* 8 bytes are there */
-		x = multi_hash(m, key & m->pmask);
-		if ((m->bits[x / 64] & (1ull << (x % 64))) || p[k] == '[' ||
-		    p[k] == ':')
+		/* 8 bytes are there. The hash first: tested before it, the
+		 * two bytes cost 20% more CPU where nearly every start is a
+		 * candidate (measured) */
+		if (prefix_maybe_at(m, p + k) || p[k] == '[' || p[k] == ':')
 			out |= 1ull << k;
 		rest &= rest - 1;
 	}
