@@ -165,12 +165,24 @@ before=$(sha256sum "$WORK/new/subject-3.zip")
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing
 expect_code 0 "--skip-existing finishes a batch"
 expect_in "$out" "skipped  $WORK/new/subject-3.zip" "says which rows it left out"
+expect_in "$out" "2 subjects: 1 complete, 1 skipped" "ends with the counts"
 [ -f "$WORK/new/REQ_42.zip" ] || fail "--skip-existing did not make the missing bundle"
 [ "$before" = "$(sha256sum "$WORK/new/subject-3.zip")" ] ||
 	fail "--skip-existing changed an existing bundle"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing --json
 expect_code 0 "--skip-existing with every bundle there"
 expect_in "$out" '"result": "skipped"' "the JSON summary says skipped"
+expect_in "$out" '"request_id": "REQ/42"' "a skipped row keeps its request id"
+# a file that only starts like a zip is no finished bundle either: the
+# row is refused with what to do, and the file left as it is
+printf 'PK\003\004not a zip at all' > "$WORK/new/REQ_42.zip"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --skip-existing
+expect_code 2 "--skip-existing with a broken zip for a bundle"
+expect_in "$err" "REQ_42.zip is there but is not a whole bundle" "says it is not whole"
+expect_in "$err" "remove it and run again" "says what to do"
+[ "$(head -c 4 "$WORK/new/REQ_42.zip" | od -An -c | tr -d ' ')" = 'PK003004' ] ||
+	fail "--skip-existing touched a broken zip"
+rm "$WORK/new/REQ_42.zip"
 # an empty file is no finished bundle: not skipped, and (as without
 # --skip-existing) not written over unless --replace
 : > "$WORK/new/REQ_42.zip"
