@@ -40,6 +40,7 @@
 #include "bundle/concat.h"
 #include "bundle/dstream.h"
 #include "bundle/internal.h"
+#include "bundle/jsonout.h"
 #include "bundle/xmlout.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
@@ -577,11 +578,6 @@ static int record_error(const pex_schema_error *e, void *payload)
 	return 1;
 }
 
-static int dump_cb(const char *buffer, size_t size, void *data)
-{
-	return pex_buf_append(data, buffer, size) ? -1 : 0;
-}
-
 static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 {
 	struct stream *st = &b->sec[kind].s[fmt];
@@ -686,12 +682,16 @@ int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
 	js = &s->s[FMT_JSON];
 	rc = pex_buf_append(&js->pending, s->count ? ",\n    " : "\n    ",
 			    s->count ? 6 : 5);
-	if (!rc && json_dump_callback(record, dump_cb, &js->pending,
-				      JSON_COMPACT))
+	if (!rc)
+		rc = pex_json_write(&js->pending, record);
+	if (rc == PEX_ELIMIT)
 		rc = pex_error_set(PEX_ELIMIT,
 				   "a %s record is larger than %u bytes",
 				   pex_record_kind_name(kind),
 				   PEX_RECORD_MAX);
+	else if (rc)
+		rc = pex_error_wrap(rc, "%s record",
+				    pex_record_kind_name(kind));
 	if (!rc && js->pending.len >= PEX_CHUNK)
 		rc = ship(b, kind, FMT_JSON, 0);
 	if (!rc && b->opts.xml) {
