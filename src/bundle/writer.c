@@ -58,6 +58,17 @@
 
 enum { FMT_JSON, FMT_XML, FMT__COUNT };
 
+/*
+ * Two workers per bundle, split by kind of work rather than by format:
+ * W_WRITE deflates and stores the sections of both formats, W_XSD checks
+ * the XML against the XSD. Checking is the larger part (for 2700 usage
+ * events, 15 ms against 5 ms for deflating each format): with a worker
+ * per format, the XML one was the last to finish by 15 ms, the JSON one
+ * idle since. Each stream's chunks still go through one queue each way,
+ * in order.
+ */
+enum { W_WRITE, W_XSD, W__COUNT };
+
 /* One section of one data file: the records of one kind in one format. */
 struct stream {
 	pex_bundle *b;
@@ -82,6 +93,7 @@ struct job {
 	size_t len;
 	int end;
 	enum pex_record_kind kind;
+	int xsd; /* the XSD check of the chunk, not its storing */
 };
 
 struct worker {
@@ -114,7 +126,7 @@ struct pex_bundle {
 	char *workdir;
 	pthread_mutex_t work_mu;
 	struct section sec[PEX_REC__COUNT];
-	struct worker w[FMT__COUNT];
+	struct worker w[W__COUNT];
 	struct pex_att_store att;
 	int sealed;
 };
@@ -238,11 +250,37 @@ static int spill(struct stream *st)
 	return 0;
 }
 
+/* The XSD check of a chunk of XML: its outcome is kept in the stream
+ * (xsd_rc, xsd_errors) for the seal to report, not in the worker. */
+static void run_xsd_job(struct job *j)
+{
+	struct stream *st = j->st;
+
+	if (j->len)
+		pex_xsd_push_feed(st->xv, j->data, j->len);
+	if (j->end) {
+		struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
+		char *tail = xsd_frame(j->kind, 1);
+
+		if (tail)
+			pex_xsd_push_feed(st->xv, tail, strlen(tail));
+		free(tail);
+		st->xsd_rc = pex_xsd_push_finish(st->xv, &errs);
+		if (st->xsd_rc)
+			st->xsd_errors = pex_buf_detach(&errs);
+		pex_buf_free(&errs);
+	}
+}
+
 static int run_job(struct worker *w, struct job *j)
 {
 	struct stream *st = j->st;
 	int rc = 0;
 
+	if (j->xsd) {
+		run_xsd_job(j);
+		return 0;
+	}
 	if (st->in_mem && st->ds.ulen + j->len > PEX_SPILL) {
 		rc = spill(st);
 		if (rc)
@@ -256,25 +294,11 @@ static int run_job(struct worker *w, struct job *j)
 		rc = pex_dstream_write(&st->ds, j->data, j->len);
 		if (rc)
 			return pex_error_wrap(rc, "%s", st->name);
-		if (st->xv)
-			pex_xsd_push_feed(st->xv, j->data, j->len);
 	}
 	if (j->end) {
 		rc = pex_dstream_end(&st->ds, 0);
 		if (rc)
 			return pex_error_wrap(rc, "%s", st->name);
-		if (st->xv) {
-			struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
-			char *tail = xsd_frame(j->kind, 1);
-
-			if (tail)
-				pex_xsd_push_feed(st->xv, tail, strlen(tail));
-			free(tail);
-			st->xsd_rc = pex_xsd_push_finish(st->xv, &errs);
-			if (st->xsd_rc)
-				st->xsd_errors = pex_buf_detach(&errs);
-			pex_buf_free(&errs);
-		}
 	}
 	(void)w;
 	return 0;
@@ -547,9 +571,9 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	work = NULL;
 	pex_att_init(&b->att, att_workdir, b);
 	rc = model_get();
-	b->w[FMT_JSON].name = "portex-json";
-	b->w[FMT_XML].name = "portex-xml";
-	b->w[FMT_JSON].inline_jobs = b->w[FMT_XML].inline_jobs =
+	b->w[W_WRITE].name = "portex-write";
+	b->w[W_XSD].name = "portex-xsd";
+	b->w[W_WRITE].inline_jobs = b->w[W_XSD].inline_jobs =
 		!b->opts.threads;
 	if (rc)
 		goto fail;
@@ -619,8 +643,8 @@ static int open_section(pex_bundle *b, enum pex_record_kind kind)
 
 	/* the workers start with the first record: an empty bundle needs
 	 * none */
-	for (f = 0; !rc && f < FMT__COUNT; f++)
-		if (!b->w[f].started && (f == FMT_JSON || b->opts.xml))
+	for (f = 0; !rc && f < W__COUNT; f++)
+		if (!b->w[f].started && (f == W_WRITE || b->opts.xml))
 			rc = worker_start(&b->w[f]);
 	if (!rc)
 		rc = open_stream(b, kind, FMT_JSON);
@@ -631,18 +655,34 @@ static int open_section(pex_bundle *b, enum pex_record_kind kind)
 	return rc;
 }
 
-/* Hand the pending bytes of a stream to its worker. */
+/* Hand the pending bytes of a stream to the workers: to be stored, and
+ * for XML a copy of them to be checked. */
 static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
 {
 	struct stream *st = &b->sec[kind].s[fmt];
-	struct job j = { st, NULL, st->pending.len, end, kind };
+	struct job j = { st, NULL, st->pending.len, end, kind, 0 };
+	struct job x = j;
+	int rc;
 
 	if (!st->pending.len && !end)
 		return 0;
+	x.xsd = 1;
+	if (st->xv && j.len) {
+		x.data = malloc(j.len);
+		if (!x.data)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		memcpy(x.data, st->pending.data, j.len);
+	}
 	j.data = pex_buf_detach(&st->pending);
-	if (!j.data)
+	if (!j.data) {
+		free(x.data);
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	return worker_push(&b->w[fmt], j);
+	}
+	rc = worker_push(&b->w[W_WRITE], j);
+	if (!rc && st->xv)
+		return worker_push(&b->w[W_XSD], x);
+	free(x.data);
+	return rc;
 }
 
 int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
@@ -1484,7 +1524,7 @@ static int close_sections(pex_bundle *b)
 			if (f == FMT_JSON || b->opts.xml)
 				rc = ship(b, (enum pex_record_kind)k, f, 1);
 	}
-	for (f = 0; f < FMT__COUNT; f++) {
+	for (f = 0; f < W__COUNT; f++) {
 		rc2 = worker_stop(&b->w[f]);
 		if (!rc)
 			rc = rc2;
@@ -1781,7 +1821,7 @@ void pex_bundle_free(pex_bundle *b)
 
 	if (!b)
 		return;
-	for (f = 0; f < FMT__COUNT; f++)
+	for (f = 0; f < W__COUNT; f++)
 		worker_stop(&b->w[f]);
 	for (k = 0; k < PEX_REC__COUNT; k++) {
 		for (f = 0; f < FMT__COUNT; f++) {

@@ -283,6 +283,42 @@ static void test_many_records_stream(void **state)
 	free(data[1]);
 }
 
+/* A record the JSON Schema takes but XML cannot carry (U+FFFE is valid
+ * UTF-8 and no XML character): the XSD check, which runs on a worker of
+ * its own, must fail the seal, name the XSD, and leave no bundle. Past
+ * the chunk size, so the bad record is in a later chunk than the first;
+ * with the bundle's threads and without. */
+static void test_xsd_failure_fails_seal(void **state)
+{
+	struct pex_bundle_options opts = PEX_BUNDLE_OPTIONS_INIT;
+	struct stat st;
+	int i, t;
+
+	(void)state;
+	for (t = 0; t < 2; t++) {
+		pex_bundle *b;
+		json_t *env = envelope(), *rec;
+
+		opts.threads = !t;
+		assert_int_equal(pex_bundle_open(&b, path("x.zip"), &opts),
+				 0);
+		for (i = 0; i < 5000; i++) {
+			rec = contact(i, i == 4000 ? "not XML: \xef\xbf\xbe"
+					 : "a note long enough to cross chunk "
+					   "borders");
+			assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT,
+							rec), 0);
+			json_decref(rec);
+		}
+		assert_int_equal(pex_bundle_seal(b, env), PEX_EINVALID);
+		assert_non_null(strstr(pex_error_last(), "bundle.xsd"));
+		assert_non_null(strstr(pex_error_last(), "contact"));
+		pex_bundle_free(b);
+		json_decref(env);
+		assert_int_equal(stat(path("x.zip"), &st), -1);
+	}
+}
+
 
 static json_t *ticket_with(json_t *atts)
 {
@@ -425,6 +461,7 @@ int main(void)
 		cmocka_unit_test(test_bad_envelope_fails_seal),
 		cmocka_unit_test(test_unwritable_and_folder),
 		cmocka_unit_test(test_many_records_stream),
+		cmocka_unit_test(test_xsd_failure_fails_seal),
 		cmocka_unit_test(test_attachments),
 		cmocka_unit_test(test_safe_name_examples),
 	};
