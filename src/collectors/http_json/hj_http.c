@@ -26,13 +26,66 @@
 #include <time.h>
 
 #include "collectors/http_json/hj.h"
+#include "core/dynlib.h"
 #include "portex/error.h"
 
+/* libcurl is loaded by the first REST source, not at start-up (see
+ * core/dynlib.h); every call below goes through this table. curl.h makes
+ * curl_easy_setopt and curl_easy_getinfo macros too, so those two are
+ * called as (cu.curl_easy_setopt)(...), which the macros leave alone. */
+#define CURL_FUNCS(X) \
+	X(curl_easy_cleanup) \
+	X(curl_easy_getinfo) \
+	X(curl_easy_header) \
+	X(curl_easy_init) \
+	X(curl_easy_perform) \
+	X(curl_easy_setopt) \
+	X(curl_easy_strerror) \
+	X(curl_free) \
+	X(curl_global_init) \
+	X(curl_slist_append) \
+	X(curl_slist_free_all) \
+	X(curl_url) \
+	X(curl_url_cleanup) \
+	X(curl_url_get) \
+	X(curl_url_set)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+	CURL_FUNCS(X)
+#undef X
+} cu;
+
+static struct pex_dynlib curl_lib = {
+	.soname = PEX_LIBCURL_SONAME,
+	.what = "the HTTP client library libcurl",
+	.package = "libcurl4",
+};
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
+/* Load libcurl and run its global set-up, which is not safe to run from
+ * two threads at once (exports of a batch run on several): once. */
 static void curl_init_once(void)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (pex_dynlib_open(&curl_lib))
+		return;
+#define X(f) \
+	if (!(cu.f = (__typeof__(f) *)pex_dynlib_sym(&curl_lib, #f))) \
+		return;
+	CURL_FUNCS(X)
+#undef X
+	if (cu.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		curl_lib.rc = PEX_ERROR;
+		snprintf(curl_lib.msg, sizeof(curl_lib.msg),
+			 "libcurl's global set-up failed");
+	}
+}
+
+/* 0 once libcurl is there; else its error, set for this thread. */
+static int curl_ready(void)
+{
+	pthread_once(&curl_once, curl_init_once);
+	return pex_dynlib_result(&curl_lib);
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -53,10 +106,10 @@ static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
 	char *s = NULL;
 	char *copy;
 
-	if (curl_url_get(u, part, &s, flags) != CURLUE_OK)
+	if (cu.curl_url_get(u, part, &s, flags) != CURLUE_OK)
 		return NULL;
 	copy = strdup(s);
-	curl_free(s);
+	cu.curl_free(s);
 	return copy;
 }
 
@@ -64,13 +117,13 @@ static char *url_part(CURLU *u, CURLUPart part, unsigned flags)
 static int origin_of(const char *url, char **scheme, char **host,
 		     char **port)
 {
-	CURLU *u = curl_url();
+	CURLU *u = cu.curl_url();
 	int rc = PEX_EINVALID;
 
 	*scheme = *host = *port = NULL;
 	if (!u)
 		return PEX_ENOMEM;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+	if (cu.curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
 		goto cleanup;
 	*scheme = url_part(u, CURLUPART_SCHEME, 0);
 	*host = url_part(u, CURLUPART_HOST, 0);
@@ -88,7 +141,7 @@ cleanup:
 		free(*port);
 		*scheme = *host = *port = NULL;
 	}
-	curl_url_cleanup(u);
+	cu.curl_url_cleanup(u);
 	return rc;
 }
 
@@ -109,15 +162,18 @@ int hj_http_same_origin(const struct hj_http *h, const char *url)
 
 char *hj_url_resolve(const char *base, const char *ref)
 {
-	CURLU *u = curl_url();
+	CURLU *u;
 	char *out = NULL;
 
+	if (curl_ready())
+		return NULL;
+	u = cu.curl_url();
 	if (!u)
 		return NULL;
-	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
-	    curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)
+	if (cu.curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+	    cu.curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK)
 		out = url_part(u, CURLUPART_URL, 0);
-	curl_url_cleanup(u);
+	cu.curl_url_cleanup(u);
 	if (out && strlen(out) > HJ_URL_MAX) {
 		free(out);
 		out = NULL;
@@ -128,15 +184,15 @@ char *hj_url_resolve(const char *base, const char *ref)
 /* The path of url for messages; never the query or credentials. */
 static void path_of(const char *url, char *buf, size_t size)
 {
-	CURLU *u = curl_url();
+	CURLU *u = cu.curl_url();
 	char *p = NULL;
 
 	snprintf(buf, size, "(unparseable URL)");
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_PATH, &p, 0) == CURLUE_OK)
+	if (u && cu.curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    cu.curl_url_get(u, CURLUPART_PATH, &p, 0) == CURLUE_OK)
 		snprintf(buf, size, "%s", p);
-	curl_free(p);
-	curl_url_cleanup(u);
+	cu.curl_free(p);
+	cu.curl_url_cleanup(u);
 }
 
 static int set_auth(struct hj_http *h)
@@ -150,13 +206,13 @@ static int set_auth(struct hj_http *h)
 	case HJ_AUTH_NONE:
 		return 0;
 	case HJ_AUTH_BEARER:
-		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
-		curl_easy_setopt(h->curl, CURLOPT_XOAUTH2_BEARER, o->token);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_XOAUTH2_BEARER, o->token);
 		return 0;
 	case HJ_AUTH_BASIC:
-		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-		curl_easy_setopt(h->curl, CURLOPT_USERNAME, o->user);
-		curl_easy_setopt(h->curl, CURLOPT_PASSWORD,
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_USERNAME, o->user);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_PASSWORD,
 				 o->password ? o->password : "");
 		return 0;
 	case HJ_AUTH_HEADER:
@@ -165,10 +221,10 @@ static int set_auth(struct hj_http *h)
 			goto cleanup;
 		/* JSON requests and file downloads carry the same
 		 * credentials */
-		l = curl_slist_append(h->headers, line.data);
+		l = cu.curl_slist_append(h->headers, line.data);
 		if (l)
 			h->headers = l;
-		l = l ? curl_slist_append(h->dl_headers, line.data) : NULL;
+		l = l ? cu.curl_slist_append(h->dl_headers, line.data) : NULL;
 		if (!l) {
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			goto cleanup;
@@ -193,6 +249,9 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	h->o = *o;
 	h->src = src;
 	pex_buf_init(&h->body, (size_t)o->max_response_bytes + 1);
+	rc = curl_ready();
+	if (rc)
+		return rc;
 	rc = origin_of(o->base_url, &h->origin_scheme, &h->origin_host,
 		       &h->origin_port);
 	if (rc)
@@ -209,47 +268,44 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	    strcmp(h->origin_host, "[::1]"))
 		pex_source_log(src, PEX_LOG_WARN, "credentials are sent "
 			       "without TLS (base_url is http://)");
-	/* libcurl's global set-up is not safe to run from two threads at
-	 * once (exports of a batch run on several): once, here */
-	pthread_once(&curl_once, curl_init_once);
-	h->curl = curl_easy_init();
+	h->curl = cu.curl_easy_init();
 	if (!h->curl)
 		return pex_error_set(PEX_ENOMEM, "cannot create a curl "
 				     "handle");
-	l = curl_slist_append(NULL, "Accept: application/json");
+	l = cu.curl_slist_append(NULL, "Accept: application/json");
 	if (!l)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	h->headers = l;
-	l = curl_slist_append(NULL, "Accept: */*");
+	l = cu.curl_slist_append(NULL, "Accept: */*");
 	if (!l)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	h->dl_headers = l;
 	rc = set_auth(h);
 	if (rc)
 		return rc;
-	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
-	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "portex/" PEX_VERSION);
-	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h->curl, CURLOPT_MAXREDIRS, o->max_redirects);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_USERAGENT, "portex/" PEX_VERSION);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_NOSIGNAL, 1L);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXREDIRS, o->max_redirects);
 	/* credentials never follow a redirect to another host */
-	curl_easy_setopt(h->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
-	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
 			 o->connect_timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXFILESIZE_LARGE,
 			 (curl_off_t)o->max_response_bytes);
-	curl_easy_setopt(h->curl, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYPEER,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_ACCEPT_ENCODING, "");
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_SSL_VERIFYPEER,
 			 o->tls_verify ? 1L : 0L);
-	curl_easy_setopt(h->curl, CURLOPT_SSL_VERIFYHOST,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_SSL_VERIFYHOST,
 			 o->tls_verify ? 2L : 0L);
 	if (o->ca_file)
-		curl_easy_setopt(h->curl, CURLOPT_CAINFO, o->ca_file);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_CAINFO, o->ca_file);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEFUNCTION, on_body);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEDATA, h);
 	return 0;
 }
 
@@ -260,13 +316,13 @@ void hj_http_close(struct hj_http *h)
 	if (!h)
 		return;
 	if (h->curl)
-		curl_easy_cleanup(h->curl);
+		cu.curl_easy_cleanup(h->curl);
 	for (l = h->headers; l; l = l->next)
 		explicit_bzero(l->data, strlen(l->data));
 	for (l = h->dl_headers; l; l = l->next)
 		explicit_bzero(l->data, strlen(l->data));
-	curl_slist_free_all(h->headers);
-	curl_slist_free_all(h->dl_headers);
+	cu.curl_slist_free_all(h->headers);
+	cu.curl_slist_free_all(h->dl_headers);
 	pex_buf_free(&h->body);
 	free(h->origin_scheme);
 	free(h->origin_host);
@@ -377,14 +433,14 @@ static char *find_next(struct hj_http *h, const char *url, int *bad)
 		char *ref;
 		char *abs;
 
-		if (curl_easy_header(h->curl, "Link", i, CURLH_HEADER, -1,
+		if (cu.curl_easy_header(h->curl, "Link", i, CURLH_HEADER, -1,
 				     &hdr) != CURLHE_OK)
 			return NULL;
 		amount = hdr->amount;
 		ref = link_next(hdr->value);
 		if (!ref)
 			continue;
-		curl_easy_getinfo(h->curl, CURLINFO_EFFECTIVE_URL, &eff);
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_EFFECTIVE_URL, &eff);
 		abs = hj_url_resolve(eff ? eff : url, ref);
 		free(ref);
 		if (!abs)
@@ -427,7 +483,7 @@ static enum outcome classify(struct hj_http *h, CURLcode cc, long status,
 	case CURLE_HTTP2:
 	case CURLE_HTTP2_STREAM:
 		snprintf(why, whysz, "%s: connection dropped: %s", what,
-			 curl_easy_strerror(cc));
+			 cu.curl_easy_strerror(cc));
 		return RETRY;
 	case CURLE_FILESIZE_EXCEEDED:
 	case CURLE_WRITE_ERROR:
@@ -438,7 +494,7 @@ static enum outcome classify(struct hj_http *h, CURLcode cc, long status,
 				 h->o.max_response_bytes);
 			return FAIL;
 		}
-		snprintf(why, whysz, "%s: %s", what, curl_easy_strerror(cc));
+		snprintf(why, whysz, "%s: %s", what, cu.curl_easy_strerror(cc));
 		return FAIL;
 	case CURLE_TOO_MANY_REDIRECTS:
 		*code = PEX_ELIMIT;
@@ -449,16 +505,16 @@ static enum outcome classify(struct hj_http *h, CURLcode cc, long status,
 	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CONNECT_ERROR:
 		snprintf(why, whysz, "%s: TLS failed: %s", what,
-			 curl_easy_strerror(cc));
+			 cu.curl_easy_strerror(cc));
 		return FAIL;
 	default:
-		snprintf(why, whysz, "%s: %s", what, curl_easy_strerror(cc));
+		snprintf(why, whysz, "%s: %s", what, cu.curl_easy_strerror(cc));
 		return FAIL;
 	}
 	if (status >= 200 && status < 300)
 		return DONE;
 	if (status == 429 || status == 503) {
-		curl_easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &ra);
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RETRY_AFTER, &ra);
 		if (ra > 0) {
 			long long ms = (long long)ra * 1000;
 
@@ -523,7 +579,7 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 	if (!hj_http_same_origin(h, url))
 		return pex_error_set(PEX_EINVALID, "%s: URL leaves the origin "
 				     "of base_url; refused", what);
-	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
 	for (attempt = 1;; attempt++) {
 		CURLcode cc;
 		long wait_ms;
@@ -532,9 +588,9 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		pex_buf_reset(&h->body);
 		h->oversize = 0;
 		h->requests++;
-		cc = curl_easy_perform(h->curl);
+		cc = cu.curl_easy_perform(h->curl);
 		status = 0;
-		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		wait_ms = backoff(h, attempt);
 		oc = classify(h, cc, status, what, &wait_ms, &code, why,
 			      sizeof(why));
@@ -556,7 +612,7 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		json_error_t err;
 		int bad = 0;
 
-		curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct);
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_CONTENT_TYPE, &ct);
 		if (!is_json_type(ct))
 			return pex_error_set(PEX_EINVALID, "%s: HTTP %ld with "
 					     "content type %.80s, not JSON",
@@ -609,7 +665,7 @@ static size_t on_file(char *data, size_t size, size_t n, void *ud)
 	long status = 0;
 	int rc;
 
-	curl_easy_getinfo(d->h->curl, CURLINFO_RESPONSE_CODE, &status);
+	(cu.curl_easy_getinfo)(d->h->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status >= 300) {
 		/* an error page (or a redirect's body): not the file */
 		d->junk += len;
@@ -651,11 +707,11 @@ int hj_http_download(struct hj_http *h, const char *url,
 		return pex_error_set(PEX_EINVALID, "%s: the URL is not on "
 				     "the tracker (the origin of base_url), "
 				     "so it was not fetched", what);
-	curl_easy_setopt(h->curl, CURLOPT_URL, url);
-	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->dl_headers);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_file);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &d);
-	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, h->dl_headers);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEFUNCTION, on_file);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEDATA, &d);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXFILESIZE_LARGE,
 			 (curl_off_t)(max_bytes > (unsigned long long)
 				      INT64_MAX ? INT64_MAX : max_bytes));
 	for (attempt = 1;; attempt++) {
@@ -674,9 +730,9 @@ int hj_http_download(struct hj_http *h, const char *url,
 		d.over = 0;
 		h->oversize = 0;
 		h->requests++;
-		cc = curl_easy_perform(h->curl);
+		cc = cu.curl_easy_perform(h->curl);
 		status = 0;
-		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (d.sink_rc) {
 			rc = d.sink_rc; /* the sink's message stands */
 			goto cleanup;
@@ -717,10 +773,10 @@ int hj_http_download(struct hj_http *h, const char *url,
 	}
 cleanup:
 	/* back to JSON requests */
-	curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, h);
-	curl_easy_setopt(h->curl, CURLOPT_MAXFILESIZE_LARGE,
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, h->headers);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEFUNCTION, on_body);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEDATA, h);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXFILESIZE_LARGE,
 			 (curl_off_t)h->o.max_response_bytes);
 	return rc;
 }

@@ -15,18 +15,74 @@
  */
 #include "collectors/sql/sql_driver.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libpq-fe.h>
 
+#include "core/dynlib.h"
 #include "portex/error.h"
 
 #define PG_STMT_NAME "pex_sql"
 #define PG_BYTEA_OID 17
 #define PG_MAX_PARAMS 256 /* distinct :name parameters in one query */
 #define PG_SQLSTATE_CANCELED "57014"
+
+/* libpq is loaded by the first PostgreSQL source, not at start-up (see
+ * core/dynlib.h); every call below goes through this table. */
+#define PQ_FUNCS(X) \
+	X(PQcancel) \
+	X(PQclear) \
+	X(PQconnectdb) \
+	X(PQdescribePrepared) \
+	X(PQerrorMessage) \
+	X(PQexecParams) \
+	X(PQfinish) \
+	X(PQfname) \
+	X(PQfreeCancel) \
+	X(PQftype) \
+	X(PQgetCancel) \
+	X(PQgetResult) \
+	X(PQgetisnull) \
+	X(PQgetlength) \
+	X(PQgetvalue) \
+	X(PQnfields) \
+	X(PQparameterStatus) \
+	X(PQprepare) \
+	X(PQreset) \
+	X(PQresultErrorField) \
+	X(PQresultErrorMessage) \
+	X(PQresultStatus) \
+	X(PQsendQueryPrepared) \
+	X(PQsetClientEncoding) \
+	X(PQsetSingleRowMode) \
+	X(PQstatus)
+
+static struct {
+#define X(f) __typeof__(f) *f;
+	PQ_FUNCS(X)
+#undef X
+} pq;
+
+static struct pex_dynlib pq_lib = {
+	.soname = PEX_LIBPQ_SONAME,
+	.what = "the PostgreSQL client library",
+	.package = "libpq5",
+};
+static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
+
+static void pq_load(void)
+{
+	if (pex_dynlib_open(&pq_lib))
+		return;
+#define X(f) \
+	if (!(pq.f = (__typeof__(f) *)pex_dynlib_sym(&pq_lib, #f))) \
+		return;
+	PQ_FUNCS(X)
+#undef X
+}
 
 struct pex_sql_stmt {
 	struct pex_source *src; /* for log lines */
@@ -245,8 +301,10 @@ static void pg_close(struct pex_sql_stmt *st)
 {
 	if (!st)
 		return;
-	PQclear(st->desc);
-	PQfinish(st->conn);
+	if (st->desc)
+		pq.PQclear(st->desc);
+	if (st->conn)
+		pq.PQfinish(st->conn);
 	for (size_t i = 0; i < st->nparams; i++)
 		free(st->params[i]);
 	for (size_t i = 0; st->bin && i < st->ncols; i++)
@@ -268,7 +326,7 @@ static int setup_session(struct pex_sql_stmt *st)
 	PGresult *r;
 	int ret = 0;
 
-	const char *enc = PQparameterStatus(st->conn, "server_encoding");
+	const char *enc = pq.PQparameterStatus(st->conn, "server_encoding");
 
 	/* A SQL_ASCII database holds bytes in no known encoding: they come
 	 * as they are and are cleaned like any other source's text. Any
@@ -276,21 +334,21 @@ static int setup_session(struct pex_sql_stmt *st)
 	if (enc && !strcmp(enc, "SQL_ASCII"))
 		pex_source_log(st->src, PEX_LOG_DEBUG,
 			       "database is SQL_ASCII: text taken as bytes");
-	else if (PQsetClientEncoding(st->conn, "UTF8") != 0)
+	else if (pq.PQsetClientEncoding(st->conn, "UTF8") != 0)
 		return pex_error_set(PEX_ERROR,
 				     "PostgreSQL: cannot use UTF8: %s",
-				     pg_msg(PQerrorMessage(st->conn)));
+				     pg_msg(pq.PQerrorMessage(st->conn)));
 	snprintf(tmo, sizeof(tmo), "%lld", st->timeout_ms);
-	r = PQexecParams(st->conn,
+	r = pq.PQexecParams(st->conn,
 			 "SELECT set_config('statement_timeout', $1, false),"
 			 " set_config('default_transaction_read_only', 'on',"
 			 " false), set_config('bytea_output', 'hex', false)",
 			 1, NULL, vals, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK)
+	if (pq.PQresultStatus(r) != PGRES_TUPLES_OK)
 		ret = pex_error_set(PEX_ERROR,
 				    "PostgreSQL: cannot set up the session: "
-				    "%s", pg_msg(PQerrorMessage(st->conn)));
-	PQclear(r);
+				    "%s", pg_msg(pq.PQerrorMessage(st->conn)));
+	pq.PQclear(r);
 	return ret;
 }
 
@@ -299,10 +357,10 @@ static int prepare(struct pex_sql_stmt *st)
 	PGresult *r;
 	int ret = 0;
 
-	r = PQprepare(st->conn, PG_STMT_NAME, st->sql, (int)st->nparams,
+	r = pq.PQprepare(st->conn, PG_STMT_NAME, st->sql, (int)st->nparams,
 		      NULL);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (pq.PQresultStatus(r) != PGRES_COMMAND_OK) {
+		const char *state = pq.PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
 		if (state && !strcmp(state, PG_SQLSTATE_CANCELED))
 			ret = pex_error_set(PEX_EIO,
@@ -315,24 +373,24 @@ static int prepare(struct pex_sql_stmt *st)
 			ret = pex_error_set(PEX_ERROR,
 					    "PostgreSQL cannot prepare query: "
 					    "%s",
-					    pg_msg(PQresultErrorMessage(r)));
+					    pg_msg(pq.PQresultErrorMessage(r)));
 	}
-	PQclear(r);
+	pq.PQclear(r);
 	return ret;
 }
 
 static int describe(struct pex_sql_stmt *st)
 {
-	st->desc = PQdescribePrepared(st->conn, PG_STMT_NAME);
-	if (PQresultStatus(st->desc) != PGRES_COMMAND_OK)
+	st->desc = pq.PQdescribePrepared(st->conn, PG_STMT_NAME);
+	if (pq.PQresultStatus(st->desc) != PGRES_COMMAND_OK)
 		return pex_error_set(PEX_ERROR,
 				     "PostgreSQL cannot describe query: %s",
-				     pg_msg(PQresultErrorMessage(st->desc)));
-	if (PQnfields(st->desc) <= 0)
+				     pg_msg(pq.PQresultErrorMessage(st->desc)));
+	if (pq.PQnfields(st->desc) <= 0)
 		return pex_error_set(PEX_EINVALID,
 				     "query returns no columns (give one "
 				     "SELECT)");
-	st->ncols = (size_t)PQnfields(st->desc);
+	st->ncols = (size_t)pq.PQnfields(st->desc);
 	st->is_bytea = calloc(st->ncols, sizeof(*st->is_bytea));
 	st->vals = calloc(st->ncols, sizeof(*st->vals));
 	st->bin = calloc(st->ncols, sizeof(*st->bin));
@@ -340,7 +398,7 @@ static int describe(struct pex_sql_stmt *st)
 	if (!st->is_bytea || !st->vals || !st->bin || !st->bincap)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	for (size_t i = 0; i < st->ncols; i++)
-		st->is_bytea[i] = PQftype(st->desc, (int)i) == PG_BYTEA_OID;
+		st->is_bytea[i] = pq.PQftype(st->desc, (int)i) == PG_BYTEA_OID;
 	return 0;
 }
 
@@ -352,6 +410,10 @@ static int pg_open(struct pex_source *src, const char *database,
 	int ret;
 
 	*out = NULL;
+	pthread_once(&pq_once, pq_load);
+	ret = pex_dynlib_result(&pq_lib);
+	if (ret)
+		return ret;
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
@@ -361,11 +423,11 @@ static int pg_open(struct pex_source *src, const char *database,
 	if (ret)
 		goto cleanup;
 	/* The DSN may hold a password: it is never put in a message. */
-	st->conn = PQconnectdb(database);
-	if (!st->conn || PQstatus(st->conn) != CONNECTION_OK) {
+	st->conn = pq.PQconnectdb(database);
+	if (!st->conn || pq.PQstatus(st->conn) != CONNECTION_OK) {
 		ret = pex_error_set(PEX_EIO,
 				    "cannot connect to PostgreSQL: %s",
-				    st->conn ? pg_msg(PQerrorMessage(st->conn))
+				    st->conn ? pg_msg(pq.PQerrorMessage(st->conn))
 					     : "out of memory");
 		goto cleanup;
 	}
@@ -400,7 +462,7 @@ static size_t pg_column_count(const struct pex_sql_stmt *st)
 
 static const char *pg_column_name(const struct pex_sql_stmt *st, size_t i)
 {
-	return PQfname(st->desc, (int)i);
+	return pq.PQfname(st->desc, (int)i);
 }
 
 /* ---- running --------------------------------------------------------- */
@@ -425,7 +487,7 @@ static int decode_bytea(struct pex_sql_stmt *st, size_t col, const char *s,
 	if (len < 2 || s[0] != '\\' || s[1] != 'x' || len % 2)
 		return pex_error_set(PEX_EINVALID, "column %s: bytea value "
 				     "not in hex form",
-				     PQfname(st->desc, (int)col));
+				     pq.PQfname(st->desc, (int)col));
 	n = (len - 2) / 2;
 	if (n + 1 > st->bincap[col]) {
 		char *p = realloc(st->bin[col], n + 1);
@@ -441,7 +503,7 @@ static int decode_bytea(struct pex_sql_stmt *st, size_t col, const char *s,
 		if (hi < 0 || lo < 0)
 			return pex_error_set(PEX_EINVALID,
 					     "column %s: bad bytea hex",
-					     PQfname(st->desc, (int)col));
+					     pq.PQfname(st->desc, (int)col));
 		st->bin[col][i] = (char)(hi << 4 | lo);
 	}
 	v->type = PEX_SQL_BLOB;
@@ -458,20 +520,20 @@ static int fetch_row(struct pex_sql_stmt *st, const PGresult *r)
 		const char *s;
 		size_t len;
 
-		if (PQgetisnull(r, 0, col)) {
+		if (pq.PQgetisnull(r, 0, col)) {
 			v->type = PEX_SQL_NULL;
 			v->data = NULL;
 			v->len = 0;
 			continue;
 		}
-		s = PQgetvalue(r, 0, col);
-		len = (size_t)PQgetlength(r, 0, col);
+		s = pq.PQgetvalue(r, 0, col);
+		len = (size_t)pq.PQgetlength(r, 0, col);
 		if (len > 2 * PEX_SQL_CELL_MAX + 2 ||
 		    (!st->is_bytea[i] && len > PEX_SQL_CELL_MAX))
 			return pex_error_set(PEX_ELIMIT,
 					     "column %s holds more than the "
 					     "%zu bytes allowed per cell",
-					     PQfname(r, col),
+					     pq.PQfname(r, col),
 					     PEX_SQL_CELL_MAX);
 		if (st->is_bytea[i]) {
 			int ret = decode_bytea(st, i, s, len, v);
@@ -491,21 +553,21 @@ static int fetch_row(struct pex_sql_stmt *st, const PGresult *r)
  * the connection can run the next one. */
 static void abandon(struct pex_sql_stmt *st)
 {
-	PGcancel *c = PQgetCancel(st->conn);
+	PGcancel *c = pq.PQgetCancel(st->conn);
 	char err[256];
 	PGresult *r;
 
 	if (c) {
-		PQcancel(c, err, sizeof(err));
-		PQfreeCancel(c);
+		pq.PQcancel(c, err, sizeof(err));
+		pq.PQfreeCancel(c);
 	}
-	while ((r = PQgetResult(st->conn)))
-		PQclear(r);
+	while ((r = pq.PQgetResult(st->conn)))
+		pq.PQclear(r);
 }
 
 static int result_error(struct pex_sql_stmt *st, const PGresult *r)
 {
-	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	const char *state = pq.PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
 	if (state && !strcmp(state, PG_SQLSTATE_CANCELED))
 		return pex_error_set(PEX_EIO,
@@ -514,20 +576,20 @@ static int result_error(struct pex_sql_stmt *st, const PGresult *r)
 				     "retry later or raise timeout_ms",
 				     st->timeout_ms);
 	return pex_error_set(PEX_ERROR, "PostgreSQL query failed: %s",
-			     pg_msg(PQresultErrorMessage(r)));
+			     pg_msg(pq.PQresultErrorMessage(r)));
 }
 
 /* A connection lost between two exports is made again; a failure then is
  * reported as the connection error it is. */
 static int ensure_connected(struct pex_sql_stmt *st)
 {
-	if (PQstatus(st->conn) == CONNECTION_OK)
+	if (pq.PQstatus(st->conn) == CONNECTION_OK)
 		return 0;
-	PQreset(st->conn);
-	if (PQstatus(st->conn) != CONNECTION_OK)
+	pq.PQreset(st->conn);
+	if (pq.PQstatus(st->conn) != CONNECTION_OK)
 		return pex_error_set(PEX_EIO,
 				     "lost the PostgreSQL connection: %s",
-				     pg_msg(PQerrorMessage(st->conn)));
+				     pg_msg(pq.PQerrorMessage(st->conn)));
 	if (setup_session(st) || prepare(st))
 		return PEX_EIO;
 	return 0;
@@ -541,17 +603,17 @@ static int run_once(struct pex_sql_stmt *st, const char *const *params,
 	PGresult *r;
 	int ret = 0;
 
-	if (!PQsendQueryPrepared(st->conn, PG_STMT_NAME, (int)st->nparams,
+	if (!pq.PQsendQueryPrepared(st->conn, PG_STMT_NAME, (int)st->nparams,
 				 params, NULL, NULL, 0))
 		return pex_error_set(PEX_EIO, "PostgreSQL: cannot send query: "
-				     "%s", pg_msg(PQerrorMessage(st->conn)));
-	if (!PQsetSingleRowMode(st->conn)) {
+				     "%s", pg_msg(pq.PQerrorMessage(st->conn)));
+	if (!pq.PQsetSingleRowMode(st->conn)) {
 		abandon(st);
 		return pex_error_set(PEX_ERROR,
 				     "PostgreSQL: cannot stream rows");
 	}
-	while ((r = PQgetResult(st->conn))) {
-		ExecStatusType s = PQresultStatus(r);
+	while ((r = pq.PQgetResult(st->conn))) {
+		ExecStatusType s = pq.PQresultStatus(r);
 
 		if (ret) {
 			/* After an error: just consume. */
@@ -562,14 +624,14 @@ static int run_once(struct pex_sql_stmt *st, const char *const *params,
 				ret = fn(data, st->vals);
 			}
 			if (ret) {
-				PQclear(r);
+				pq.PQclear(r);
 				abandon(st);
 				return ret;
 			}
 		} else if (s != PGRES_TUPLES_OK) {
 			ret = result_error(st, r);
 		}
-		PQclear(r);
+		pq.PQclear(r);
 	}
 	return ret;
 }
@@ -587,7 +649,7 @@ static int pg_run(struct pex_sql_stmt *st, const char *const *params,
 	/* The server closed an idle connection (restart, idle timeout):
 	 * nothing was handed on yet, so running again on a new connection
 	 * neither loses nor repeats a row. */
-	if (ret && rows == 0 && PQstatus(st->conn) == CONNECTION_BAD) {
+	if (ret && rows == 0 && pq.PQstatus(st->conn) == CONNECTION_BAD) {
 		ret = ensure_connected(st);
 		if (!ret)
 			ret = run_once(st, params, fn, data, &rows);
