@@ -38,6 +38,12 @@ const char *pex_xml_item_name(const char *list_name)
 /* attr: the text is an attribute value, where a parser turns a literal
  * tab or LF into a space (XML 1.0 section 3.3.3); write them as
  * character references so they survive. */
+/* Bytes escape() looks at twice: 1 in text, 2 in attributes only. */
+static const unsigned char special[256] = {
+	['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 1, ['\r'] = 1,
+	['\t'] = 2, ['\n'] = 2,
+};
+
 static int escape(struct pex_buf *out, const char *s, size_t len, int attr)
 {
 	size_t i, start = 0;
@@ -45,7 +51,10 @@ static int escape(struct pex_buf *out, const char *s, size_t len, int attr)
 
 	for (i = 0; i < len && !rc; i++) {
 		const char *rep;
+		unsigned sp = special[(unsigned char)s[i]];
 
+		if (!sp || (sp == 2 && !attr))
+			continue;
 		switch (s[i]) {
 		case '&': rep = "&amp;"; break;
 		case '<': rep = "&lt;"; break;
@@ -69,21 +78,21 @@ int pex_xml_escape(struct pex_buf *out, const char *s, size_t len)
 	return escape(out, s, len, 0);
 }
 
-static int open_tag(struct pex_buf *out, const char *name)
+static int open_tag(struct pex_buf *out, const char *name, size_t n)
 {
 	int rc = pex_buf_putc(out, '<');
 
 	if (!rc)
-		rc = pex_buf_append(out, name, strlen(name));
+		rc = pex_buf_append(out, name, n);
 	return rc ? rc : pex_buf_putc(out, '>');
 }
 
-static int close_tag(struct pex_buf *out, const char *name)
+static int close_tag(struct pex_buf *out, const char *name, size_t n)
 {
 	int rc = pex_buf_append(out, "</", 2);
 
 	if (!rc)
-		rc = pex_buf_append(out, name, strlen(name));
+		rc = pex_buf_append(out, name, n);
 	return rc ? rc : pex_buf_putc(out, '>');
 }
 
@@ -162,14 +171,15 @@ int pex_xml_write(struct pex_buf *out, const char *name, const json_t *v)
 {
 	const char *key;
 	json_t *child;
-	size_t i;
+	size_t i, n;
 	int rc;
 
 	if (json_is_null(v))
 		return 0; /* absent in XML */
-	if (!strcmp(name, "extra") && json_is_object(v))
+	if (name[0] == 'e' && !strcmp(name, "extra") && json_is_object(v))
 		return write_extra(out, v);
-	rc = open_tag(out, name);
+	n = strlen(name);
+	rc = open_tag(out, name, n);
 	if (rc)
 		return rc;
 	if (json_is_object(v)) {
@@ -191,5 +201,5 @@ int pex_xml_write(struct pex_buf *out, const char *name, const json_t *v)
 		if (rc)
 			return rc;
 	}
-	return close_tag(out, name);
+	return close_tag(out, name, n);
 }

@@ -43,19 +43,10 @@ static int grow(struct pex_buf *b, size_t add)
 	return 0;
 }
 
-int pex_buf_append(struct pex_buf *b, const void *data, size_t len)
+int pex_buf_append_grow(struct pex_buf *b, const void *data, size_t len)
 {
-	int rc;
+	int rc = grow(b, len);
 
-	/* the common case: room already there (cap <= max + 1, so this
-	 * never passes the limit) */
-	if (len < b->cap - b->len) {
-		memcpy(b->data + b->len, data, len);
-		b->len += len;
-		b->data[b->len] = '\0';
-		return 0;
-	}
-	rc = grow(b, len);
 	if (rc)
 		return rc;
 	if (len)
@@ -63,11 +54,6 @@ int pex_buf_append(struct pex_buf *b, const void *data, size_t len)
 	b->len += len;
 	b->data[b->len] = '\0';
 	return 0;
-}
-
-int pex_buf_putc(struct pex_buf *b, char c)
-{
-	return pex_buf_append(b, &c, 1);
 }
 
 int pex_buf_printf(struct pex_buf *b, const char *fmt, ...)

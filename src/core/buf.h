@@ -9,6 +9,7 @@
 #define PEX_CORE_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 struct pex_buf {
 	char *data;
@@ -20,8 +21,29 @@ struct pex_buf {
 #define PEX_BUF_INIT(maxsize) { NULL, 0, 0, (maxsize) }
 
 void pex_buf_init(struct pex_buf *b, size_t max);
-int pex_buf_append(struct pex_buf *b, const void *data, size_t len);
-int pex_buf_putc(struct pex_buf *b, char c);
+/* The out-of-line part of pex_buf_append(): growing the buffer. */
+int pex_buf_append_grow(struct pex_buf *b, const void *data, size_t len);
+
+/* Append len bytes. Inline for the common case, room already there
+ * (cap <= max + 1, so this never passes the limit): the record writers
+ * append a few bytes at a time, a call each. */
+static inline int pex_buf_append(struct pex_buf *b, const void *data,
+				 size_t len)
+{
+	if (len < b->cap - b->len) {
+		memcpy(b->data + b->len, data, len);
+		b->len += len;
+		b->data[b->len] = '\0';
+		return 0;
+	}
+	return pex_buf_append_grow(b, data, len);
+}
+
+static inline int pex_buf_putc(struct pex_buf *b, char c)
+{
+	return pex_buf_append(b, &c, 1);
+}
+
 int pex_buf_printf(struct pex_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void pex_buf_reset(struct pex_buf *b);

@@ -43,10 +43,29 @@ struct run {
 	unsigned long long records;
 	json_t *seen;          /* ids of non-event records already written */
 	struct pex_buf idbuf;
+	/* the last window written out by identity_index(), by its bounds:
+	 * a subject's records name the same few windows over and over */
+	int win_set;
+	time_t win_from, win_to;
+	char win[PEX_WINDOW_BUFSZ];
 };
 
+/* The window of id as text, from the last one made when it is the
+ * same. */
+static const char *window_text(struct run *r, const struct pex_identity *id)
+{
+	if (!r->win_set || r->win_from != id->not_before ||
+	    r->win_to != id->not_after) {
+		pex_identity_window(id, r->win);
+		r->win_from = id->not_before;
+		r->win_to = id->not_after;
+		r->win_set = 1;
+	}
+	return r->win;
+}
+
 /* Index of the identity in ids that matched_by names, or -1. */
-static long identity_index(const struct pex_identity_set *ids,
+static long identity_index(struct run *r, const struct pex_identity_set *ids,
 			   const json_t *mb)
 {
 	const char *type = json_string_value(json_object_get(mb, "type"));
@@ -67,12 +86,8 @@ static long identity_index(const struct pex_identity_set *ids,
 				return (long)i;
 			continue;
 		}
-		if (window) {
-			char w[PEX_WINDOW_BUFSZ];
-
-			if (!strcmp(window, pex_identity_window(id, w)))
-				return (long)i;
-		}
+		if (window && !strcmp(window, window_text(r, id)))
+			return (long)i;
 	}
 	return -1;
 }
@@ -93,7 +108,7 @@ static int emit(void *data, enum pex_record_kind kind, json_t *record)
 	/* Privacy guard: whatever the collector did, a record reaches the
 	 * bundle only when it names an identity this source was given. */
 	mb = json_object_get(record, "matched_by");
-	which = identity_index(r->given, mb);
+	which = identity_index(r, r->given, mb);
 	if (which < 0) {
 		json_decref(record);
 		pex_bundle_files_drop_pending(r->bundle);
