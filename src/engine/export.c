@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bundle/jsonout.h"
 #include "core/buf.h"
 #include "core/cleanup.h"
 #include "core/log.h"
@@ -768,11 +769,6 @@ struct spool {
 	unsigned long long records;
 };
 
-static int spool_dump(const char *buffer, size_t size, void *data)
-{
-	return pex_buf_append(data, buffer, size) ? -1 : 0;
-}
-
 static int spool_write(struct spool *sp, const char *p, size_t n)
 {
 	if (fwrite(p, 1, n, sp->f) != n)
@@ -802,8 +798,9 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 	pex_source_settle_subject(sp->src, sp->subject);
 	pex_buf_reset(line);
 	rc = pex_buf_printf(line, "%d ", (int)kind);
-	if (!rc && json_dump_callback(record, spool_dump, line,
-				      JSON_COMPACT))
+	if (!rc)
+		rc = pex_json_write(line, record);
+	if (rc == PEX_ELIMIT)
 		rc = pex_error_set(PEX_ELIMIT, "a record is too large");
 	if (!rc)
 		rc = pex_buf_putc(line, '\n');
