@@ -79,9 +79,15 @@ struct stream {
 	FILE *z;
 	struct pex_dstream ds;
 	pex_xsd_push *xv; /* XML only */
-	int in_mem;       /* raw and z are memory streams (small section) */
-	char *raw_buf, *z_buf;
-	size_t raw_size, z_size;
+	/* A section starts in memory, raw only: its deflate is left to the
+	 * seal, which deflates it with the text around it in one go (a
+	 * small bundle's dozen pieces each paid for a deflate of their own).
+	 * Past PEX_SPILL it moves to its files and is deflated as it grows,
+	 * a segment of its own. */
+	int in_mem;
+	char *raw_buf;
+	size_t raw_size;
+	uint64_t raw_len; /* bytes written to raw */
 	struct pex_buf pending;
 	int xsd_rc;
 	char *xsd_errors;
@@ -216,6 +222,7 @@ static int spill(struct stream *st)
 	const char *dir = bundle_workdir(st->b);
 	char zname[80];
 	FILE *raw, *z;
+	int rc;
 
 	if (!dir)
 		return PEX_EIO;
@@ -224,13 +231,12 @@ static int spill(struct stream *st)
 	st->z_path = join(dir, zname);
 	if (!st->raw_path || !st->z_path)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	if (fflush(st->raw) || fflush(st->z))
+	if (fflush(st->raw))
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	raw = fopen(st->raw_path, "wb");
 	z = fopen(st->z_path, "wb");
 	if (!raw || !z ||
-	    fwrite(st->raw_buf, 1, st->raw_size, raw) != st->raw_size ||
-	    fwrite(st->z_buf, 1, st->z_size, z) != st->z_size) {
+	    fwrite(st->raw_buf, 1, st->raw_size, raw) != st->raw_size) {
 		if (raw)
 			fclose(raw);
 		if (z)
@@ -238,16 +244,17 @@ static int spill(struct stream *st)
 		return pex_error_set(PEX_EIO, "cannot write %s: %s",
 				     st->raw_path, strerror(errno));
 	}
-	fclose(st->raw);
-	fclose(st->z);
-	free(st->raw_buf);
-	free(st->z_buf);
-	st->raw_buf = st->z_buf = NULL;
-	st->raw = raw;
 	st->z = z;
 	st->ds.out = z;
+	/* what was kept in memory is deflated now, the rest as it comes */
+	rc = pex_dstream_write(&st->ds, st->raw_buf, st->raw_size);
+	fclose(st->raw);
+	free(st->raw_buf);
+	st->raw_buf = NULL;
+	st->raw_size = 0;
+	st->raw = raw;
 	st->in_mem = 0;
-	return 0;
+	return rc ? pex_error_wrap(rc, "%s", st->name) : 0;
 }
 
 /* The XSD check of a chunk of XML: its outcome is kept in the stream
@@ -281,7 +288,7 @@ static int run_job(struct worker *w, struct job *j)
 		run_xsd_job(j);
 		return 0;
 	}
-	if (st->in_mem && st->ds.ulen + j->len > PEX_SPILL) {
+	if (st->in_mem && st->raw_len + j->len > PEX_SPILL) {
 		rc = spill(st);
 		if (rc)
 			return rc;
@@ -291,11 +298,13 @@ static int run_job(struct worker *w, struct job *j)
 		if (fwrite(j->data, 1, j->len, st->raw) != j->len)
 			return pex_error_set(PEX_EIO, "cannot write %s: %s",
 					     st->name, strerror(errno));
-		rc = pex_dstream_write(&st->ds, j->data, j->len);
+		st->raw_len += j->len;
+		rc = st->in_mem ? 0 : pex_dstream_write(&st->ds, j->data,
+							 j->len);
 		if (rc)
 			return pex_error_wrap(rc, "%s", st->name);
 	}
-	if (j->end) {
+	if (j->end && !st->in_mem) {
 		rc = pex_dstream_end(&st->ds, 0);
 		if (rc)
 			return pex_error_wrap(rc, "%s", st->name);
@@ -618,11 +627,10 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 	 * files is what a batch of small bundles spends its time on. A
 	 * section that grows past PEX_SPILL moves to its files. */
 	st->raw = open_memstream(&st->raw_buf, &st->raw_size);
-	st->z = open_memstream(&st->z_buf, &st->z_size);
 	st->in_mem = 1;
-	if (!st->raw || !st->z)
+	if (!st->raw)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	rc = pex_dstream_init(&st->ds, st->z, b->opts.compression);
+	rc = pex_dstream_init(&st->ds, NULL, b->opts.compression);
 	if (rc)
 		return rc;
 	if (fmt == FMT_XML) {
@@ -837,13 +845,16 @@ static int doc_text(struct docfile *d, const char *s)
 static int doc_section(struct docfile *d, const struct stream *st)
 {
 	struct stat zs;
-	int rc = doc_flush_text(d, 0);
+	int rc;
 
+	/* in memory: text like the text around it, deflated with it */
+	if (st->in_mem)
+		return pex_buf_append(&d->text, st->raw_buf ? st->raw_buf : "",
+				      st->raw_size);
+	rc = doc_flush_text(d, 0);
 	if (rc)
 		return rc;
-	if (st->in_mem) {
-		zs.st_size = (off_t)st->z_size;
-	} else if (stat(st->z_path, &zs)) {
+	if (stat(st->z_path, &zs)) {
 		return pex_error_set(PEX_EIO, "cannot stat %s: %s", st->z_path,
 				     strerror(errno));
 	}
@@ -852,11 +863,6 @@ static int doc_section(struct docfile *d, const struct stream *st)
 	d->started = 1;
 	d->ulen += st->ds.ulen;
 	d->clen += zs.st_size;
-	if (st->in_mem) {
-		rc = pex_concat_add_mem(&d->plain, st->raw_buf, st->raw_size);
-		return rc ? rc : pex_concat_add_mem(&d->packed, st->z_buf,
-						    st->z_size);
-	}
 	rc = pex_concat_add_file(&d->plain, st->raw_path);
 	return rc ? rc : pex_concat_add_file(&d->packed, st->z_path);
 }
@@ -1842,7 +1848,7 @@ void pex_bundle_free(pex_bundle *b)
 			pex_buf_free(&st->pending);
 			free(st->xsd_errors);
 			free(st->raw_buf);
-			free(st->z_buf);
+
 		}
 	}
 	pex_att_free(&b->att);
