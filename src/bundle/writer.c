@@ -55,6 +55,7 @@
 #define PEX_QUEUE_MAX 8             /* chunks in flight per worker */
 #define PEX_SPILL (1u << 20)        /* a section kept in memory up to this */
 #define PEX_ZIP_IN_MEM (1u << 20)   /* a zip built in memory up to this */
+#define PEX_XSD_HOLD (256u << 10)   /* XML checked at seal up to this */
 
 enum { FMT_JSON, FMT_XML, FMT__COUNT };
 
@@ -89,6 +90,13 @@ struct stream {
 	size_t raw_size;
 	uint64_t raw_len; /* bytes written to raw */
 	struct pex_buf pending;
+	/* XML only. A section's XML is held here and checked at seal, with
+	 * the envelope and the other small sections, in one document (a
+	 * small bundle made four XSD checkers, each reading a synthetic
+	 * envelope first, for a record or two each). Past PEX_XSD_HOLD the
+	 * section gets an XSD checker of its own (xv) on the XSD worker,
+	 * given what was held and then each chunk as it is shipped. */
+	struct pex_buf xml_hold;
 	int xsd_rc;
 	char *xsd_errors;
 };
@@ -633,15 +641,32 @@ static int open_stream(pex_bundle *b, enum pex_record_kind kind, int fmt)
 	rc = pex_dstream_init(&st->ds, NULL, b->opts.compression);
 	if (rc)
 		return rc;
-	if (fmt == FMT_XML) {
-		char *frame = xsd_frame(kind, 0);
+	if (fmt == FMT_XML)
+		pex_buf_init(&st->xml_hold, PEX_XSD_HOLD);
+	return rc;
+}
 
-		rc = frame ? pex_xsd_push_new(&st->xv, model.xsd, name)
-			   : pex_error_set(PEX_ENOMEM, "out of memory");
-		if (!rc)
-			pex_xsd_push_feed(st->xv, frame, strlen(frame));
-		free(frame);
+/* Give an XML section an XSD checker of its own, fed the synthetic
+ * envelope it is checked in (on the caller's thread, before any chunk of
+ * it goes to the XSD worker); what was held of the section goes to the
+ * worker as its first job. */
+static int stream_xsd_start(pex_bundle *b, struct stream *st,
+			    enum pex_record_kind kind)
+{
+	char *frame = xsd_frame(kind, 0);
+	struct job h = { st, NULL, st->xml_hold.len, 0, kind, 1 };
+	int rc = frame ? pex_xsd_push_new(&st->xv, model.xsd, st->name)
+		       : pex_error_set(PEX_ENOMEM, "out of memory");
+
+	if (!rc)
+		pex_xsd_push_feed(st->xv, frame, strlen(frame));
+	free(frame);
+	if (!rc && h.len) {
+		h.data = pex_buf_detach(&st->xml_hold);
+		rc = h.data ? worker_push(&b->w[W_XSD], h)
+			    : pex_error_set(PEX_ENOMEM, "out of memory");
 	}
+	pex_buf_free(&st->xml_hold);
 	return rc;
 }
 
@@ -664,7 +689,8 @@ static int open_section(pex_bundle *b, enum pex_record_kind kind)
 }
 
 /* Hand the pending bytes of a stream to the workers: to be stored, and
- * for XML a copy of them to be checked. */
+ * for XML a copy of them to be checked (held for the seal while the
+ * section is small, see xml_hold). */
 static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
 {
 	struct stream *st = &b->sec[kind].s[fmt];
@@ -674,6 +700,18 @@ static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
 
 	if (!st->pending.len && !end)
 		return 0;
+	if (fmt == FMT_XML && !st->xv) {
+		if (st->xml_hold.len + j.len <= PEX_XSD_HOLD) {
+			rc = pex_buf_append(&st->xml_hold, st->pending.data
+					    ? st->pending.data : "", j.len);
+			if (rc)
+				return rc;
+		} else {
+			rc = stream_xsd_start(b, st, kind);
+			if (rc)
+				return rc;
+		}
+	}
 	x.xsd = 1;
 	if (st->xv && j.len) {
 		x.data = malloc(j.len);
@@ -997,19 +1035,55 @@ static int build_xml(pex_bundle *b, const char *env_xml, struct docfile *d)
 	return rc ? rc : doc_flush_text(d, 1);
 }
 
-/* The envelope must meet the XSD on its own, with empty collections. */
-static int check_envelope_xml(const char *env_xml)
+static void feed(pex_xsd_push *v, const char *s)
 {
-	static const char empty[] =
-		"<contacts/><tickets/><usage><events/><sessions/></usage>"
-		"<technical><devices/><ip_addresses/></technical></bundle>\n";
+	pex_xsd_push_feed(v, s, strlen(s));
+}
+
+/*
+ * data/bundle.xml against the XSD, as it will stand: the envelope and
+ * every section whose XML was held (see xml_hold); a section checked on
+ * its own (xv) stands empty here. For a small bundle this is the whole
+ * document, and the line numbers in a message are the file's.
+ */
+static int check_xml_doc(pex_bundle *b, const char *env_xml)
+{
 	struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
 	pex_xsd_push *v = NULL;
-	int rc = pex_xsd_push_new(&v, model.xsd, "data/bundle.xml");
+	size_t i;
+	int j, rc = pex_xsd_push_new(&v, model.xsd, "data/bundle.xml");
 
 	if (!rc) {
-		pex_xsd_push_feed(v, env_xml, strlen(env_xml));
-		pex_xsd_push_feed(v, empty, sizeof(empty) - 1);
+		feed(v, env_xml);
+		for (i = 0; i < NLAYOUT; i++) {
+			if (layout[i].group) {
+				feed(v, "<");
+				feed(v, layout[i].group);
+				feed(v, ">");
+			}
+			for (j = 0; j < layout[i].nkinds; j++) {
+				enum pex_record_kind k = layout[i].kinds[j];
+				const struct stream *st =
+					&b->sec[k].s[FMT_XML];
+
+				feed(v, "<");
+				feed(v, pex_record_kind_plural(k));
+				feed(v, ">\n");
+				if (b->sec[k].count && !st->xv &&
+				    st->xml_hold.len)
+					pex_xsd_push_feed(v, st->xml_hold.data,
+							  st->xml_hold.len);
+				feed(v, "</");
+				feed(v, pex_record_kind_plural(k));
+				feed(v, ">\n");
+			}
+			if (layout[i].group) {
+				feed(v, "</");
+				feed(v, layout[i].group);
+				feed(v, ">\n");
+			}
+		}
+		feed(v, "</bundle>\n");
 		rc = pex_xsd_push_finish(v, &errs);
 	}
 	if (rc == 1)
@@ -1621,7 +1695,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				    .doc = &jd };
 	if (b->opts.xml) {
 		env_xml = envelope_xml(envelope);
-		rc = env_xml ? check_envelope_xml(env_xml)
+		rc = env_xml ? check_xml_doc(b, env_xml)
 			     : pex_error_set(PEX_ENOMEM, "out of memory");
 		if (!rc)
 			rc = build_xml(b, env_xml, &xd);
@@ -1845,6 +1919,7 @@ void pex_bundle_free(pex_bundle *b)
 			free(st->z_path);
 			pex_dstream_free(&st->ds);
 			pex_xsd_push_free(st->xv);
+			pex_buf_free(&st->xml_hold);
 			pex_buf_free(&st->pending);
 			free(st->xsd_errors);
 			free(st->raw_buf);

@@ -284,41 +284,55 @@ static void test_many_records_stream(void **state)
 }
 
 /* A record the JSON Schema takes but XML cannot carry (U+FFFE is valid
- * UTF-8 and no XML character): the XSD check, which runs on a worker of
- * its own, must fail the seal, name the XSD, and leave no bundle. Past
- * the chunk size, so the bad record is in a later chunk than the first;
- * with the bundle's threads and without. */
+ * UTF-8 and no XML character): the XSD check must fail the seal, name
+ * the XSD, and leave no bundle. Both ways the XML is checked: a small
+ * section held and checked at seal in the whole document (one record),
+ * and a large one checked chunk by chunk on the XSD worker (the bad
+ * record past the first chunks); with the bundle's threads and without. */
 static void test_xsd_failure_fails_seal(void **state)
 {
+	static const struct {
+		int records, bad;
+		const char *says;
+	} cases[] = {
+		{ 1, 0, "line " },          /* held: the file's own line */
+		{ 5000, 4000, "contact" },  /* streamed: the section named */
+	};
 	struct pex_bundle_options opts = PEX_BUNDLE_OPTIONS_INIT;
 	struct stat st;
+	size_t c;
 	int i, t;
 
 	(void)state;
-	for (t = 0; t < 2; t++) {
-		pex_bundle *b;
-		json_t *env = envelope(), *rec;
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		for (t = 0; t < 2; t++) {
+			pex_bundle *b;
+			json_t *env = envelope(), *rec;
 
-		opts.threads = !t;
-		assert_int_equal(pex_bundle_open(&b, path("x.zip"), &opts),
-				 0);
-		for (i = 0; i < 5000; i++) {
-			rec = contact(i, i == 4000 ? "not XML: \xef\xbf\xbe"
-					 : "a note long enough to cross chunk "
-					   "borders");
-			assert_int_equal(pex_bundle_add(b, PEX_REC_CONTACT,
-							rec), 0);
-			json_decref(rec);
+			opts.threads = !t;
+			assert_int_equal(pex_bundle_open(&b, path("x.zip"),
+							 &opts), 0);
+			for (i = 0; i < cases[c].records; i++) {
+				rec = contact(i, i == cases[c].bad
+					? "not XML: \xef\xbf\xbe"
+					: "a note long enough to cross chunk "
+					  "borders");
+				assert_int_equal(pex_bundle_add(b,
+					PEX_REC_CONTACT, rec), 0);
+				json_decref(rec);
+			}
+			assert_int_equal(pex_bundle_seal(b, env),
+					 PEX_EINVALID);
+			assert_non_null(strstr(pex_error_last(),
+					       "bundle.xsd"));
+			assert_non_null(strstr(pex_error_last(),
+					       cases[c].says));
+			pex_bundle_free(b);
+			json_decref(env);
+			assert_int_equal(stat(path("x.zip"), &st), -1);
 		}
-		assert_int_equal(pex_bundle_seal(b, env), PEX_EINVALID);
-		assert_non_null(strstr(pex_error_last(), "bundle.xsd"));
-		assert_non_null(strstr(pex_error_last(), "contact"));
-		pex_bundle_free(b);
-		json_decref(env);
-		assert_int_equal(stat(path("x.zip"), &st), -1);
 	}
 }
-
 
 static json_t *ticket_with(json_t *atts)
 {
