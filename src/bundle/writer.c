@@ -108,6 +108,8 @@ struct job {
 	int end;
 	enum pex_record_kind kind;
 	int xsd; /* the XSD check of the chunk, not its storing */
+	const char *env_xml; /* the seal's check of the document, see
+			      * check_xml_doc() */
 };
 
 struct worker {
@@ -143,6 +145,8 @@ struct pex_bundle {
 	struct worker w[W__COUNT];
 	struct pex_att_store att;
 	int sealed;
+	int doc_rc;    /* the seal's XSD check of the document */
+	char *doc_msg;
 };
 
 /* ---- workers ----------------------------------------------------------- */
@@ -287,11 +291,21 @@ static void run_xsd_job(struct job *j)
 	}
 }
 
+static int check_xml_doc(pex_bundle *b, const char *env_xml);
+
 static int run_job(struct worker *w, struct job *j)
 {
 	struct stream *st = j->st;
 	int rc = 0;
 
+	if (j->env_xml) {
+		pex_bundle *b = (pex_bundle *)j->st;
+
+		b->doc_rc = check_xml_doc(b, j->env_xml);
+		if (b->doc_rc)
+			b->doc_msg = strdup(pex_error_last());
+		return 0;
+	}
 	if (j->xsd) {
 		run_xsd_job(j);
 		return 0;
@@ -654,7 +668,7 @@ static int stream_xsd_start(pex_bundle *b, struct stream *st,
 			    enum pex_record_kind kind)
 {
 	char *frame = xsd_frame(kind, 0);
-	struct job h = { st, NULL, st->xml_hold.len, 0, kind, 1 };
+	struct job h = { st, NULL, st->xml_hold.len, 0, kind, 1, NULL };
 	int rc = frame ? pex_xsd_push_new(&st->xv, model.xsd, st->name)
 		       : pex_error_set(PEX_ENOMEM, "out of memory");
 
@@ -694,7 +708,7 @@ static int open_section(pex_bundle *b, enum pex_record_kind kind)
 static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
 {
 	struct stream *st = &b->sec[kind].s[fmt];
-	struct job j = { st, NULL, st->pending.len, end, kind, 0 };
+	struct job j = { st, NULL, st->pending.len, end, kind, 0, NULL };
 	struct job x = j;
 	int rc;
 
@@ -1604,11 +1618,11 @@ static int close_sections(pex_bundle *b)
 			if (f == FMT_JSON || b->opts.xml)
 				rc = ship(b, (enum pex_record_kind)k, f, 1);
 	}
-	for (f = 0; f < W__COUNT; f++) {
-		rc2 = worker_stop(&b->w[f]);
-		if (!rc)
-			rc = rc2;
-	}
+	/* the XSD worker goes on: its outcome is read by finish_xsd(),
+	 * after the data files are made */
+	rc2 = worker_stop(&b->w[W_WRITE]);
+	if (!rc)
+		rc = rc2;
 	for (k = 0; k < PEX_REC__COUNT; k++) {
 		for (f = 0; f < FMT__COUNT; f++) {
 			struct stream *st = &b->sec[k].s[f];
@@ -1620,15 +1634,41 @@ static int close_sections(pex_bundle *b)
 				rc = pex_error_set(PEX_EIO, "cannot write %s",
 						   st->name);
 			st->raw = st->z = NULL;
-			if (!rc && st->xsd_rc)
-				rc = pex_error_set(PEX_EINVALID,
-					"data/bundle.xml: the %s records do "
-					"not meet %s: %s",
-					pex_record_kind_name(k),
-					PEX_BUNDLE_XSD,
-					st->xsd_errors ? st->xsd_errors : "");
 		}
 	}
+	return rc;
+}
+
+/* The seal's XSD check of the document, on the XSD worker after the
+ * sections it checks chunk by chunk, while the caller makes the data
+ * files and their hashes (env_xml is the caller's until finish_xsd). */
+static int start_doc_check(pex_bundle *b, const char *env_xml)
+{
+	struct job d = { (struct stream *)b, NULL, 0, 0, 0, 0, env_xml };
+
+	if (!b->w[W_XSD].started) /* no record: no worker */
+		return check_xml_doc(b, env_xml);
+	return worker_push(&b->w[W_XSD], d);
+}
+
+/* Wait for the XSD worker; the first failure of its checks, if any. */
+static int finish_xsd(pex_bundle *b)
+{
+	int k, rc = worker_stop(&b->w[W_XSD]);
+
+	for (k = 0; !rc && k < PEX_REC__COUNT; k++) {
+		struct stream *st = &b->sec[k].s[FMT_XML];
+
+		if (st->xsd_rc)
+			rc = pex_error_set(PEX_EINVALID,
+				"data/bundle.xml: the %s records do not meet "
+				"%s: %s", pex_record_kind_name(k),
+				PEX_BUNDLE_XSD,
+				st->xsd_errors ? st->xsd_errors : "");
+	}
+	if (!rc && b->doc_rc)
+		rc = pex_error_set(b->doc_rc, "%s", b->doc_msg ? b->doc_msg
+					     : "the XSD check failed");
 	return rc;
 }
 
@@ -1695,7 +1735,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				    .doc = &jd };
 	if (b->opts.xml) {
 		env_xml = envelope_xml(envelope);
-		rc = env_xml ? check_xml_doc(b, env_xml)
+		rc = env_xml ? start_doc_check(b, env_xml)
 			     : pex_error_set(PEX_ENOMEM, "out of memory");
 		if (!rc)
 			rc = build_xml(b, env_xml, &xd);
@@ -1710,8 +1750,10 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 	hj.e = &ents[0];
 	if (b->opts.xml) {
 		hx.e = &ents[1];
-		/* a thread pays only for large files */
-		threaded = xd.ulen > (4u << 20) &&
+		/* a thread pays for itself past about 256 KiB; a bundle
+		 * without threads (a batch's: its other jobs have the
+		 * other cores) hashes both itself */
+		threaded = b->opts.threads && xd.ulen > (256u << 10) &&
 			   !pthread_create(&thr, NULL, hash_doc, &hx);
 		if (!threaded)
 			hash_doc(&hx);
@@ -1724,6 +1766,9 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				   hj.rc ? hj.msg : hx.msg);
 		goto cleanup;
 	}
+	rc = finish_xsd(b);
+	if (rc)
+		goto cleanup;
 	for (sf = pex_schema_files; sf->name; sf++) {
 		size_t len = strlen(sf->name);
 
@@ -1858,6 +1903,7 @@ cleanup:
 	zip_source_free(zbuf);
 	if (rc)
 		unlink(b->tmp_path);
+	worker_stop(&b->w[W_XSD]); /* done with env_xml, on every path */
 	for (i = 0; i < nschemas; i++)
 		free(names[i]);
 	doc_free(&jd);
@@ -1938,6 +1984,7 @@ void pex_bundle_free(pex_bundle *b)
 	free(b->workdir);
 	free(b->workdir_template);
 	free(b->tmp_path);
+	free(b->doc_msg);
 	free(b->out_path);
 	free(b);
 }
