@@ -1,6 +1,7 @@
 /* Timestamp parsing and printing; see timeutil.h. */
 #include "core/timeutil.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -176,33 +177,65 @@ bad:
 			     (int)(len > 64 ? 64 : len), s);
 }
 
+/* Year, month and day of day z counted from 1970-01-01 (proleptic
+ * Gregorian), by eras of 400 years (146097 days) that start on March 1,
+ * so the leap day ends a year. */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t era;
+	unsigned doe, yoe, doy, mp;
+
+	z += 719468; /* 0000-03-01 */
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static void two(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* Written out by hand, not with gmtime_r() and snprintf(): every usage
+ * event has its time printed, and gmtime_r() takes the time-zone lock.
+ * Years outside 0..9999 cannot be written as RFC 3339: clamped to the
+ * nearest end of that range rather than printed as a wrong date (a
+ * window end of 1970 would read as ending before it starts). */
 char *pex_time_format(time_t t, char buf[PEX_TIME_BUFSZ])
 {
-	struct tm tm;
-	char tmp[80];
+	/* -62167219200 is 0000-01-01T00:00:00Z, 253402300799 the last
+	 * second of 9999 */
+	int64_t s = (int64_t)t, days, y;
+	unsigned sod, m, d;
 
-	/* Years outside 0..9999 cannot be written as RFC 3339: clamp to the
-	 * nearest end of that range rather than print a wrong date (a
-	 * window end of 1970 would read as ending before it starts). */
-	if (!gmtime_r(&t, &tm) || tm.tm_year < -1900 || tm.tm_year > 8099) {
-		memset(&tm, 0, sizeof(tm));
-		if (t < 0) {
-			tm.tm_year = -1900;
-			tm.tm_mday = 1;
-		} else {
-			tm.tm_year = 8099;
-			tm.tm_mon = 11;
-			tm.tm_mday = 31;
-			tm.tm_hour = 23;
-			tm.tm_min = 59;
-			tm.tm_sec = 59;
-		}
-	}
-	snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec);
-	memcpy(buf, tmp, PEX_TIME_BUFSZ - 1);
-	buf[PEX_TIME_BUFSZ - 1] = '\0';
+	if (s < -62167219200LL)
+		s = -62167219200LL;
+	else if (s > 253402300799LL)
+		s = 253402300799LL;
+	days = (s >= 0 ? s : s - 86399) / 86400;
+	sod = (unsigned)(s - days * 86400);
+	civil_from_days(days, &y, &m, &d);
+	buf[0] = (char)('0' + y / 1000);
+	buf[1] = (char)('0' + y / 100 % 10);
+	two(buf + 2, (unsigned)(y % 100));
+	buf[4] = '-';
+	two(buf + 5, m);
+	buf[7] = '-';
+	two(buf + 8, d);
+	buf[10] = 'T';
+	two(buf + 11, sod / 3600);
+	buf[13] = ':';
+	two(buf + 14, sod / 60 % 60);
+	buf[16] = ':';
+	two(buf + 17, sod % 60);
+	buf[19] = 'Z';
+	buf[20] = '\0';
 	return buf;
 }
 
