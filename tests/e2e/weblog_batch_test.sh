@@ -192,7 +192,7 @@ mkdir -p "$OUT1"
 PORTEX_BATCH_MEMORY=1 run "$PORTEX" export -c "$D/portex.yaml" \
 	--batch "$D/subjects.csv" --out-dir "$OUT1" --jobs 1 -v
 expect_code 0 "batch, one at a time, spooled to files"
-echo "$err" | grep -q " 0 bytes of records held in memory" ||
+echo "$err" | grep " 0 bytes of records held in memory" >/dev/null ||
 	fail "the spools did not go to files: $err"
 no_leftovers "$OUT1"
 run python3 -c "$SAME_BUNDLES" "$OUT" "$OUT1"
@@ -245,7 +245,7 @@ for bad in abc " 5" -0; do
 	PORTEX_BATCH_MEMORY="$bad" run "$PORTEX" export -c "$D/portex.yaml" \
 		--batch "$D/subjects.csv" --out-dir "$WORK/bm"
 	expect_code 0 "PORTEX_BATCH_MEMORY='$bad'"
-	echo "$err" | grep -q "PORTEX_BATCH_MEMORY=$bad is not a number" ||
+	echo "$err" | grep "PORTEX_BATCH_MEMORY=$bad is not a number" >/dev/null ||
 		fail "PORTEX_BATCH_MEMORY='$bad' not reported: $err"
 done
 ok "a PORTEX_BATCH_MEMORY that is not a number is reported, the default used"
@@ -253,7 +253,7 @@ ok "a PORTEX_BATCH_MEMORY that is not a number is reported, the default used"
 run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
 	--out-dir "$OUT1" --jobs 0
 expect_code 2 "--jobs 0"
-echo "$err" | grep -q "give a number from 1 to" ||
+echo "$err" | grep "give a number from 1 to" >/dev/null ||
 	fail "--jobs 0 without a clear message: $err"
 ok "--jobs 0 is refused with a clear message"
 

@@ -60,7 +60,7 @@ sed 's/weak_identities: true/weak_identities: false/' "$D/portex.yaml" \
 	>"$D/strict.yaml"
 run "$PORTEX" export -c "$D/strict.yaml" -s "$IDENT" -o "$WORK/strict.zip"
 expect_code 2 "a weak identity and no source that accepts one"
-echo "$err" | grep -q "weak_identities: true" ||
+echo "$err" | grep "weak_identities: true" >/dev/null ||
 	fail "the refusal does not say what to set: $err"
 [ ! -e "$WORK/strict.zip" ] || fail "a refused export wrote a bundle"
 # Beside a source that accepts it (a second, empty log), the strict
@@ -85,7 +85,7 @@ ok "weak identities stay out unless the source accepts them"
 for id in username:carol email:carol@example.com; do
 	run "$PORTEX" export -c "$D/portex.yaml" -s "$id" -o "$WORK/u.zip"
 	expect_code 2 "$id with a log matched by address only"
-	echo "$err" | grep -q "type '${id%%:*}'" ||
+	echo "$err" | grep "type '${id%%:*}'" >/dev/null ||
 		fail "$id: the refusal does not name the type: $err"
 done
 [ ! -e "$WORK/u.zip" ] || fail "a refused identity wrote a bundle"
