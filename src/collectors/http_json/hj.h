@@ -78,6 +78,9 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 /* Accepts a zeroed or closed h. Wipes the secrets curl was given. */
 void hj_http_close(struct hj_http *h);
 
+/* tests: load libcurl by this name instead (before any other call) */
+void hj_http_library(const char *soname);
+
 /*
  * GET url (absolute; it must have the base URL's origin) and parse the
  * body as JSON. *out: new reference. *next (may be NULL): a new string,

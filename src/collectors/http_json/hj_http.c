@@ -81,6 +81,11 @@ static void curl_init_once(void)
 	}
 }
 
+void hj_http_library(const char *soname)
+{
+	curl_lib.soname = soname;
+}
+
 /* 0 once libcurl is there; else its error, set for this thread. */
 static int curl_ready(void)
 {
@@ -321,8 +326,12 @@ void hj_http_close(struct hj_http *h)
 		explicit_bzero(l->data, strlen(l->data));
 	for (l = h->dl_headers; l; l = l->next)
 		explicit_bzero(l->data, strlen(l->data));
-	cu.curl_slist_free_all(h->headers);
-	cu.curl_slist_free_all(h->dl_headers);
+	/* a handle opened without libcurl has none of these (and no
+	 * table to free them with) */
+	if (h->headers)
+		cu.curl_slist_free_all(h->headers);
+	if (h->dl_headers)
+		cu.curl_slist_free_all(h->dl_headers);
 	pex_buf_free(&h->body);
 	free(h->origin_scheme);
 	free(h->origin_host);

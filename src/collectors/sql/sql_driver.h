@@ -67,4 +67,7 @@ struct pex_sql_driver {
 extern const struct pex_sql_driver pex_sql_driver_sqlite;
 extern const struct pex_sql_driver pex_sql_driver_pg;
 
+/* tests: load libpq by this name instead (before the first open) */
+void pex_sql_pg_library(const char *soname);
+
 #endif

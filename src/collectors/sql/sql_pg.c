@@ -73,6 +73,11 @@ static struct pex_dynlib pq_lib = {
 };
 static pthread_once_t pq_once = PTHREAD_ONCE_INIT;
 
+void pex_sql_pg_library(const char *soname)
+{
+	pq_lib.soname = soname;
+}
+
 static void pq_load(void)
 {
 	if (pex_dynlib_open(&pq_lib))
