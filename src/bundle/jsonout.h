@@ -8,6 +8,12 @@
  * records that was a third of the time spent building them.
  *
  * Reals are left to jansson, whose digits the bundle has always had.
+ *
+ * Where the two differ, this one refuses what jansson would write
+ * wrongly: a key that is not UTF-8 (jansson 2.14 writes it as broken
+ * JSON; keys made with jansson's checks never are), and nesting deeper
+ * than PEX_JSON_MAX_DEPTH. Keys are written up to their first NUL (as
+ * json_object_foreach gives them); portex makes no key that holds one.
  */
 #ifndef PEX_BUNDLE_JSONOUT_H
 #define PEX_BUNDLE_JSONOUT_H

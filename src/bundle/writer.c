@@ -789,9 +789,14 @@ int pex_bundle_add(pex_bundle *b, enum pex_record_kind kind,
 				   "a %s record is larger than %u bytes",
 				   pex_record_kind_name(kind),
 				   PEX_RECORD_MAX);
-	else if (rc)
-		rc = pex_error_wrap(rc, "%s record",
-				    pex_record_kind_name(kind));
+	else if (rc) {
+		json_t *id = json_object_get(record, "id");
+
+		rc = pex_error_wrap(rc, "%s record %s",
+				    pex_record_kind_name(kind),
+				    json_is_string(id) ? json_string_value(id)
+						       : "(no id)");
+	}
 	if (!rc && js->pending.len >= PEX_CHUNK)
 		rc = ship(b, kind, FMT_JSON, 0);
 	if (!rc && b->opts.xml) {
@@ -1049,61 +1054,98 @@ static int build_xml(pex_bundle *b, const char *env_xml, struct docfile *d)
 	return rc ? rc : doc_flush_text(d, 1);
 }
 
-static void feed(pex_xsd_push *v, const char *s)
+/* The document as check_xml_doc() feeds it, with the lines each held
+ * section takes, so that a failure names the records' kind. */
+struct doc_feed {
+	pex_xsd_push *v;
+	int line; /* the line the next byte is on */
+	int from[PEX_REC__COUNT], to[PEX_REC__COUNT];
+};
+
+static void feedn(struct doc_feed *f, const char *s, size_t n)
 {
-	pex_xsd_push_feed(v, s, strlen(s));
+	const char *p = s, *e = s + n;
+
+	pex_xsd_push_feed(f->v, s, n);
+	while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL) {
+		f->line++;
+		p++;
+	}
+}
+
+static void feed(struct doc_feed *f, const char *s)
+{
+	feedn(f, s, strlen(s));
 }
 
 /*
  * data/bundle.xml against the XSD, as it will stand: the envelope and
  * every section whose XML was held (see xml_hold); a section checked on
- * its own (xv) stands empty here. For a small bundle this is the whole
- * document, and the line numbers in a message are the file's.
+ * its own (xv) stands empty here. A failure inside a held section is
+ * reported as the streamed ones are, naming the records' kind; the line
+ * is the checked document's, which for a small bundle is the file's.
  */
 static int check_xml_doc(pex_bundle *b, const char *env_xml)
 {
 	struct pex_buf errs = PEX_BUF_INIT(64 * 1024);
-	pex_xsd_push *v = NULL;
+	struct doc_feed f = { NULL, 1, { 0 }, { 0 } };
 	size_t i;
-	int j, rc = pex_xsd_push_new(&v, model.xsd, "data/bundle.xml");
+	int j, k, line, rc = pex_xsd_push_new(&f.v, model.xsd,
+					      "data/bundle.xml");
 
 	if (!rc) {
-		feed(v, env_xml);
+		feed(&f, env_xml);
 		for (i = 0; i < NLAYOUT; i++) {
 			if (layout[i].group) {
-				feed(v, "<");
-				feed(v, layout[i].group);
-				feed(v, ">");
+				feed(&f, "<");
+				feed(&f, layout[i].group);
+				feed(&f, ">");
 			}
 			for (j = 0; j < layout[i].nkinds; j++) {
-				enum pex_record_kind k = layout[i].kinds[j];
+				enum pex_record_kind kd = layout[i].kinds[j];
 				const struct stream *st =
-					&b->sec[k].s[FMT_XML];
+					&b->sec[kd].s[FMT_XML];
 
-				feed(v, "<");
-				feed(v, pex_record_kind_plural(k));
-				feed(v, ">\n");
-				if (b->sec[k].count && !st->xv &&
+				feed(&f, "<");
+				feed(&f, pex_record_kind_plural(kd));
+				feed(&f, ">\n");
+				f.from[kd] = f.line;
+				if (b->sec[kd].count && !st->xv &&
 				    st->xml_hold.len)
-					pex_xsd_push_feed(v, st->xml_hold.data,
-							  st->xml_hold.len);
-				feed(v, "</");
-				feed(v, pex_record_kind_plural(k));
-				feed(v, ">\n");
+					feedn(&f, st->xml_hold.data,
+					      st->xml_hold.len);
+				f.to[kd] = f.line;
+				feed(&f, "</");
+				feed(&f, pex_record_kind_plural(kd));
+				feed(&f, ">\n");
 			}
 			if (layout[i].group) {
-				feed(v, "</");
-				feed(v, layout[i].group);
-				feed(v, ">\n");
+				feed(&f, "</");
+				feed(&f, layout[i].group);
+				feed(&f, ">\n");
 			}
 		}
-		feed(v, "</bundle>\n");
-		rc = pex_xsd_push_finish(v, &errs);
+		feed(&f, "</bundle>\n");
+		rc = pex_xsd_push_finish(f.v, &errs);
 	}
-	if (rc == 1)
-		rc = pex_error_set(PEX_EINVALID, "data/bundle.xml does not "
-				   "meet %s: %s", PEX_BUNDLE_XSD, errs.data);
-	pex_xsd_push_free(v);
+	if (rc == 1) {
+		/* the first error's line: in a held section, or not */
+		for (k = 0; k < PEX_REC__COUNT; k++)
+			if (errs.data && sscanf(errs.data, "line %d", &line) == 1
+			    && f.from[k] < f.to[k] && line >= f.from[k] &&
+			    line < f.to[k])
+				break;
+		if (k < PEX_REC__COUNT)
+			rc = pex_error_set(PEX_EINVALID, "data/bundle.xml: the "
+					   "%s records do not meet %s: %s",
+					   pex_record_kind_name(k),
+					   PEX_BUNDLE_XSD, errs.data);
+		else
+			rc = pex_error_set(PEX_EINVALID, "data/bundle.xml does "
+					   "not meet %s: %s", PEX_BUNDLE_XSD,
+					   errs.data ? errs.data : "");
+	}
+	pex_xsd_push_free(f.v);
 	pex_buf_free(&errs);
 	return rc;
 }

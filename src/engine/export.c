@@ -802,6 +802,9 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 		rc = pex_json_write(line, record);
 	if (rc == PEX_ELIMIT)
 		rc = pex_error_set(PEX_ELIMIT, "a record is too large");
+	else if (rc)
+		rc = pex_error_wrap(rc, "a %s record",
+				    pex_record_kind_name(kind));
 	if (!rc)
 		rc = pex_buf_putc(line, '\n');
 	json_decref(record);

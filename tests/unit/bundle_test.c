@@ -283,20 +283,35 @@ static void test_many_records_stream(void **state)
 	free(data[1]);
 }
 
+static json_t *ticket_text(const char *body)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:[{s:s}], s:{}}",
+			 "id", "tracker:7", "source", "tracker", "matched_by",
+			 "type", "email", "value", "alice@example.com",
+			 "messages", "body_text", body, "extra");
+}
+
 /* A record the JSON Schema takes but XML cannot carry (U+FFFE is valid
  * UTF-8 and no XML character): the XSD check must fail the seal, name
- * the XSD, and leave no bundle. Both ways the XML is checked: a small
- * section held and checked at seal in the whole document (one record),
- * and a large one checked chunk by chunk on the XSD worker (the bad
- * record past the first chunks); with the bundle's threads and without. */
+ * the XSD and the records' kind, and leave no bundle. Both ways the XML
+ * is checked: a small section held and checked at seal in the whole
+ * document, a large one (5000 contacts, past 256 KiB of XML) chunk by
+ * chunk on the XSD worker; and the two side by side, where the large
+ * section stands empty in the seal's check. With the bundle's threads
+ * and without. */
 static void test_xsd_failure_fails_seal(void **state)
 {
+	static const char bad_text[] = "not XML: \xef\xbf\xbe";
 	static const struct {
-		int records, bad;
-		const char *says;
+		int contacts, bad_contact; /* -1: none bad */
+		int ticket;                /* 0 none, 1 good, 2 bad */
+		const char *says;          /* NULL: the seal succeeds */
 	} cases[] = {
-		{ 1, 0, "line " },          /* held: the file's own line */
-		{ 5000, 4000, "contact" },  /* streamed: the section named */
+		{ 1, 0, 0, "the contact records do not meet" },   /* held */
+		{ 5000, 4000, 0, "the contact records do not meet" },
+		{ 5000, -1, 1, NULL },          /* streamed + held, valid */
+		{ 5000, -1, 2, "the ticket records do not meet" },
+		{ 1, -1, 2, "the ticket records do not meet" },
 	};
 	struct pex_bundle_options opts = PEX_BUNDLE_OPTIONS_INIT;
 	struct stat st;
@@ -307,26 +322,42 @@ static void test_xsd_failure_fails_seal(void **state)
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		for (t = 0; t < 2; t++) {
 			pex_bundle *b;
-			json_t *env = envelope(), *rec;
+			json_t *env = envelope(), *rec, *problems;
 
 			opts.threads = !t;
 			assert_int_equal(pex_bundle_open(&b, path("x.zip"),
 							 &opts), 0);
-			for (i = 0; i < cases[c].records; i++) {
-				rec = contact(i, i == cases[c].bad
-					? "not XML: \xef\xbf\xbe"
+			for (i = 0; i < cases[c].contacts; i++) {
+				rec = contact(i, i == cases[c].bad_contact
+					? bad_text
 					: "a note long enough to cross chunk "
 					  "borders");
 				assert_int_equal(pex_bundle_add(b,
 					PEX_REC_CONTACT, rec), 0);
 				json_decref(rec);
 			}
+			if (cases[c].ticket) {
+				rec = ticket_text(cases[c].ticket == 2
+						  ? bad_text : "hello");
+				assert_int_equal(pex_bundle_add(b,
+					PEX_REC_TICKET, rec), 0);
+				json_decref(rec);
+			}
+			if (!cases[c].says) {
+				assert_int_equal(pex_bundle_seal(b, env), 0);
+				pex_bundle_free(b);
+				json_decref(env);
+				assert_int_equal(pex_bundle_verify(
+					path("x.zip"), &problems), 0);
+				json_decref(problems);
+				unlink(path("x.zip"));
+				continue;
+			}
 			assert_int_equal(pex_bundle_seal(b, env),
 					 PEX_EINVALID);
-			assert_non_null(strstr(pex_error_last(),
-					       "bundle.xsd"));
-			assert_non_null(strstr(pex_error_last(),
-					       cases[c].says));
+			if (!strstr(pex_error_last(), cases[c].says) ||
+			    !strstr(pex_error_last(), "bundle.xsd"))
+				fail_msg("case %zu: %s", c, pex_error_last());
 			pex_bundle_free(b);
 			json_decref(env);
 			assert_int_equal(stat(path("x.zip"), &st), -1);

@@ -1,8 +1,9 @@
 /* Unit tests for bundle/jsonout.c: every value must come out byte for byte
  * as json_dumps(v, JSON_COMPACT) writes it, since bundles written before
- * and after it must not differ, and a value jansson refuses to write must
- * be refused here too. The JSON files of the shared corpus (ticket-tracker
- * responses, jCard) are the breadth check. */
+ * and after it must not differ, and a string jansson refuses to write must
+ * be refused here too (jsonout.h says where it refuses more). The JSON
+ * files of the shared corpus (ticket-tracker responses, jCard) are the
+ * breadth check. */
 #include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
