@@ -15,6 +15,15 @@
 #ifndef PEX_CORE_DYNLIB_H
 #define PEX_CORE_DYNLIB_H
 
+/* For a list of functions FUNCS(X): PEX_DYNLIB_MEMBER makes the table's
+ * members, typed by the library's own prototypes; PEX_DYNLIB_LOAD fills
+ * one from l, in a function returning void that stops at the first
+ * symbol missing (l keeps the error). */
+#define PEX_DYNLIB_MEMBER(f) __typeof__(f) *f;
+#define PEX_DYNLIB_LOAD(l, table, f)                                       \
+	if (!((table).f = (__typeof__(f) *)pex_dynlib_sym((l), #f)))        \
+		return;
+
 /* The outcome of one library's loading, kept so every later caller gets
  * the same answer and message. */
 struct pex_dynlib {

@@ -147,40 +147,38 @@ static void test_format_round_trip(void **state)
 		"2026-07-01T01:30:00Z");
 }
 
+/* t printed by pex_time_format() must be what gmtime_r() says. */
+static void same_as_gmtime(long long t)
+{
+	char buf[PEX_TIME_BUFSZ], want[64];
+	struct tm tm;
+
+	assert_non_null(gmtime_r(&(time_t){ (time_t)t }, &tm));
+	snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec);
+	if (strcmp(pex_time_format((time_t)t, buf), want))
+		fail_msg("%lld: %s, gmtime_r says %s", t, buf, want);
+}
+
 /* The calendar arithmetic against the C library's gmtime_r(): every day
  * from 0000 to 9999 at a second that changes with the day, and a spread
  * of random instants in between. */
 static void test_format_matches_gmtime(void **state)
 {
-	char buf[PEX_TIME_BUFSZ], want[64];
 	unsigned long long x = 88172645463325252ull;
 	long long t;
 	int i;
 
 	(void)state;
-	for (t = -62167219200LL; t <= 253402300799LL; t += 86400 + 7) {
-		struct tm tm;
-
-		assert_non_null(gmtime_r(&(time_t){ (time_t)t }, &tm));
-		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec);
-		if (strcmp(pex_time_format((time_t)t, buf), want))
-			fail_msg("%lld: %s, gmtime_r says %s", t, buf, want);
-	}
+	for (t = -62167219200LL; t <= 253402300799LL; t += 86400 + 7)
+		same_as_gmtime(t);
 	for (i = 0; i < 200000; i++) {
-		struct tm tm;
-
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		t = -62167219200LL + (long long)(x % 315569520000ull);
-		assert_non_null(gmtime_r(&(time_t){ (time_t)t }, &tm));
-		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ",
-			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec);
-		if (strcmp(pex_time_format((time_t)t, buf), want))
-			fail_msg("%lld: %s, gmtime_r says %s", t, buf, want);
+		same_as_gmtime(-62167219200LL +
+			       (long long)(x % 315569520000ull));
 	}
 }
 

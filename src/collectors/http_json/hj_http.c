@@ -51,9 +51,7 @@
 	X(curl_url_set)
 
 static struct {
-#define X(f) __typeof__(f) *f;
-	CURL_FUNCS(X)
-#undef X
+	CURL_FUNCS(PEX_DYNLIB_MEMBER)
 } cu;
 
 static struct pex_dynlib curl_lib = {
@@ -69,9 +67,7 @@ static void curl_init_once(void)
 {
 	if (pex_dynlib_open(&curl_lib))
 		return;
-#define X(f) \
-	if (!(cu.f = (__typeof__(f) *)pex_dynlib_sym(&curl_lib, #f))) \
-		return;
+#define X(f) PEX_DYNLIB_LOAD(&curl_lib, cu, f)
 	CURL_FUNCS(X)
 #undef X
 	if (cu.curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -61,9 +61,7 @@
 	X(PQstatus)
 
 static struct {
-#define X(f) __typeof__(f) *f;
-	PQ_FUNCS(X)
-#undef X
+	PQ_FUNCS(PEX_DYNLIB_MEMBER)
 } pq;
 
 static struct pex_dynlib pq_lib = {
@@ -82,9 +80,7 @@ static void pq_load(void)
 {
 	if (pex_dynlib_open(&pq_lib))
 		return;
-#define X(f) \
-	if (!(pq.f = (__typeof__(f) *)pex_dynlib_sym(&pq_lib, #f))) \
-		return;
+#define X(f) PEX_DYNLIB_LOAD(&pq_lib, pq, f)
 	PQ_FUNCS(X)
 #undef X
 }
