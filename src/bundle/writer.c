@@ -108,8 +108,9 @@ struct job {
 	int end;
 	enum pex_record_kind kind;
 	int xsd; /* the XSD check of the chunk, not its storing */
-	const char *env_xml; /* the seal's check of the document, see
-			      * check_xml_doc() */
+	/* or the seal's check of the document (check_xml_doc) */
+	pex_bundle *doc;
+	const char *env_xml;
 };
 
 struct worker {
@@ -298,8 +299,8 @@ static int run_job(struct worker *w, struct job *j)
 	struct stream *st = j->st;
 	int rc = 0;
 
-	if (j->env_xml) {
-		pex_bundle *b = (pex_bundle *)j->st;
+	if (j->doc) {
+		pex_bundle *b = j->doc;
 
 		b->doc_rc = check_xml_doc(b, j->env_xml);
 		if (b->doc_rc)
@@ -668,7 +669,8 @@ static int stream_xsd_start(pex_bundle *b, struct stream *st,
 			    enum pex_record_kind kind)
 {
 	char *frame = xsd_frame(kind, 0);
-	struct job h = { st, NULL, st->xml_hold.len, 0, kind, 1, NULL };
+	struct job h = { .st = st, .len = st->xml_hold.len, .kind = kind,
+			 .xsd = 1 };
 	int rc = frame ? pex_xsd_push_new(&st->xv, model.xsd, st->name)
 		       : pex_error_set(PEX_ENOMEM, "out of memory");
 
@@ -708,7 +710,8 @@ static int open_section(pex_bundle *b, enum pex_record_kind kind)
 static int ship(pex_bundle *b, enum pex_record_kind kind, int fmt, int end)
 {
 	struct stream *st = &b->sec[kind].s[fmt];
-	struct job j = { st, NULL, st->pending.len, end, kind, 0, NULL };
+	struct job j = { .st = st, .len = st->pending.len, .end = end,
+			 .kind = kind };
 	struct job x = j;
 	int rc;
 
@@ -1686,7 +1689,7 @@ static int close_sections(pex_bundle *b)
  * files and their hashes (env_xml is the caller's until finish_xsd). */
 static int start_doc_check(pex_bundle *b, const char *env_xml)
 {
-	struct job d = { (struct stream *)b, NULL, 0, 0, 0, 0, env_xml };
+	struct job d = { .doc = b, .env_xml = env_xml };
 
 	if (!b->w[W_XSD].started) /* no record: no worker */
 		return check_xml_doc(b, env_xml);

@@ -747,11 +747,13 @@ static int parse_device(const pex_uaparser *uap, pex_uaparser_scratch *scr,
  * characters replaced in them count in every subject's warnings and no
  * value is shared between records (a batch hands them to other
  * threads). Slots hold item index + 1 of the first device with that
- * agent; parsed[] its fields.
+ * agent; first[] that device's index for every device, parsed[] its
+ * fields.
  */
 struct ua_memo {
 	uint32_t *slots;
 	size_t nslots;
+	size_t *first;             /* by device index */
 	struct ua_fields **parsed; /* by device index */
 };
 
@@ -784,8 +786,8 @@ static size_t agent_slot(const struct pex_al_usage *u,
 	return i;
 }
 
-/* Give each device the slot of its user agent; list in todo[] the first
- * device of each distinct agent, the ones to parse. */
+/* Find each device's first device with the same user agent (first[]);
+ * list in todo[] those first devices, the ones to parse. */
 static void agents_plan(const struct pex_al_usage *u, struct ua_memo *m,
 			size_t *todo, size_t *ntodo)
 {
@@ -798,6 +800,7 @@ static void agents_plan(const struct pex_al_usage *u, struct ua_memo *m,
 			m->slots[i] = (uint32_t)k + 1;
 			todo[(*ntodo)++] = k;
 		}
+		m->first[k] = m->slots[i] - 1;
 	}
 }
 
@@ -896,8 +899,9 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 		m.nslots = agent_nslots(u->devices.n);
 		m.slots = calloc(m.nslots, sizeof(*m.slots));
 		m.parsed = calloc(u->devices.n, sizeof(*m.parsed));
+		m.first = calloc(u->devices.n, sizeof(*m.first));
 		todo = calloc(u->devices.n, sizeof(*todo));
-		if (!m.slots || !m.parsed || !todo) {
+		if (!m.slots || !m.parsed || !m.first || !todo) {
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			goto cleanup;
 		}
@@ -919,9 +923,7 @@ int pex_al_usage_finish(struct pex_al_usage *u, const pex_uaparser *ua)
 		const struct ua_fields *fields = NULL;
 
 		if (ua)
-			fields = m.parsed[m.slots[agent_slot(u, m.slots,
-							     m.nslots, i)] -
-					  1];
+			fields = m.parsed[m.first[i]];
 		rc = emit_device(u, &u->devices.items[i], fields);
 	}
 	for (i = 0; i < u->ips.n && !rc; i++)
@@ -931,6 +933,7 @@ cleanup:
 		ua_fields_free(m.parsed[i]);
 	free(m.parsed);
 	free(m.slots);
+	free(m.first);
 	free(todo);
 	return rc;
 }
