@@ -1,7 +1,8 @@
 /* Unit tests for the log scanner's read-ahead thread
  * (src/collectors/access_log/al_prefetch.c): every byte in order, at the
  * end 0, a failed read() as -1, and a stop in the middle that does not
- * wait for the rest of the file. */
+ * wait for the rest of the file, and nothing read ahead before the
+ * second block is asked for. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -143,6 +144,40 @@ static void test_stop_early(void **state)
 	pex_al_prefetch_close(NULL);
 }
 
+/* The first block is small and read on the caller's thread; nothing
+ * more is read until the second is asked for (a plain file searched in
+ * parts asks for one only). */
+static void test_first_block_alone(void **state)
+{
+	struct pex_al_prefetch *p = NULL;
+	char *path = make_file("first", 3u << 20);
+	const unsigned char *b;
+	const void *buf;
+	ssize_t n;
+	int fd;
+
+	(void)state;
+	assert_int_equal(pex_al_prefetch_open(&p, path, 1u << 20), 0);
+	fd = pex_al_prefetch_fd(p);
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
+	n = pex_al_prefetch_next(p, &buf);
+	assert_int_equal(n, 64 * 1024);
+	b = buf;
+	assert_int_equal(b[1000], (unsigned char)((1000 * 7 + 1000 / 251) &
+						  0xff));
+	/* no reader ran ahead: the descriptor is where the first read
+	 * left it, also a while later */
+	{
+		struct timespec ts = {0, 20000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(lseek(fd, 0, SEEK_CUR), 64 * 1024);
+	pex_al_prefetch_close(p);
+	/* and the rest follows the first block in order */
+	read_all(path, 3u << 20, 1u << 20, 0);
+}
+
 static void test_missing_file(void **state)
 {
 	struct pex_al_prefetch *p = NULL;
@@ -176,6 +211,7 @@ int main(void)
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_without_thread),
 		cmocka_unit_test(test_stop_early),
+		cmocka_unit_test(test_first_block_alone),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_read_error),
 	};

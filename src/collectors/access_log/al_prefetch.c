@@ -7,6 +7,13 @@
  * as libarchive's read callback contract has it, so the reader may be at
  * most NBUF - 1 blocks ahead. Counters only grow; the mutex guards them
  * and the condition variables say when one side may go on.
+ *
+ * The thread starts at the second block: the first (AL_PF_FIRST at
+ * most) is read on the caller's, for libarchive to tell what the file
+ * is, and a plain file big enough to be searched in parts is then read
+ * by the parts instead (pex_al_scan), so a reader started at the open
+ * would fill blocks nobody takes: 4 MiB read and thrown away, and a
+ * thread to start and join, ahead of every search.
  */
 #include "collectors/access_log/al_prefetch.h"
 
@@ -21,6 +28,8 @@
 #include "portex/error.h"
 
 #define AL_PF_NBUF 4
+/* the first block, read on the caller's: enough for every format's bid */
+#define AL_PF_FIRST (64u << 10)
 
 static int force_direct; /* tests: the fallback without a thread */
 
@@ -44,6 +53,7 @@ struct pex_al_prefetch {
 	pthread_t thr;
 	int started;
 	int direct;   /* no thread could be had: read() in next() */
+	int lazy;     /* the thread is started at the second block */
 	pthread_mutex_t mu;
 	pthread_cond_t filled, freed;
 };
@@ -124,13 +134,9 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->filled, NULL);
 	pthread_cond_init(&p->freed, NULL);
-	/* without a thread (the process is at its limit), read on the
-	 * caller's: slower, never a failed source */
 	if (!rc) {
-		if (force_direct || pthread_create(&p->thr, NULL, reader, p))
-			p->direct = 1;
-		else
-			p->started = 1;
+		p->direct = force_direct;
+		p->lazy = !force_direct;
 	}
 	if (rc) {
 		pex_al_prefetch_close(p);
@@ -140,11 +146,57 @@ int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 	return 0;
 }
 
+/* The first block, on the caller's thread: handed out as the ring's
+ * block 0, so the reader goes on from block 1. */
+static ssize_t read_first(struct pex_al_prefetch *p, const void **buf)
+{
+	size_t want = p->block < AL_PF_FIRST ? p->block : AL_PF_FIRST;
+	ssize_t n;
+
+	do
+		n = read(p->fd, p->buf[0], want);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		/* the end, or a failed read: no thread, and the next calls
+		 * say the same */
+		p->lazy = 0;
+		p->direct = 1;
+		if (n == 0)
+			p->eof = 1;
+		return n;
+	}
+	*buf = p->buf[0];
+	p->len[0] = (size_t)n;
+	p->got = n;
+	p->w = p->r = 1;
+	p->held = 1;
+	return n;
+}
+
+/* The second block is asked for: start the reader. Without a thread
+ * (the process is at its limit), read on the caller's: slower, never a
+ * failed source. */
+static void start_reader(struct pex_al_prefetch *p)
+{
+	p->lazy = 0;
+	if (pthread_create(&p->thr, NULL, reader, p))
+		p->direct = 1;
+	else
+		p->started = 1;
+}
+
 ssize_t pex_al_prefetch_next(struct pex_al_prefetch *p, const void **buf)
 {
 	ssize_t n;
 
+	if (p->lazy) {
+		if (!p->w)
+			return read_first(p, buf);
+		start_reader(p);
+	}
 	if (p->direct) {
+		if (p->eof)
+			return 0;
 		do
 			n = read(p->fd, p->buf[0], p->block);
 		while (n < 0 && errno == EINTR);

@@ -19,7 +19,8 @@
 
 struct pex_al_prefetch;
 
-/* Open path and start reading it. */
+/* Open path. The first block is read on the caller's thread (64 KiB at
+ * most); the reader thread starts when the second one is asked for. */
 int pex_al_prefetch_open(struct pex_al_prefetch **out, const char *path,
 			 size_t block);
 /* The next block: its size, 0 at the end of the file, -1 with errno set
