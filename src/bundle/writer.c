@@ -459,14 +459,27 @@ static struct {
 	pex_schema *bundle;
 	pex_schema *manifest;
 	pex_xsd *xsd;
-	/* every schema file, deflated once: they go into every bundle */
+} model = { .once = PTHREAD_ONCE_INIT };
+
+/*
+ * Every schema file, deflated and hashed once: they go into every
+ * bundle. Wanted only at the seal, so a bundle with threads has this
+ * done on a thread of its own from the open, where the process is
+ * still starting on one core (about 1 ms: the deflate, and OpenSSL's
+ * start-up at the first hash); the seal then finds it done, or waits
+ * for it, or does it itself (pthread_once).
+ */
+static struct {
+	pthread_once_t once;
+	int rc;
+	char msg[1024];
 	struct packed_file {
 		unsigned char *z;
 		size_t zlen;
 		uint32_t crc;
 		char sha[PEX_SHA256_HEX];
 	} *packed;
-} model = { .once = PTHREAD_ONCE_INIT };
+} pack = { .once = PTHREAD_ONCE_INIT };
 
 static void model_init(void)
 {
@@ -492,25 +505,6 @@ static void model_init(void)
 		rc = xsd ? pex_xsd_load(&model.xsd, xsd->data, xsd->len)
 			 : pex_error_set(PEX_ENOTFOUND, "no bundle XSD");
 	}
-	if (!rc) {
-		const struct pex_schema_file *f;
-		size_t n = 0;
-
-		for (f = pex_schema_files; f->name; f++)
-			n++;
-		model.packed = calloc(n + 1, sizeof(*model.packed));
-		if (!model.packed)
-			rc = pex_error_set(PEX_ENOMEM, "out of memory");
-		for (n = 0, f = pex_schema_files; !rc && f->name; f++, n++) {
-			rc = pex_deflate_segment(f->data, f->len, 6, 1,
-						 &model.packed[n].z,
-						 &model.packed[n].zlen,
-						 &model.packed[n].crc);
-			if (!rc)
-				rc = pex_sha256_hex(f->data, f->len,
-						    model.packed[n].sha);
-		}
-	}
 	model.rc = rc;
 	if (rc)
 		snprintf(model.msg, sizeof(model.msg), "%s",
@@ -523,6 +517,58 @@ static int model_get(void)
 	if (model.rc)
 		return pex_error_set(model.rc, "%s", model.msg);
 	return 0;
+}
+
+static void pack_init(void)
+{
+	const struct pex_schema_file *f;
+	size_t n = 0;
+	int rc = 0;
+
+	for (f = pex_schema_files; f->name; f++)
+		n++;
+	pack.packed = calloc(n + 1, sizeof(*pack.packed));
+	if (!pack.packed)
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+	for (n = 0, f = pex_schema_files; !rc && f->name; f++, n++) {
+		rc = pex_deflate_segment(f->data, f->len, 6, 1,
+					 &pack.packed[n].z,
+					 &pack.packed[n].zlen,
+					 &pack.packed[n].crc);
+		if (!rc)
+			rc = pex_sha256_hex(f->data, f->len,
+					    pack.packed[n].sha);
+	}
+	pack.rc = rc;
+	if (rc)
+		snprintf(pack.msg, sizeof(pack.msg), "%s", pex_error_last());
+}
+
+static int pack_get(void)
+{
+	pthread_once(&pack.once, pack_init);
+	if (pack.rc)
+		return pex_error_set(pack.rc, "%s", pack.msg);
+	return 0;
+}
+
+static void *pack_main(void *arg)
+{
+	(void)arg;
+	pthread_once(&pack.once, pack_init);
+	return NULL;
+}
+
+/* Start the packing on a thread, once per process. */
+static void pack_start(void)
+{
+	static int started;
+	pthread_t thr;
+
+	if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
+		return;
+	if (!pthread_create(&thr, NULL, pack_main, NULL))
+		pthread_detach(thr);
 }
 
 /* ---- opening ----------------------------------------------------------- */
@@ -602,6 +648,8 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	b->workdir_template = work;
 	work = NULL;
 	pex_att_init(&b->att, att_workdir, b);
+	if (b->opts.threads)
+		pack_start();
 	rc = model_get();
 	b->w[W_WRITE].name = "portex-write";
 	b->w[W_XSD].name = "portex-xsd";
@@ -1812,6 +1860,8 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		goto cleanup;
 	}
 	rc = finish_xsd(b);
+	if (!rc)
+		rc = pack_get();
 	if (rc)
 		goto cleanup;
 	for (sf = pex_schema_files; sf->name; sf++) {
@@ -1834,7 +1884,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 				 ? "application/xml"
 				 : "application/schema+json",
 			.data = sf->data, .len = sf->len,
-			.packed = &model.packed[sf - pex_schema_files],
+			.packed = &pack.packed[sf - pex_schema_files],
 			.bytes = (int64_t)sf->len };
 		memcpy(ents[n].sha, ents[n].packed->sha, PEX_SHA256_HEX);
 		n++;
