@@ -30,7 +30,7 @@ typedef struct pex_bundle pex_bundle;
 
 struct pex_bundle_options {
 	int xml;          /* write data/bundle.xml (default on) */
-	int compression;  /* deflate level 1..9 (default 6) */
+	int compression;  /* deflate level 1..9 (default 3) */
 	/* 1 (default): the JSON and XML text is compressed and checked by
 	 * two threads of the bundle's own while records arrive; 0: on the
 	 * calling thread, for callers that run several bundles at once */
@@ -40,7 +40,7 @@ struct pex_bundle_options {
 	 * the caller does, once for many bundles (a batch) */
 	int sync_dir;
 };
-#define PEX_BUNDLE_OPTIONS_INIT { 1, 6, 1, 1 }
+#define PEX_BUNDLE_OPTIONS_INIT { 1, 3, 1, 1 }
 
 int pex_bundle_open(pex_bundle **out, const char *out_path,
 		    const struct pex_bundle_options *opts);

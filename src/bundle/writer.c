@@ -605,7 +605,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	pthread_mutex_init(&b->work_mu, NULL);
 	b->opts = opts ? *opts : defaults;
 	if (b->opts.compression < 1 || b->opts.compression > 9)
-		b->opts.compression = 6;
+		b->opts.compression = 3;
 	b->out_path = strdup(out_path);
 	tmp = strdup(out_path);
 	if (!b->out_path || !tmp) {

@@ -452,6 +452,10 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 	if (json_is_false(json_object_get(json_object_get(cfg, "bundle"),
 					  "xml")))
 		bopts.xml = 0;
+	if (json_is_integer(json_object_get(json_object_get(cfg, "bundle"),
+					    "compression")))
+		bopts.compression = (int)json_integer_value(json_object_get(
+			json_object_get(cfg, "bundle"), "compression"));
 	if (req->single_thread)
 		bopts.threads = 0;
 	if (req->defer_dir_sync)

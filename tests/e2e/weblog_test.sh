@@ -53,6 +53,35 @@ run $CHECK hashes "$WORK/subject.zip"
 expect_code 0 "manifest hashes"
 ok "bundle consistent (same, hashes)"
 
+# bundle.compression: the deflate level of the zip's files. The same
+# records at 1 and at 9: both whole and verified, 9 the smaller.
+for level in 1 9; do
+	printf 'bundle:\n  compression: %s\n' "$level" |
+		cat "$D/portex.yaml" - >"$D/level$level.yaml"
+	run "$PORTEX" export -c "$D/level$level.yaml" -s "$IDENT" \
+		-o "$WORK/level$level.zip"
+	expect_code 0 "export at compression $level"
+	run "$PORTEX" verify "$WORK/level$level.zip"
+	expect_code 0 "verify at compression $level"
+done
+sizes=$(python3 - "$WORK/level1.zip" "$WORK/level9.zip" <<'PY'
+import sys, zipfile
+z1, z9 = (zipfile.ZipFile(p) for p in sys.argv[1:])
+for name in ("data/bundle.json", "data/bundle.xml"):
+    a, b = z1.getinfo(name), z9.getinfo(name)
+    print(name, a.compress_size, b.compress_size, a.file_size)
+PY
+)
+echo "$sizes" | sed 's/^/    /'
+echo "$sizes" | awk '$3 >= $2 { bad = 1 } END { exit bad }' ||
+	fail "compression 9 is not smaller than 1: $sizes"
+printf 'bundle:\n  compression: 0\n' | cat "$D/portex.yaml" - >"$D/level0.yaml"
+run "$PORTEX" export -c "$D/level0.yaml" -s "$IDENT" -o "$WORK/level0.zip"
+expect_code 1 "compression 0"
+expect_in "$err" "level0.yaml:23: bundle.compression" "the error names the file, line and setting"
+[ ! -e "$WORK/level0.zip" ] || fail "a bundle was written with a bad config"
+ok "bundle.compression 1 and 9 both verify, 9 smaller; 0 refused"
+
 # Without weak_identities the source never sees the address. Alone, it
 # is the only source that could: the address is refused before anything
 # is read (a bundle would wrongly say nothing is held).
