@@ -167,8 +167,76 @@ static int write_extra(struct pex_buf *out, const json_t *extra)
 	return rc ? rc : pex_buf_append(out, "</extra>", 8);
 }
 
+/*
+ * Elements whose children the XSD gives as an xs:sequence, and that
+ * order. A usage event, of which a bundle may hold millions, is checked
+ * several times faster as a sequence than as an xs:all (libxml2 runs an
+ * xs:all as an automaton with counters): 3 ms of a 50 ms export of one
+ * subject's 2701 requests. Members are written in this order whatever
+ * the JSON's; xmlout_test checks the lists against bundle.xsd.
+ */
+static const char *const event_order[] = {
+	"id", "source", "matched_by", "at", "client_ip", "method", "path",
+	"query", "protocol", "status", "bytes", "duration_ms", "referrer",
+	"user_agent", "host", "user", "extra", NULL
+};
+static const char *const matched_by_order[] = {
+	"type", "value", "window", NULL
+};
+
+const char *const *pex_xml_member_order(const char *name)
+{
+	if (name[0] == 'e' && !strcmp(name, "event"))
+		return event_order;
+	if (name[0] == 'm' && !strcmp(name, "matched_by"))
+		return matched_by_order;
+	return NULL;
+}
+
+static int listed(const char *const *order, const char *key)
+{
+	for (; *order; order++)
+		if (!strcmp(*order, key))
+			return 1;
+	return 0;
+}
+
+/* The members of an object whose element has a fixed order: those
+ * listed in that order, then any other (which the XSD then refuses, as
+ * it would in any order: nothing is dropped silently). */
+static int write_ordered(struct pex_buf *out, const json_t *v,
+			 const char *const *order)
+{
+	const char *const *o;
+	const char *key;
+	json_t *child;
+	size_t seen = 0;
+	int rc;
+
+	for (o = order; *o; o++) {
+		child = json_object_get(v, *o);
+		if (!child)
+			continue;
+		seen++;
+		rc = pex_xml_write(out, *o, child);
+		if (rc)
+			return rc;
+	}
+	if (seen == json_object_size(v))
+		return 0;
+	json_object_foreach((json_t *)v, key, child) {
+		if (listed(order, key))
+			continue;
+		rc = pex_xml_write(out, key, child);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 int pex_xml_write(struct pex_buf *out, const char *name, const json_t *v)
 {
+	const char *const *order;
 	const char *key;
 	json_t *child;
 	size_t i, n;
@@ -182,7 +250,11 @@ int pex_xml_write(struct pex_buf *out, const char *name, const json_t *v)
 	rc = open_tag(out, name, n);
 	if (rc)
 		return rc;
-	if (json_is_object(v)) {
+	if (json_is_object(v) && (order = pex_xml_member_order(name))) {
+		rc = write_ordered(out, v, order);
+		if (rc)
+			return rc;
+	} else if (json_is_object(v)) {
 		json_object_foreach((json_t *)v, key, child) {
 			rc = pex_xml_write(out, key, child);
 			if (rc)

@@ -14,6 +14,7 @@
 
 #include "bundle/xmlout.h"
 #include "core/buf.h"
+#include "model/schemas.h"
 #include "core/text.h"
 #include "portex/error.h"
 
@@ -322,6 +323,123 @@ static void test_limit(void **state)
 	pex_buf_free(&b);
 }
 
+/* An event and its matched_by written in the XSD's order whatever the
+ * JSON's: here built backwards, with one member the XSD does not know,
+ * which still comes out (last) for the XSD to refuse. */
+static void test_member_order(void **state)
+{
+	struct pex_buf b = PEX_BUF_INIT(1u << 20);
+	const char *const *order = pex_xml_member_order("event");
+	const char *want[] = { "id", "source", "matched_by", "at", "path",
+			       "status", "extra", "surprise" };
+	json_t *ev = json_object();
+	xmlDocPtr doc;
+	xmlNodePtr n, mb;
+	size_t i = 0;
+
+	(void)state;
+	assert_non_null(order);
+	assert_null(pex_xml_member_order("contact"));
+	json_object_set_new(ev, "surprise", json_string("x"));
+	json_object_set_new(ev, "extra", json_object());
+	json_object_set_new(ev, "status", json_integer(200));
+	json_object_set_new(ev, "path", json_string("/a"));
+	json_object_set_new(ev, "at", json_string("2026-01-01T00:00:00Z"));
+	json_object_set_new(ev, "matched_by",
+			    json_pack("{s:s, s:s, s:s}", "window", "w",
+				      "value", "198.51.100.7", "type", "ip"));
+	json_object_set_new(ev, "source", json_string("weblog"));
+	json_object_set_new(ev, "id", json_string("weblog:1"));
+	doc = write_and_parse("event", ev, &b);
+	for (n = xmlDocGetRootElement(doc)->children; n; n = n->next) {
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		assert_true(i < sizeof(want) / sizeof(want[0]));
+		assert_string_equal((const char *)n->name, want[i]);
+		i++;
+	}
+	assert_int_equal(i, sizeof(want) / sizeof(want[0]));
+	mb = child(xmlDocGetRootElement(doc), "matched_by", 0);
+	check_text(mb->children, "ip");
+	assert_string_equal((const char *)mb->children->name, "type");
+	assert_string_equal((const char *)mb->children->next->name, "value");
+	assert_string_equal((const char *)mb->children->next->next->name,
+			    "window");
+	xmlFreeDoc(doc);
+	json_decref(ev);
+	pex_buf_free(&b);
+}
+
+/* The element names of the xs:sequence of complexType type in the XSD. */
+static size_t xsd_sequence(xmlDocPtr xsd, const char *type,
+			   const char **names, size_t max)
+{
+	xmlNodePtr t, seq, e;
+	size_t n = 0;
+
+	for (t = xmlDocGetRootElement(xsd)->children; t; t = t->next) {
+		xmlChar *nm;
+		int hit;
+
+		if (t->type != XML_ELEMENT_NODE ||
+		    strcmp((const char *)t->name, "complexType"))
+			continue;
+		nm = xmlGetProp(t, (const xmlChar *)"name");
+		hit = nm && !strcmp((const char *)nm, type);
+		xmlFree(nm);
+		if (hit)
+			break;
+	}
+	if (!t)
+		fail_msg("no complexType %s in the XSD", type);
+	for (seq = t->children; seq; seq = seq->next)
+		if (seq->type == XML_ELEMENT_NODE)
+			break;
+	if (!seq || strcmp((const char *)seq->name, "sequence"))
+		fail_msg("complexType %s is not an xs:sequence", type);
+	for (e = seq->children; e; e = e->next) {
+		if (e->type != XML_ELEMENT_NODE)
+			continue;
+		assert_true(n < max);
+		names[n++] = (const char *)xmlGetProp(e,
+						      (const xmlChar *)"name");
+	}
+	return n;
+}
+
+/* The orders xmlout writes are those of bundle.xsd (as embedded). */
+static void test_order_is_the_xsd(void **state)
+{
+	static const struct {
+		const char *element, *type;
+	} seqs[] = { { "event", "event" }, { "matched_by", "matchedBy" } };
+	const struct pex_schema_file *f = pex_schema_file_find(
+		"v1/bundle.xsd");
+	xmlDocPtr xsd;
+	size_t k;
+
+	(void)state;
+	assert_non_null(f);
+	xsd = xmlReadMemory(f->data, (int)f->len, "bundle.xsd", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOBLANKS);
+	assert_non_null(xsd);
+	for (k = 0; k < sizeof(seqs) / sizeof(seqs[0]); k++) {
+		const char *names[64];
+		const char *const *order = pex_xml_member_order(
+			seqs[k].element);
+		size_t n = xsd_sequence(xsd, seqs[k].type, names, 64), i;
+
+		assert_non_null(order);
+		for (i = 0; i < n; i++) {
+			assert_non_null(order[i]);
+			assert_string_equal(order[i], names[i]);
+			xmlFree((void *)names[i]);
+		}
+		assert_null(order[n]);
+	}
+	xmlFreeDoc(xsd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +449,8 @@ int main(void)
 		cmocka_unit_test(test_extra),
 		cmocka_unit_test(test_round_trip_many),
 		cmocka_unit_test(test_limit),
+		cmocka_unit_test(test_member_order),
+		cmocka_unit_test(test_order_is_the_xsd),
 	};
 	int rc;
 
