@@ -8,7 +8,8 @@
  *                       from the envelope and the sections, validates
  *                       them (JSON Schema, XSD), hashes every file,
  *                       writes the manifest and the zip to a temporary
- *                       file, fsyncs it and renames it into place
+ *                       file, fsyncs it and renames it into place (or
+ *                       leaves that to the caller: commit_later)
  *   pex_bundle_free()   removes whatever is left of the work; an unsealed
  *                       bundle leaves nothing behind
  *
@@ -39,8 +40,15 @@ struct pex_bundle_options {
 	 * so that the bundle's name is durable when the seal returns; 0:
 	 * the caller does, once for many bundles (a batch) */
 	int sync_dir;
+	/* 0 (default): the seal fsyncs the zip and renames it into place.
+	 * 1: the seal leaves the finished zip at its temporary name, not
+	 * yet synced, for pex_bundle_take_pending(): a caller making many
+	 * bundles syncs them together (one syncfs, not an fsync each) and
+	 * only then renames them, so that no name the user asked for ever
+	 * holds a zip that a crash could leave half on disk. */
+	int commit_later;
 };
-#define PEX_BUNDLE_OPTIONS_INIT { 1, 3, 1, 1 }
+#define PEX_BUNDLE_OPTIONS_INIT { 1, 3, 1, 1, 0 }
 
 int pex_bundle_open(pex_bundle **out, const char *out_path,
 		    const struct pex_bundle_options *opts);
@@ -61,6 +69,17 @@ unsigned long long pex_bundle_count(const pex_bundle *b,
  * sources, warnings. The manifest is derived from it.
  */
 int pex_bundle_seal(pex_bundle *b, const json_t *envelope);
+
+/*
+ * After a successful seal of a bundle opened with commit_later: the
+ * temporary name its zip waits under (a new string, the caller's), now
+ * the caller's to fsync (or syncfs) and then move to the output path with
+ * pex_cleanup_rename() (core/cleanup.h), which also drops it from the
+ * interruption registry; until then an interruption removes it.
+ * pex_bundle_free() then leaves it alone. NULL when there is nothing to
+ * take (no such seal, or taken already, or out of memory).
+ */
+char *pex_bundle_take_pending(pex_bundle *b);
 
 void pex_bundle_free(pex_bundle *b);
 

@@ -62,6 +62,11 @@ struct pex_export_request {
 	 * before telling anyone the bundle exists (a batch: once for all
 	 * its bundles, not once each) */
 	int defer_dir_sync;
+	/* not NULL: the bundle is left unsynced at a temporary name, given
+	 * here (the caller's to free), for the caller to sync and rename
+	 * to out_path (see commit_later in portex/bundle.h); a batch syncs
+	 * many at once. NULL is stored when no bundle was written. */
+	char **pending_tmp;
 };
 
 /* Export result codes (besides negative PEX_E* failures). */

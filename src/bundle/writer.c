@@ -146,6 +146,7 @@ struct pex_bundle {
 	struct worker w[W__COUNT];
 	struct pex_att_store att;
 	int sealed;
+	int pending;   /* sealed at tmp_path, commit_later: not renamed */
 	int doc_rc;    /* the seal's XSD check of the document */
 	char *doc_msg;
 };
@@ -1620,7 +1621,7 @@ static int validate_doc(const pex_schema *schema, const json_t *doc,
  * which then has to be opened again to be synced. For a bundle of a few
  * kilobytes that was a tenth of its cost.
  */
-static int write_zip(zip_source_t *src, const char *tmp)
+static int write_zip(zip_source_t *src, const char *tmp, int sync)
 {
 	char buf[64 * 1024];
 	zip_int64_t n = 0;
@@ -1656,13 +1657,28 @@ static int write_zip(zip_source_t *src, const char *tmp)
 	if (!rc && n < 0)
 		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", tmp,
 				   zip_error_strerror(zip_source_error(src)));
-	if (!rc && fsync(fd))
+	if (!rc && sync && fsync(fd))
 		rc = pex_error_set(PEX_EIO, "cannot sync %s: %s", tmp,
 				   strerror(errno));
 	if (fd >= 0 && close(fd) && !rc)
 		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", tmp,
 				   strerror(errno));
 	zip_source_close(src);
+	return rc;
+}
+
+/* A zip libzip wrote (0666 & ~umask): one person's data, theirs and
+ * the operator's to read, nobody else's, whatever the umask; and, sync,
+ * on disk. */
+static int own_and_sync(const char *tmp, int sync)
+{
+	int fd = open(tmp, O_RDONLY), rc = 0;
+
+	if (fd < 0 || fchmod(fd, 0600) || (sync && fsync(fd)))
+		rc = pex_error_set(PEX_EIO, "cannot sync %s: %s", tmp,
+				   strerror(errno));
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -1673,17 +1689,8 @@ static int sync_and_rename(const char *tmp, const char *out, int synced,
 	char *d = strdup(out);
 	int fd, rc = 0;
 
-	if (!synced) {
-		fd = open(tmp, O_RDONLY);
-		/* one person's data: theirs and the operator's to read,
-		 * nobody else's, whatever the umask (libzip leaves 0666 &
-		 * ~umask) */
-		if (fd < 0 || fchmod(fd, 0600) || fsync(fd))
-			rc = pex_error_set(PEX_EIO, "cannot sync %s: %s", tmp,
-					   strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
+	if (!synced)
+		rc = own_and_sync(tmp, 1);
 	if (!rc && pex_cleanup_rename(tmp, out))
 		rc = pex_error_set(PEX_EIO, "cannot move the bundle to %s: %s",
 				   out, strerror(errno));
@@ -1984,13 +1991,20 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 		goto cleanup;
 	}
 	za = NULL;
-	rc = zbuf ? write_zip(zbuf, b->tmp_path) : 0;
-	if (!rc)
+	rc = zbuf ? write_zip(zbuf, b->tmp_path, !b->opts.commit_later) : 0;
+	if (!rc && b->opts.commit_later) {
+		/* finished at its temporary name, still registered for
+		 * removal: the caller's from here (pex_bundle_take_pending) */
+		rc = zbuf ? 0 : own_and_sync(b->tmp_path, 0);
+		if (!rc)
+			b->sealed = b->pending = 1;
+	} else if (!rc) {
 		rc = sync_and_rename(b->tmp_path, b->out_path, zbuf != NULL,
 				     b->opts.sync_dir);
-	if (!rc) {
-		b->sealed = 1;
-		pex_cleanup_forget(b->tmp_path);
+		if (!rc) {
+			b->sealed = 1;
+			pex_cleanup_forget(b->tmp_path);
+		}
 	}
 cleanup:
 	if (za)
@@ -2036,6 +2050,18 @@ void pex_bundle_files_drop_pending(pex_bundle *b)
 	pex_att_drop_pending(&b->att);
 }
 
+char *pex_bundle_take_pending(pex_bundle *b)
+{
+	char *tmp;
+
+	if (!b || !b->pending)
+		return NULL;
+	tmp = strdup(b->tmp_path);
+	if (tmp)
+		b->pending = 0; /* taken: free leaves file and entry */
+	return tmp;
+}
+
 void pex_bundle_free(pex_bundle *b)
 {
 	int k, f;
@@ -2072,9 +2098,10 @@ void pex_bundle_free(pex_bundle *b)
 	 * registered, so an interruption or pex_cleanup_run() takes it */
 	if (b->workdir && !rmdir(b->workdir))
 		pex_cleanup_forget(b->workdir);
-	if (!b->sealed && b->tmp_path)
-		unlink(b->tmp_path);
-	pex_cleanup_forget(b->tmp_path);
+	if ((!b->sealed || b->pending) && b->tmp_path)
+		unlink(b->tmp_path); /* also a sealed zip nobody took */
+	if (!b->sealed || b->pending || !b->opts.commit_later)
+		pex_cleanup_forget(b->tmp_path);
 	pthread_mutex_destroy(&b->work_mu);
 	free(b->workdir);
 	free(b->workdir_template);

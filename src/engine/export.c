@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -460,6 +461,10 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 		bopts.threads = 0;
 	if (req->defer_dir_sync)
 		bopts.sync_dir = 0;
+	if (req->pending_tmp) {
+		*req->pending_tmp = NULL;
+		bopts.commit_later = 1;
+	}
 	rc = pex_bundle_open(&r.bundle, req->out_path, &bopts);
 	if (rc)
 		goto cleanup;
@@ -672,6 +677,9 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 		goto cleanup;
 	}
 	rc = pex_bundle_seal(r.bundle, envelope);
+	if (!rc && req->pending_tmp &&
+	    !(*req->pending_tmp = pex_bundle_take_pending(r.bundle)))
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 	if (rc) {
 		json_object_set_new(*summary, "bundle", json_null());
 		goto cleanup;
@@ -848,6 +856,11 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
  * read-only (config, spools, compiled schemas) but for the row_done
  * callback, which is called under a lock.
  */
+/* Bundles written and waiting to be synced and renamed together (see
+ * commit_pending): at most this many, or for at most this long. */
+#define PEX_BATCH_COMMIT_MAX 32
+#define PEX_BATCH_COMMIT_WAIT 0.25 /* seconds */
+
 struct batch_run {
 	const pex_config *cfg;
 	const struct pex_batch_subject *subjects;
@@ -861,6 +874,11 @@ struct batch_run {
 	pthread_mutex_t mu;
 	json_t **sums;
 	int *results;
+	/* made, not yet synced and renamed: subject k's zip at tmp */
+	size_t *pend_k;
+	char **pend_tmp;
+	size_t npend;
+	double pend_since; /* when the oldest of them was made */
 };
 
 /* Tell the caller that subject k is done (see pex_export_batch). */
@@ -873,9 +891,105 @@ static void row_done(struct batch_run *br, size_t k)
 	pthread_mutex_unlock(&br->mu);
 }
 
+/*
+ * Make a group of the batch's bundles durable and give them their names:
+ * one syncfs per filesystem they are on (each bundle's own fsync was most
+ * of what a small bundle's seal cost: a device flush each), then the
+ * renames, then row_done for each. A bundle is renamed only once synced,
+ * so that a crash never leaves a name the user asked for on a zip that is
+ * not whole; one that cannot be synced or renamed fails, its zip removed.
+ * An interruption meanwhile removes the zips not renamed yet (they are
+ * registered) and reports their subjects as not done.
+ */
+static void commit_pending(struct batch_run *br, const size_t *ks,
+			   char **tmps, size_t n)
+{
+	/* the filesystems synced so far, and how that went */
+	dev_t *devs = calloc(n, sizeof(*devs));
+	int *dev_err = calloc(n, sizeof(*dev_err));
+	size_t i, j, ndev = 0;
+
+	for (i = 0; i < n; i++) {
+		size_t k = ks[i];
+		const char *out = br->subjects[k].out_path;
+		int fd = open(tmps[i], O_RDONLY | O_CLOEXEC), err = 0;
+		struct stat st;
+
+		if (fd < 0 || fstat(fd, &st)) {
+			err = errno;
+		} else if (!devs || !dev_err) {
+			err = fsync(fd) ? errno : 0; /* no list: one by one */
+		} else {
+			for (j = 0; j < ndev && devs[j] != st.st_dev; j++)
+				;
+			if (j == ndev) {
+				/* every bundle of the group is written: one
+				 * syncfs is all of them on this filesystem */
+				devs[ndev] = st.st_dev;
+				dev_err[ndev++] = syncfs(fd) ? errno : 0;
+			}
+			err = dev_err[j];
+		}
+		if (fd >= 0)
+			close(fd);
+		if (!err && pex_cleanup_rename(tmps[i], out))
+			err = -errno; /* the rename, not the sync */
+		if (err) {
+			char msg[1024];
+
+			unlink(tmps[i]);
+			pex_cleanup_forget(tmps[i]);
+			snprintf(msg, sizeof(msg), err > 0 ?
+				 "cannot sync %s: %s" : "cannot move the "
+				 "bundle to %s: %s", err > 0 ? tmps[i] : out,
+				 strerror(err > 0 ? err : -err));
+			br->results[k] = PEX_EIO;
+			json_object_set_new(br->sums[k], "result",
+					    json_string("failed"));
+			json_object_set_new(br->sums[k], "bundle",
+					    json_null());
+			json_object_set_new(br->sums[k], "error",
+					    json_string(msg));
+		}
+		free(tmps[i]);
+		row_done(br, k);
+	}
+	free(devs);
+	free(dev_err);
+}
+
+/* Subject k's bundle waits at tmp: queue it, and commit the queue when it
+ * is full or its oldest has waited long enough (or, final, whatever is
+ * left). The committing thread takes the queue; the others go on. */
+static void pend_add(struct batch_run *br, size_t k, char *tmp, int final)
+{
+	size_t ks[PEX_BATCH_COMMIT_MAX], n = 0;
+	char *tmps[PEX_BATCH_COMMIT_MAX];
+	double now = pex_time_monotonic();
+
+	pthread_mutex_lock(&br->mu);
+	if (tmp) {
+		if (!br->npend)
+			br->pend_since = now;
+		br->pend_k[br->npend] = k;
+		br->pend_tmp[br->npend++] = tmp;
+	}
+	if (br->npend && (final || br->npend == PEX_BATCH_COMMIT_MAX ||
+			  now - br->pend_since >= PEX_BATCH_COMMIT_WAIT)) {
+		n = br->npend;
+		memcpy(ks, br->pend_k, n * sizeof(*ks));
+		memcpy(tmps, br->pend_tmp, n * sizeof(*tmps));
+		br->npend = 0;
+	}
+	pthread_mutex_unlock(&br->mu);
+	if (n)
+		commit_pending(br, ks, tmps, n);
+}
+
 static void export_subject(struct batch_run *br, const pex_config *cfg,
 			   size_t k, const struct pex_precollected **per)
 {
+	char *tmp = NULL;
 	const struct pex_batch_subject *sub = &br->subjects[k];
 	struct pex_export_request req = { 0 };
 	json_t *sum = NULL;
@@ -897,6 +1011,7 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 	req.pre = per;
 	req.single_thread = br->jobs > 1;
 	req.defer_dir_sync = 1; /* see sync_out_dirs */
+	req.pending_tmp = br->pend_k ? &tmp : NULL; /* see commit_pending */
 	r = pex_export(&req, &sum);
 	if (!sum)
 		sum = json_pack("{s:s}", "bundle", req.out_path);
@@ -911,7 +1026,10 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 				    json_string(pex_error_last()));
 	br->sums[k] = sum;
 	br->results[k] = r;
-	row_done(br, k);
+	if (tmp)
+		pend_add(br, k, tmp, 0); /* row_done when renamed */
+	else
+		row_done(br, k);
 	/* this subject's records are in its bundle now */
 	for (i = 0; i < br->nsrc; i++)
 		pex_buf_free(&br->spools[i * br->n + k].mem);
@@ -1234,6 +1352,17 @@ int pex_export_batch(const pex_config *cfg,
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			goto cleanup;
 		}
+		/* without memory for the queue, each bundle is synced and
+		 * renamed by its own seal: slower, no less safe */
+		br.pend_k = calloc(PEX_BATCH_COMMIT_MAX, sizeof(*br.pend_k));
+		br.pend_tmp = calloc(PEX_BATCH_COMMIT_MAX,
+				     sizeof(*br.pend_tmp));
+		if (!br.pend_k || !br.pend_tmp) {
+			free(br.pend_k);
+			free(br.pend_tmp);
+			br.pend_k = NULL;
+			br.pend_tmp = NULL;
+		}
 		pthread_mutex_init(&br.mu, NULL);
 		/* this thread is one of the jobs */
 		for (w = 1; w < jobs; w++)
@@ -1243,6 +1372,10 @@ int pex_export_batch(const pex_config *cfg,
 		batch_loop(&br, 1);
 		for (w = 0; w < started; w++)
 			pthread_join(thr[w], NULL);
+		if (br.pend_k)
+			pend_add(&br, 0, NULL, 1); /* the last group */
+		free(br.pend_k);
+		free(br.pend_tmp);
 		pthread_mutex_destroy(&br.mu);
 		sync_out_dirs(subjects, br.results, n);
 		for (k = 0; k < n; k++) {

@@ -212,6 +212,39 @@ run python3 -c "$SAME_BUNDLES" "$OUT" "$OUT2"
 expect_code 0 "spools that left memory half-way against the default run"
 ok "spools that leave memory half-way: the same bundles"
 
+# The bundles of a batch are synced together and only then moved into
+# place. One that cannot be moved (rename fails, by a test shim) fails
+# its subject alone: exit 1, the others made and whole, its temporary zip
+# gone, the summary naming the output it could not make.
+OUT3="$WORK/bundles-fault"
+mkdir -p "$OUT3"
+cc -shared -fPIC -o "$WORK/fault_rename.so" "$E2E_DIR/fault_rename.c" -ldl
+PEX_FAULT_RENAME=/carol.zip LD_PRELOAD="$WORK/fault_rename.so" \
+	run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
+	--out-dir "$OUT3" --json
+expect_code 1 "a batch with one bundle that cannot be moved into place"
+printf '%s\n' "$out" >"$WORK/fault-summary.json"
+run python3 - "$OUT3" "$n" "$WORK/fault-summary.json" <<'PY'
+import json, os, sys
+rows = json.load(open(sys.argv[3]))
+bad = [r for r in rows if r["result"] == "failed"]
+if len(bad) != 1 or bad[0].get("request_id") != "REQ-carol":
+    sys.exit("failed rows: %s" % bad)
+if "cannot move the bundle to" not in bad[0].get("error", "") or \
+   "carol.zip" not in bad[0]["error"]:
+    sys.exit("error: %s" % bad[0])
+made = sorted(os.listdir(sys.argv[1]))
+if "carol.zip" in made or len(made) != int(sys.argv[2]) - 1:
+    sys.exit("bundles: %s" % made)
+PY
+expect_code 0 "the summary and the folder after the failed move"
+no_leftovers "$OUT3"
+for z in "$OUT3"/*.zip; do
+	run "$PORTEX" verify "$z"
+	expect_code 0 "verify $(basename "$z") beside the failed one"
+done
+ok "a bundle that cannot be moved into place fails alone, nothing left"
+
 # A live log big enough to be read in parts (32 MiB or more: one part
 # per CPU, each on a thread of its own): the day's lines with 36 MB of
 # a crawler's requests woven in. Each bundle still holds exactly its

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <zip.h>
 
+#include "core/cleanup.h"
 #include "portex/bundle.h"
 #include "portex/error.h"
 
@@ -210,6 +211,85 @@ static void test_unsealed_leaves_nothing(void **state)
 	}
 	pex_bundle_free(b);
 	assert_int_equal(dir_entries(), 0);
+}
+
+/* commit_later: the seal leaves the whole zip at its temporary name,
+ * 0600, not at the output path; taken, it is the caller's (free leaves
+ * it) and renames into a bundle that verifies; not taken, free removes
+ * it. Both ways a zip is written: in memory (a few records) and by
+ * libzip from the work files (many). */
+static void test_commit_later(void **state)
+{
+	struct pex_bundle_options o = PEX_BUNDLE_OPTIONS_INIT;
+	int counts[] = { 2, 30000 }, c, i, take;
+	unsigned seed = 7;
+	char note[101];
+
+	(void)state;
+	o.commit_later = 1;
+	for (c = 0; c < 2; c++) {
+		for (take = 0; take < 2; take++) {
+			json_t *env = envelope(), *rec, *problems;
+			struct stat st;
+			pex_bundle *b;
+			char *tmp;
+
+			assert_int_equal(pex_bundle_open(&b, path("l.zip"), &o),
+					 0);
+			for (i = 0; i < counts[c]; i++) {
+				size_t j;
+
+				/* hex noise: past 1 MiB deflated, libzip
+				 * writes the zip from the work files */
+				for (j = 0; j < sizeof(note) - 1; j++) {
+					seed = seed * 1103515245u + 12345u;
+					note[j] = "0123456789abcdef"[
+						(seed >> 16) & 15];
+				}
+				note[j] = '\0';
+				rec = contact(i, note);
+				assert_int_equal(pex_bundle_add(b,
+					PEX_REC_CONTACT, rec), 0);
+				json_decref(rec);
+			}
+			assert_int_equal(pex_bundle_seal(b, env), 0);
+			json_decref(env);
+			assert_int_equal(access(path("l.zip"), F_OK), -1);
+			if (!take) {
+				pex_bundle_free(b);
+				assert_int_equal(dir_entries(), 0);
+				continue;
+			}
+			tmp = pex_bundle_take_pending(b);
+			assert_non_null(tmp);
+			assert_null(pex_bundle_take_pending(b));
+			pex_bundle_free(b);
+			assert_int_equal(stat(tmp, &st), 0);
+			assert_int_equal(st.st_mode & 0777, 0600);
+			assert_int_equal(dir_entries(), 1);
+			assert_int_equal(rename(tmp, path("l.zip")), 0);
+			pex_cleanup_forget(tmp);
+			free(tmp);
+			assert_int_equal(pex_bundle_verify(path("l.zip"),
+							   &problems), 0);
+			assert_int_equal(json_array_size(problems), 0);
+			json_decref(problems);
+			unlink(path("l.zip"));
+		}
+	}
+	/* without commit_later there is nothing to take */
+	{
+		json_t *env = envelope();
+		pex_bundle *b;
+
+		assert_int_equal(pex_bundle_open(&b, path("m.zip"), NULL), 0);
+		assert_int_equal(pex_bundle_seal(b, env), 0);
+		assert_null(pex_bundle_take_pending(b));
+		pex_bundle_free(b);
+		json_decref(env);
+		assert_int_equal(access(path("m.zip"), F_OK), 0);
+		unlink(path("m.zip"));
+	}
 }
 
 static void test_bad_envelope_fails_seal(void **state)
@@ -503,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_seal_and_read_back),
 		cmocka_unit_test(test_invalid_record_is_an_error),
 		cmocka_unit_test(test_unsealed_leaves_nothing),
+		cmocka_unit_test(test_commit_later),
 		cmocka_unit_test(test_bad_envelope_fails_seal),
 		cmocka_unit_test(test_unwritable_and_folder),
 		cmocka_unit_test(test_many_records_stream),
