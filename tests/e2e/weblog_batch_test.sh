@@ -219,7 +219,9 @@ ok "spools that leave memory half-way: the same bundles"
 OUT3="$WORK/bundles-fault"
 mkdir -p "$OUT3"
 cc -shared -fPIC -o "$WORK/fault_rename.so" "$E2E_DIR/fault_rename.c" -ldl
-PEX_FAULT_RENAME=/carol.zip LD_PRELOAD="$WORK/fault_rename.so" \
+# a sanitizer's runtime must come first among the preloaded libraries
+preload=$(ldd "$PORTEX" | awk '/lib(a|ub|t)san/ { printf "%s:", $3 }')
+PEX_FAULT_RENAME=/carol.zip LD_PRELOAD="$preload$WORK/fault_rename.so" \
 	run "$PORTEX" export -c "$D/portex.yaml" --batch "$D/subjects.csv" \
 	--out-dir "$OUT3" --json
 expect_code 1 "a batch with one bundle that cannot be moved into place"
