@@ -35,11 +35,13 @@ typedef void (*pex_progress_fn)(void *data, const char *source_id,
 /* Batch mode: what one source found for one subject in a pass shared by
  * all subjects (see pex_export_batch). Internal to the engine. */
 struct pex_precollected {
-	/* the records, one "KIND JSON" line each: in the file spool, or
-	 * (spool NULL) the len bytes at data */
+	/* the records: nrecs of them held as made (recs[i] of kinds[i];
+	 * the replay takes each, leaving NULL), or one "KIND JSON" line
+	 * each in the file spool */
+	json_t **recs;
+	const unsigned char *kinds;
+	size_t nrecs;
 	const char *spool;
-	const char *data;
-	size_t len;
 	const char *error;     /* the source failed: why; else NULL */
 	json_t *warnings;      /* the source's warnings about this subject:
 				  its own and those that concern everyone */
