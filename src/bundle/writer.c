@@ -147,6 +147,8 @@ struct pex_bundle {
 	struct pex_att_store att;
 	int sealed;
 	int pending;   /* sealed at tmp_path, commit_later: not renamed */
+	int pack_thread; /* started the schema packing: joins it */
+	pthread_t pack_thr;
 	int doc_rc;    /* the seal's XSD check of the document */
 	char *doc_msg;
 };
@@ -468,7 +470,8 @@ static struct {
  * done on a thread of its own from the open, where the process is
  * still starting on one core (about 1 ms: the deflate, and OpenSSL's
  * start-up at the first hash); the seal then finds it done, or waits
- * for it, or does it itself (pthread_once).
+ * for it, or does it itself (pthread_once). The bundle that started the
+ * thread joins it when freed.
  */
 static struct {
 	pthread_once_t once;
@@ -560,16 +563,17 @@ static void *pack_main(void *arg)
 	return NULL;
 }
 
-/* Start the packing on a thread, once per process. */
-static void pack_start(void)
+/* Start the packing on a thread, once per process; returns 1 when this
+ * call started it: that bundle joins the thread when it is freed (an
+ * export that fails before its seal must not end the process, and with
+ * it OpenSSL's state, under a thread still hashing). */
+static int pack_start(pthread_t *thr)
 {
 	static int started;
-	pthread_t thr;
 
 	if (__atomic_exchange_n(&started, 1, __ATOMIC_ACQ_REL))
-		return;
-	if (!pthread_create(&thr, NULL, pack_main, NULL))
-		pthread_detach(thr);
+		return 0;
+	return !pthread_create(thr, NULL, pack_main, NULL);
 }
 
 /* ---- opening ----------------------------------------------------------- */
@@ -650,7 +654,7 @@ int pex_bundle_open(pex_bundle **out, const char *out_path,
 	work = NULL;
 	pex_att_init(&b->att, att_workdir, b);
 	if (b->opts.threads)
-		pack_start();
+		b->pack_thread = pack_start(&b->pack_thr);
 	rc = model_get();
 	b->w[W_WRITE].name = "portex-write";
 	b->w[W_XSD].name = "portex-xsd";
@@ -2093,6 +2097,8 @@ void pex_bundle_free(pex_bundle *b)
 
 		}
 	}
+	if (b->pack_thread)
+		pthread_join(b->pack_thr, NULL);
 	pex_att_free(&b->att);
 	/* a folder rmdir() leaves (something in it was not removed) stays
 	 * registered, so an interruption or pex_cleanup_run() takes it */

@@ -772,9 +772,11 @@ static json_t *event_json(struct run *r, const struct pex_logrec *rec,
 
 	bad |= json_object_set_new(o, "id", json_string(id));
 	/* shared, not copied (one per event was a tenth of the caller's
-	 * time): an event is made, written and let go on this thread, the
-	 * bundle and a batch's spools take its text, so the count of this
-	 * object never changes on two threads */
+	 * time): an event is made and written on this thread, or (a batch)
+	 * kept in its subject's spool and let go, after this pass, on the
+	 * one thread that makes that subject's bundle; each subject has
+	 * matched_by objects of its own, so the count of this object never
+	 * changes on two threads at once */
 	bad |= json_object_set(o, "matched_by", r->idents[ident].matched_by);
 	bad |= json_object_set_new(o, "at", json_string(
 		pex_time_format(rec->time, t)));
