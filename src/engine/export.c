@@ -675,6 +675,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 						PEX_REC_IP_ADDRESS));
 	if (!complete && !req->allow_partial) {
 		json_object_set_new(*summary, "bundle", json_null());
+		json_object_del(*summary, "bundle_id"); /* none was made */
 		rc = pex_error_set(PEX_ERROR,
 				   "%zu of %zu sources failed; no bundle was "
 				   "written: put right what the failed source "
@@ -688,6 +689,7 @@ int pex_export(const struct pex_export_request *req, json_t **summary)
 		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 	if (rc) {
 		json_object_set_new(*summary, "bundle", json_null());
+		json_object_del(*summary, "bundle_id");
 		goto cleanup;
 	}
 	rc = complete ? PEX_EXPORT_COMPLETE : PEX_EXPORT_PARTIAL;
@@ -963,6 +965,10 @@ struct batch_run {
 	char **pend_tmp;
 	size_t npend;
 	double pend_since; /* when the oldest of them was made */
+	/* the committer thread (see committer_main), under mu */
+	pthread_cond_t pend_cv;
+	int pend_stop;
+	int committer;     /* it runs: jobs leave the timing to it */
 };
 
 /* Tell the caller that subject k is done (see pex_export_batch). */
@@ -1032,6 +1038,7 @@ static void commit_pending(struct batch_run *br, const size_t *ks,
 					    json_string("failed"));
 			json_object_set_new(br->sums[k], "bundle",
 					    json_null());
+			json_object_del(br->sums[k], "bundle_id");
 			json_object_set_new(br->sums[k], "error",
 					    json_string(msg));
 		}
@@ -1042,9 +1049,23 @@ static void commit_pending(struct batch_run *br, const size_t *ks,
 	free(dev_err);
 }
 
-/* Subject k's bundle waits at tmp: queue it, and commit the queue when it
- * is full or its oldest has waited long enough (or, final, whatever is
- * left). The committing thread takes the queue; the others go on. */
+/* Take the queue (under mu) into ks and tmps; returns how many. */
+static size_t pend_take(struct batch_run *br, size_t *ks, char **tmps)
+{
+	size_t n = br->npend;
+
+	memcpy(ks, br->pend_k, n * sizeof(*ks));
+	memcpy(tmps, br->pend_tmp, n * sizeof(*tmps));
+	br->npend = 0;
+	return n;
+}
+
+/* Subject k's bundle waits at tmp: queue it. A full queue is committed
+ * by the job that filled it; otherwise the committer thread commits the
+ * queue once its oldest has waited PEX_BATCH_COMMIT_WAIT, so a finished
+ * bundle is in place soon whatever the jobs do next. Without that
+ * thread, a job commits an old queue when it adds to it, and final
+ * (the batch's end, tmp NULL) whatever is left. */
 static void pend_add(struct batch_run *br, size_t k, char *tmp, int final)
 {
 	size_t ks[PEX_BATCH_COMMIT_MAX], n = 0;
@@ -1057,17 +1078,57 @@ static void pend_add(struct batch_run *br, size_t k, char *tmp, int final)
 			br->pend_since = now;
 		br->pend_k[br->npend] = k;
 		br->pend_tmp[br->npend++] = tmp;
+		pthread_cond_signal(&br->pend_cv);
 	}
 	if (br->npend && (final || br->npend == PEX_BATCH_COMMIT_MAX ||
-			  now - br->pend_since >= PEX_BATCH_COMMIT_WAIT)) {
-		n = br->npend;
-		memcpy(ks, br->pend_k, n * sizeof(*ks));
-		memcpy(tmps, br->pend_tmp, n * sizeof(*tmps));
-		br->npend = 0;
-	}
+			  (!br->committer &&
+			   now - br->pend_since >= PEX_BATCH_COMMIT_WAIT)))
+		n = pend_take(br, ks, tmps);
 	pthread_mutex_unlock(&br->mu);
 	if (n)
 		commit_pending(br, ks, tmps, n);
+}
+
+/* The committer: waits for a queue, then for its oldest to have waited
+ * PEX_BATCH_COMMIT_WAIT (or for the batch's end), and commits it. */
+static void *committer_main(void *arg)
+{
+	struct batch_run *br = arg;
+	size_t ks[PEX_BATCH_COMMIT_MAX], n;
+	char *tmps[PEX_BATCH_COMMIT_MAX];
+
+	pthread_mutex_lock(&br->mu);
+	for (;;) {
+		while (!br->pend_stop && !br->npend)
+			pthread_cond_wait(&br->pend_cv, &br->mu);
+		if (!br->npend)
+			break; /* the end, nothing left */
+		while (!br->pend_stop && br->npend) {
+			double due = br->pend_since + PEX_BATCH_COMMIT_WAIT;
+			double left = due - pex_time_monotonic();
+			struct timespec ts;
+
+			if (left <= 0)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)left;
+			ts.tv_nsec += (long)((left - (double)(time_t)left) *
+					     1e9);
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&br->pend_cv, &br->mu, &ts);
+		}
+		if (!br->npend)
+			continue; /* a job that filled it took it */
+		n = pend_take(br, ks, tmps);
+		pthread_mutex_unlock(&br->mu);
+		commit_pending(br, ks, tmps, n);
+		pthread_mutex_lock(&br->mu);
+	}
+	pthread_mutex_unlock(&br->mu);
+	return NULL;
 }
 
 static void export_subject(struct batch_run *br, const pex_config *cfg,
@@ -1418,7 +1479,7 @@ int pex_export_batch(const pex_config *cfg,
 			.allow_partial = allow_partial,
 			.row_done = row_done_fn, .row_data = row_data,
 		};
-		pthread_t thr[PEX_BATCH_JOBS_MAX];
+		pthread_t thr[PEX_BATCH_JOBS_MAX], committer;
 		unsigned w, started = 0;
 
 		if (jobs < 1)
@@ -1448,6 +1509,17 @@ int pex_export_batch(const pex_config *cfg,
 			br.pend_tmp = NULL;
 		}
 		pthread_mutex_init(&br.mu, NULL);
+		{
+			pthread_condattr_t ca;
+
+			pthread_condattr_init(&ca);
+			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+			pthread_cond_init(&br.pend_cv, &ca);
+			pthread_condattr_destroy(&ca);
+		}
+		br.committer = br.pend_k &&
+			       !pthread_create(&committer, NULL,
+					       committer_main, &br);
 		/* this thread is one of the jobs */
 		for (w = 1; w < jobs; w++)
 			if (!pthread_create(&thr[started], NULL, batch_worker,
@@ -1456,8 +1528,16 @@ int pex_export_batch(const pex_config *cfg,
 		batch_loop(&br, 1);
 		for (w = 0; w < started; w++)
 			pthread_join(thr[w], NULL);
-		if (br.pend_k)
+		if (br.committer) { /* it commits what is left, then ends */
+			pthread_mutex_lock(&br.mu);
+			br.pend_stop = 1;
+			pthread_cond_signal(&br.pend_cv);
+			pthread_mutex_unlock(&br.mu);
+			pthread_join(committer, NULL);
+		} else if (br.pend_k) {
 			pend_add(&br, 0, NULL, 1); /* the last group */
+		}
+		pthread_cond_destroy(&br.pend_cv);
 		free(br.pend_k);
 		free(br.pend_tmp);
 		pthread_mutex_destroy(&br.mu);

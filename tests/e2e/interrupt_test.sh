@@ -252,4 +252,55 @@ expect_code 0 "$what: --skip-existing after it"
 [ "$(find "$BOUT" -name 'R-*.zip' | wc -l)" -eq 3000 ] ||
 	fail "$what: --skip-existing left bundles unmade"
 ok "$what: --skip-existing makes the other bundles"
+
+# A batch syncs its bundles in groups before it renames them, but a
+# finished bundle must not wait for the next subject: here that subject's
+# CSV is a FIFO nobody writes to yet, so its export waits; the first
+# bundle must be in place (and reported) meanwhile, and a SIGINT then
+# keeps it and reports the other as interrupted.
+FD="$WORK/fifo"
+mkdir -p "$FD/out"
+mkfifo "$FD/feed.csv"
+cat >"$FD/portex.yaml" <<'YAML'
+version: 1
+controller: {name: Test Ltd, contact: privacy@test.example,
+             authority: Jersey Office of the Information Commissioner}
+categories:
+  contact: {purposes: [answering requests], lawful_basis: [contract],
+            retention: 2 years}
+sources:
+  - id: list
+    collector: csv
+    category: contact
+    options:
+      path: feed.csv
+      match: {Email: email}
+      fields: {Email: "emails[]"}
+YAML
+printf 'identities,request_id,output\nemail:a@example.com,REQ-a,a.zip\nemail:b@example.com,REQ-b,b.zip\n' \
+	>"$FD/subjects.csv"
+what="--batch --jobs 1, the second subject waiting on its source"
+start "$PORTEX" export -c "$FD/portex.yaml" --batch "$FD/subjects.csv" \
+	--out-dir "$FD/out" --jobs 1 --json
+printf 'Email\na@example.com\nb@example.com\n' >"$FD/feed.csv"
+for _ in $(seq 1 100); do # up to 10 s; the wait is 0.25 s
+	[ -f "$FD/out/a.zip" ] && break
+	sleep 0.1
+done
+[ -f "$FD/out/a.zip" ] || fail "$what: the first bundle is not in place"
+kill -0 "$pid" 2>/dev/null || fail "$what: the batch did not wait"
+run "$PORTEX" verify "$FD/out/a.zip"
+expect_code 0 "$what: verify the first bundle while the batch runs"
+ok "$what: the first bundle is in place while the batch waits"
+kill -s INT "$pid" 2>/dev/null || true
+finish INT "$what" "$FD/out" started
+[ "$interrupted" = 1 ] || fail "$what: the batch ended before the signal"
+python3 - "$WORK/stdout" <<'PY' ||
+import json, sys
+rows = {r["request_id"]: r["result"] for r in json.load(open(sys.argv[1]))}
+assert rows == {"REQ-a": "complete", "REQ-b": "interrupted"}, rows
+PY
+	fail "$what: the summary: $(head -c 300 "$WORK/stdout")"
+[ ! -e "$FD/out/b.zip" ] || fail "$what: b.zip exists"
+ok "$what: SIGINT keeps the first bundle, the second is interrupted"
 echo "$PASS passed"

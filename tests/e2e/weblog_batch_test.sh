@@ -171,9 +171,9 @@ ok "the batch gives the subject what a run alone gives"
 # records in every bundle, and nothing left in the output folder.
 SAME_BUNDLES=$(cat <<'PY'
 import json, os, sys, zipfile
-def recs(p):
+def recs(p):  # in the order written: a spool must keep its records' order
     b = json.loads(zipfile.ZipFile(p).read("data/bundle.json"))
-    return [sorted(json.dumps(r, sort_keys=True) for r in v)
+    return [[json.dumps(r, sort_keys=True) for r in v]
             for v in (b["usage"]["events"], b["usage"]["sessions"],
                       b["technical"]["devices"],
                       b["technical"]["ip_addresses"])]
@@ -237,6 +237,8 @@ if len(bad) != 1 or bad[0].get("request_id") != "REQ-carol":
 if "cannot move the bundle to" not in bad[0].get("error", "") or \
    "carol.zip" not in bad[0]["error"]:
     sys.exit("error: %s" % bad[0])
+if bad[0].get("bundle") is not None or "bundle_id" in bad[0]:
+    sys.exit("a failed row names a bundle: %s" % bad[0])
 made = sorted(os.listdir(sys.argv[1]))
 if "carol.zip" in made or len(made) != int(sys.argv[2]) - 1:
     sys.exit("bundles: %s" % made)

@@ -157,8 +157,8 @@ static ssize_t read_first(struct pex_al_prefetch *p, const void **buf)
 		n = read(p->fd, p->buf[0], want);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0) {
-		/* the end, or a failed read: no thread, and the next calls
-		 * say the same */
+		/* the end, or a failed read: no thread; the next calls
+		 * read on the caller's (0 again at the end) */
 		p->lazy = 0;
 		p->direct = 1;
 		if (n == 0)
