@@ -1078,7 +1078,11 @@ static void pend_add(struct batch_run *br, size_t k, char *tmp, int final)
 			br->pend_since = now;
 		br->pend_k[br->npend] = k;
 		br->pend_tmp[br->npend++] = tmp;
-		pthread_cond_signal(&br->pend_cv);
+		/* a new queue: the committer learns when it is due; the
+		 * others it need not hear of (a wake-up each took the
+		 * bench's batch of 100 from 114.5 to 116.0 ms) */
+		if (br->npend == 1)
+			pthread_cond_signal(&br->pend_cv);
 	}
 	if (br->npend && (final || br->npend == PEX_BATCH_COMMIT_MAX ||
 			  (!br->committer &&
