@@ -147,6 +147,7 @@ struct pex_bundle {
 	struct pex_att_store att;
 	int sealed;
 	int pending;   /* sealed at tmp_path, commit_later: not renamed */
+	int taken;     /* pex_bundle_take_pending: the zip is the caller's */
 	int pack_thread; /* started the schema packing: joins it */
 	pthread_t pack_thr;
 	int doc_rc;    /* the seal's XSD check of the document */
@@ -2058,11 +2059,11 @@ char *pex_bundle_take_pending(pex_bundle *b)
 {
 	char *tmp;
 
-	if (!b || !b->pending)
+	if (!b || !b->pending || b->taken)
 		return NULL;
 	tmp = strdup(b->tmp_path);
 	if (tmp)
-		b->pending = 0; /* taken: free leaves file and entry */
+		b->taken = 1;
 	return tmp;
 }
 
@@ -2104,10 +2105,11 @@ void pex_bundle_free(pex_bundle *b)
 	 * registered, so an interruption or pex_cleanup_run() takes it */
 	if (b->workdir && !rmdir(b->workdir))
 		pex_cleanup_forget(b->workdir);
-	if ((!b->sealed || b->pending) && b->tmp_path)
-		unlink(b->tmp_path); /* also a sealed zip nobody took */
-	if (!b->sealed || b->pending || !b->opts.commit_later)
+	if (!b->taken) { /* else the file and its entry are the caller's */
+		if ((!b->sealed || b->pending) && b->tmp_path)
+			unlink(b->tmp_path); /* also a zip nobody took */
 		pex_cleanup_forget(b->tmp_path);
+	}
 	pthread_mutex_destroy(&b->work_mu);
 	free(b->workdir);
 	free(b->workdir_template);

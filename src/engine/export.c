@@ -878,6 +878,38 @@ static int spool_to_file(struct spool *sp)
 	return rc;
 }
 
+/* Keep record (taken) in the spool's memory when its cost, and that of
+ * the spool's lists growing for it, fits the pool's budget; returns 1
+ * when kept, 0 when it does not fit, or an error. */
+static int spool_keep(struct spool *sp, enum pex_record_kind kind,
+		      json_t *record, size_t cost)
+{
+	size_t nc = sp->nrecs < sp->cap ? sp->cap
+					: sp->cap ? 2 * sp->cap : 8;
+	size_t grow = (nc - sp->cap) * (sizeof(*sp->recs) + 1);
+
+	if (sp->pool->held + cost + grow > sp->pool->max)
+		return 0;
+	if (nc > sp->cap) {
+		json_t **g = realloc(sp->recs, nc * sizeof(*g));
+		unsigned char *gk;
+
+		if (!g)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		sp->recs = g;
+		gk = realloc(sp->kinds, nc);
+		if (!gk)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+		sp->kinds = gk;
+		sp->cap = nc;
+	}
+	sp->recs[sp->nrecs] = record;
+	sp->kinds[sp->nrecs++] = (unsigned char)kind;
+	sp->cost += cost + grow;
+	sp->pool->held += cost + grow;
+	return 1;
+}
+
 static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 {
 	struct spool *sp = data;
@@ -895,37 +927,12 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 	}
 	sp->records++;
 	if (!sp->f) {
-		size_t cost = rec_cost(line->data, line->len) +
-			      sizeof(*sp->recs) + 1;
-
-		if (sp->nrecs == sp->cap)
-			cost += sp->cap ? sp->cap * (sizeof(*sp->recs) + 1)
-					: 8 * (sizeof(*sp->recs) + 1);
-		if (sp->pool->held + cost <= sp->pool->max) {
-			if (sp->nrecs == sp->cap) {
-				size_t nc = sp->cap ? 2 * sp->cap : 8;
-				json_t **g = realloc(sp->recs,
-						     nc * sizeof(*g));
-				unsigned char *gk = g ? realloc(sp->kinds,
-								nc) : NULL;
-
-				if (g)
-					sp->recs = g;
-				if (!g || !gk) {
-					json_decref(record);
-					return pex_error_set(PEX_ENOMEM,
-							     "out of memory");
-				}
-				sp->kinds = gk;
-				sp->cap = nc;
-			}
-			sp->recs[sp->nrecs] = record; /* kept as made */
-			sp->kinds[sp->nrecs++] = (unsigned char)kind;
-			sp->cost += cost;
-			sp->pool->held += cost;
-			return 0;
-		}
-		rc = spool_to_file(sp);
+		rc = spool_keep(sp, kind, record,
+				rec_cost(line->data, line->len));
+		if (rc == 1)
+			return 0; /* kept as made */
+		if (!rc)
+			rc = spool_to_file(sp);
 		if (rc) {
 			json_decref(record);
 			return rc;
@@ -935,6 +942,11 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 	return spool_write(sp, line->data, line->len);
 }
 
+/* Bundles written and waiting to be synced and renamed together (see
+ * commit_pending): at most this many, or for at most this long. */
+#define PEX_BATCH_COMMIT_MAX 32
+#define PEX_BATCH_COMMIT_WAIT 0.25 /* seconds */
+
 /*
  * The bundles of a batch are independent once the shared passes are
  * done: jobs threads take subjects in turn. Each export owns its sources,
@@ -942,11 +954,6 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
  * read-only (config, spools, compiled schemas) but for the row_done
  * callback, which is called under a lock.
  */
-/* Bundles written and waiting to be synced and renamed together (see
- * commit_pending): at most this many, or for at most this long. */
-#define PEX_BATCH_COMMIT_MAX 32
-#define PEX_BATCH_COMMIT_WAIT 0.25 /* seconds */
-
 struct batch_run {
 	const pex_config *cfg;
 	const struct pex_batch_subject *subjects;
@@ -961,8 +968,8 @@ struct batch_run {
 	json_t **sums;
 	int *results;
 	/* made, not yet synced and renamed: subject k's zip at tmp */
-	size_t *pend_k;
-	char **pend_tmp;
+	size_t pend_k[PEX_BATCH_COMMIT_MAX];
+	char *pend_tmp[PEX_BATCH_COMMIT_MAX];
 	size_t npend;
 	double pend_since; /* when the oldest of them was made */
 	/* the committer thread (see committer_main), under mu */
@@ -1160,7 +1167,7 @@ static void export_subject(struct batch_run *br, const pex_config *cfg,
 	req.pre = per;
 	req.single_thread = br->jobs > 1;
 	req.defer_dir_sync = 1; /* see sync_out_dirs */
-	req.pending_tmp = br->pend_k ? &tmp : NULL; /* see commit_pending */
+	req.pending_tmp = &tmp; /* see commit_pending */
 	r = pex_export(&req, &sum);
 	if (!sum)
 		sum = json_pack("{s:s}", "bundle", req.out_path);
@@ -1501,17 +1508,6 @@ int pex_export_batch(const pex_config *cfg,
 			rc = pex_error_set(PEX_ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		/* without memory for the queue, each bundle is synced and
-		 * renamed by its own seal: slower, no less safe */
-		br.pend_k = calloc(PEX_BATCH_COMMIT_MAX, sizeof(*br.pend_k));
-		br.pend_tmp = calloc(PEX_BATCH_COMMIT_MAX,
-				     sizeof(*br.pend_tmp));
-		if (!br.pend_k || !br.pend_tmp) {
-			free(br.pend_k);
-			free(br.pend_tmp);
-			br.pend_k = NULL;
-			br.pend_tmp = NULL;
-		}
 		pthread_mutex_init(&br.mu, NULL);
 		{
 			pthread_condattr_t ca;
@@ -1521,8 +1517,7 @@ int pex_export_batch(const pex_config *cfg,
 			pthread_cond_init(&br.pend_cv, &ca);
 			pthread_condattr_destroy(&ca);
 		}
-		br.committer = br.pend_k &&
-			       !pthread_create(&committer, NULL,
+		br.committer = !pthread_create(&committer, NULL,
 					       committer_main, &br);
 		/* this thread is one of the jobs */
 		for (w = 1; w < jobs; w++)
@@ -1538,12 +1533,10 @@ int pex_export_batch(const pex_config *cfg,
 			pthread_cond_signal(&br.pend_cv);
 			pthread_mutex_unlock(&br.mu);
 			pthread_join(committer, NULL);
-		} else if (br.pend_k) {
+		} else {
 			pend_add(&br, 0, NULL, 1); /* the last group */
 		}
 		pthread_cond_destroy(&br.pend_cv);
-		free(br.pend_k);
-		free(br.pend_tmp);
 		pthread_mutex_destroy(&br.mu);
 		sync_out_dirs(subjects, br.results, n);
 		for (k = 0; k < n; k++) {
