@@ -348,7 +348,9 @@ static size_t count_avx2(const char *p, size_t n, size_t *done)
 static int have_avx2(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	return __builtin_cpu_supports("avx2") ? 1 : 0;
+	/* BMI1 (tzcnt) comes with every AVX2 CPU; asked all the same */
+	return __builtin_cpu_supports("avx2") &&
+	       __builtin_cpu_supports("bmi") ? 1 : 0;
 #else
 	return 0;
 #endif
@@ -366,10 +368,12 @@ void pex_al_multi_simd(int level)
 static int simd_level(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (simd_max >= PEX_AL_SIMD_BEST &&
+	if (simd_max >= PEX_AL_SIMD_AVX512 &&
 	    __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512f"))
-		return PEX_AL_SIMD_BEST;
+	    __builtin_cpu_supports("avx512f") && have_avx2())
+		return simd_max >= PEX_AL_SIMD_BEST &&
+		       __builtin_cpu_supports("avx512vbmi2") ?
+		       PEX_AL_SIMD_BEST : PEX_AL_SIMD_AVX512;
 	if (simd_max >= PEX_AL_SIMD_AVX2 && have_avx2())
 		return PEX_AL_SIMD_AVX2;
 #endif
@@ -517,6 +521,7 @@ const char *pex_al_find(const char *h, size_t n, const char *nd, size_t m)
 #if defined(__x86_64__) && defined(__GNUC__)
 	switch (simd_level()) {
 	case PEX_AL_SIMD_BEST:
+	case PEX_AL_SIMD_AVX512:
 		return find_avx512(h, n, nd, m);
 	case PEX_AL_SIMD_AVX2:
 		return find_avx2(h, n, nd, m);
@@ -591,6 +596,13 @@ struct pex_al_multi {
 	 * search's CPU. */
 	uint32_t *slot;
 	size_t smask;
+	/* Step 2 for whole lines (lb_probe), which have 16 bytes to hash:
+	 * the needles' first min(shortest, 16) bytes (lmask: which of the
+	 * 16), in a bitmap as bits. Where every client starts "10.", the
+	 * 8 bytes of step 2 let through 7% of the bench's lines, 10 bytes
+	 * 0.4%. */
+	uint64_t *lbits;
+	uint64_t lmask[2];
 };
 
 static uint64_t multi_load(const struct pex_al_multi *m, const char *p,
@@ -605,6 +617,14 @@ static uint64_t multi_load(const struct pex_al_multi *m, const char *p,
 static size_t multi_hash(const struct pex_al_multi *m, uint64_t key)
 {
 	return (size_t)((key * 0x9E3779B97F4A7C15ull) >> m->shift);
+}
+
+static size_t line_hash(const struct pex_al_multi *m, uint64_t k0,
+			uint64_t k1)
+{
+	return (size_t)(((k0 & m->lmask[0]) ^
+			 (k1 & m->lmask[1]) * 0xC2B2AE3D27D4EB4Full) *
+			0x9E3779B97F4A7C15ull >> m->shift);
 }
 
 /* key's first slot in m->slot: the hash's top bits, as for bits. */
@@ -729,14 +749,18 @@ int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
 	for (m->shift = 64; (1ull << (64 - m->shift)) < nbits; m->shift--)
 		;
 	m->bits = calloc(nbits / 64, sizeof(*m->bits));
+	m->lbits = calloc(nbits / 64, sizeof(*m->lbits));
 	m->keys = calloc(n, sizeof(*m->keys));
 	m->buf = malloc(total);
-	if (!m->bits || !m->keys || !m->buf) {
+	if (!m->bits || !m->lbits || !m->keys || !m->buf) {
 		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 		goto cleanup;
 	}
+	for (i = 0; i < 16 && i < shortest; i++)
+		m->lmask[i / 8] |= 0xffull << (i % 8 * 8);
 	total = 0;
 	for (i = 0; i < n; i++) {
+		uint64_t k[2] = {0, 0};
 		size_t h;
 
 		memcpy(m->buf + total, needles[i], lens[i]);
@@ -745,6 +769,9 @@ int pex_al_multi_new(struct pex_al_multi **out, const char *const *needles,
 		m->keys[i].key = multi_load(m, m->buf + total, lens[i]);
 		h = multi_hash(m, m->keys[i].key);
 		m->bits[h / 64] |= 1ull << (h % 64);
+		memcpy(k, needles[i], lens[i] < 16 ? lens[i] : 16);
+		h = line_hash(m, k[0], k[1]);
+		m->lbits[h / 64] |= 1ull << (h % 64);
 		total += lens[i];
 	}
 	m->n = n;
@@ -823,6 +850,7 @@ void pex_al_multi_free(struct pex_al_multi *m)
 	if (!m)
 		return;
 	free(m->bits);
+	free(m->lbits);
 	free(m->keys);
 	free(m->buf);
 	free(m->slot);
@@ -1030,6 +1058,7 @@ const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
 #if defined(__x86_64__) && defined(__GNUC__)
 	switch (simd_level()) {
 	case PEX_AL_SIMD_BEST:
+	case PEX_AL_SIMD_AVX512:
 		return multi_avx512(m, h, n);
 	case PEX_AL_SIMD_AVX2:
 		return multi_avx2(m, h, n);
@@ -1370,11 +1399,65 @@ static int scan_multi(struct scanner *s, const char *r, size_t n)
  * is read where it lies, not copied first. */
 #define AL_PREFETCH 4096
 
-/* The lines of r that end at the newlines in bits (bit k: r[base + k]);
- * *ls is where the next line starts. */
+/*
+ * Every line of r[0..n) (which ends with a newline) is tested at its
+ * start only, in batches of AL_LB_BYTES: first the batch's newlines are
+ * listed, 64 bytes a round, then each line's first 16 bytes are hashed
+ * against the needles' (lb_probe), and only the lines that pass are
+ * probed in full and delivered. Neither loop branches on the text.
+ * Taken a line at a time (find its newline, probe it, next), the loop
+ * mispredicted its exit about once a line: on the bench's 1 GiB log
+ * with a hundred addresses (two parts), the search cost 115 ms of CPU,
+ * against 103 in batches listed with tzcnt and 97 listed with VBMI2's
+ * compress; one address (scan_anchored_vec) costs 79. With many
+ * needles this beats scan_anchored_vec, whose step 1 then passes most
+ * line starts of a log where every client looks like the needles.
+ */
+#define AL_LB_BYTES 4096
+
+/* The k lines of the batch at bbase that end at bbase + nl[i]; *ls is
+ * where the first starts, then where the next batch's does. */
 static inline __attribute__((always_inline)) int
-anchored_lines(struct scanner *s, const char *r, size_t base, uint64_t bits,
-	       size_t *ls)
+lb_probe(struct scanner *s, const char *r, size_t bbase, const uint32_t *nl,
+	 size_t k, size_t *ls)
+{
+	const struct pex_al_multi *m = s->o->multi;
+	static const char pad[16];
+	uint32_t hit[AL_LB_BYTES];
+	size_t i, nh = 0, st = *ls;
+	int rc;
+
+	for (i = 0; i < k; i++) {
+		size_t e = bbase + nl[i], len = e - st, h;
+		uint64_t key[2];
+
+		/* a line under 16 bytes: its probe decides */
+		memcpy(key, len >= 16 ? r + st : pad, 16);
+		h = line_hash(m, key[0], key[1]);
+		hit[nh] = (uint32_t)i;
+		nh += ((m->lbits[h / 64] >> (h % 64)) & 1) | (len < 16) |
+		      ((key[0] & 0xff) == '[') | ((key[0] & 0xff) == ':');
+		st = e + 1;
+	}
+	for (i = 0; i < nh; i++) {
+		size_t j = hit[i], b = j ? bbase + nl[j - 1] + 1 : *ls;
+		size_t e = bbase + nl[j];
+
+		if (anchored_probe(m, r + b, e - b, 0)) {
+			rc = deliver(s, r + b, e - b, s->lineno + j + 1);
+			if (rc)
+				return rc;
+		}
+	}
+	s->lineno += k;
+	*ls = st;
+	return 0;
+}
+
+/* The lines that end at the newlines in bits (bit k: r[base + k]), one
+ * by one: for IPv6 needles (colon), whose test needs the first field. */
+static int anchored_lines(struct scanner *s, const char *r, size_t base,
+			  uint64_t bits, size_t *ls)
 {
 	int rc;
 
@@ -1382,8 +1465,7 @@ anchored_lines(struct scanner *s, const char *r, size_t base, uint64_t bits,
 		size_t e = base + (size_t)__builtin_ctzll(bits);
 
 		s->lineno++;
-		if (anchored_probe(s->o->multi, r + *ls, e - *ls,
-				   s->o->anchored > 1)) {
+		if (anchored_probe(s->o->multi, r + *ls, e - *ls, 1)) {
 			rc = deliver(s, r + *ls, e - *ls, s->lineno);
 			if (rc)
 				return rc;
@@ -1394,62 +1476,130 @@ anchored_lines(struct scanner *s, const char *r, size_t base, uint64_t bits,
 	return 0;
 }
 
-/*
- * Every line of r[0..n) (which ends with a newline) is visited, its
- * newline found 64 bytes at a time, and tested at its start only (the
- * prefix hash, inline): a few instructions per line. With many needles
- * this beats scan_anchored_vec, whose step 1 then passes most line
- * starts of a log where every client looks like the needles.
- */
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx512f,avx512bw")))
-static int lines_anchored_512(struct scanner *s, const char *r, size_t n)
+/* A round's newlines (bit k: r[base + k]) appended to nl[] as offsets
+ * from the batch: four written whatever the count (nl has room; tzcnt
+ * of 0 is 64), the count added. */
+__attribute__((target("bmi,popcnt")))
+static inline __attribute__((always_inline)) size_t
+lb_put(uint32_t *nl, size_t k, uint64_t bits, uint32_t base)
 {
-	const __m512i nl = _mm512_set1_epi8('\n');
-	size_t base, ls = 0;
-	int rc;
+	size_t cnt = (size_t)_mm_popcnt_u64(bits);
+	uint64_t b1 = _blsr_u64(bits), b2 = _blsr_u64(b1);
+	uint64_t b3 = _blsr_u64(b2);
 
-	for (base = 0; base < n; base += 64) {
-		/* a masked load reads nothing past n */
-		__mmask64 k = n - base >= 64 ? ~(__mmask64)0 :
-			      ((__mmask64)1 << (n - base)) - 1;
-		uint64_t bits = _mm512_mask_cmpeq_epi8_mask(
-			k, _mm512_maskz_loadu_epi8(k, r + base), nl);
+	nl[k] = base + (uint32_t)_tzcnt_u64(bits);
+	nl[k + 1] = base + (uint32_t)_tzcnt_u64(b1);
+	nl[k + 2] = base + (uint32_t)_tzcnt_u64(b2);
+	nl[k + 3] = base + (uint32_t)_tzcnt_u64(b3);
+	if (__builtin_expect(cnt > 4, 0)) { /* lines under 16 bytes */
+		size_t j = k + 4;
 
-		_mm_prefetch(r + base + AL_PREFETCH, _MM_HINT_T0);
-		if (bits && (rc = anchored_lines(s, r, base, bits, &ls)))
-			return rc;
+		for (bits = _blsr_u64(b3); bits; bits = _blsr_u64(bits))
+			nl[j++] = base + (uint32_t)_tzcnt_u64(bits);
 	}
-	return 0;
+	return k + cnt;
+}
+
+/* The newlines of r[base..end) (at most 64 bytes; bit k: r[base + k]). */
+__attribute__((target("avx512f,avx512bw")))
+static inline __attribute__((always_inline)) uint64_t
+nl_mask_512(const char *r, size_t base, size_t end)
+{
+	/* a masked load reads nothing past end */
+	__mmask64 lm = end - base >= 64 ? ~(__mmask64)0 :
+		       ((__mmask64)1 << (end - base)) - 1;
+
+	return _mm512_mask_cmpeq_epi8_mask(
+		lm, _mm512_maskz_loadu_epi8(lm, r + base),
+		_mm512_set1_epi8('\n'));
 }
 
 __attribute__((target("avx2")))
-static int lines_anchored_avx2(struct scanner *s, const char *r, size_t n)
+static inline __attribute__((always_inline)) uint64_t
+nl_mask_avx2(const char *r, size_t base, size_t end)
 {
-	const __m256i nl = _mm256_set1_epi8('\n');
-	size_t base, ls = 0, k;
-	int rc;
+	const __m256i vnl = _mm256_set1_epi8('\n');
+	uint64_t bits = 0;
+	size_t j;
 
-	for (base = 0; base + 64 <= n; base += 64) {
-		uint64_t bits = (uint64_t)(uint32_t)_mm256_movemask_epi8(
-			_mm256_cmpeq_epi8(_mm256_loadu_si256(
-				(const void *)(r + base)), nl));
-
-		bits |= (uint64_t)(uint32_t)_mm256_movemask_epi8(
-			_mm256_cmpeq_epi8(_mm256_loadu_si256(
-				(const void *)(r + base + 32)), nl)) << 32;
-		if (bits && (rc = anchored_lines(s, r, base, bits, &ls)))
-			return rc;
+	if (end - base < 64) {
+		for (j = 0; base + j < end; j++)
+			bits |= (uint64_t)(r[base + j] == '\n') << j;
+		return bits;
 	}
-	if (base < n) {
-		uint64_t bits = 0;
-
-		for (k = 0; base + k < n; k++)
-			bits |= (uint64_t)(r[base + k] == '\n') << k;
-		return anchored_lines(s, r, base, bits, &ls);
-	}
-	return 0;
+	bits = (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(
+		_mm256_loadu_si256((const void *)(r + base)), vnl));
+	return bits | (uint64_t)(uint32_t)_mm256_movemask_epi8(
+		_mm256_cmpeq_epi8(_mm256_loadu_si256(
+		(const void *)(r + base + 32)), vnl)) << 32;
 }
+
+/* The batch search for each vector width: isa, and mask finding the
+ * newlines of 64 bytes. */
+#define LINES_ANCHORED(name, isa, mask, put)                                 \
+__attribute__((target(isa)))                                               \
+static int name(struct scanner *s, const char *r, size_t n)                \
+{                                                                          \
+	uint32_t nl[AL_LB_BYTES + 64];                                     \
+	size_t bbase, base, ls = 0, k;                                     \
+	int rc;                                                            \
+									   \
+	if (s->o->anchored > 1) { /* IPv6 needles: line by line */          \
+		for (base = 0; base < n; base += 64) {                     \
+			uint64_t bits = mask(r, base, n);                  \
+									   \
+			if (bits && (rc = anchored_lines(s, r, base, bits, \
+							 &ls)))            \
+				return rc;                                 \
+		}                                                          \
+		return 0;                                                  \
+	}                                                                  \
+	for (bbase = 0; bbase < n; bbase += AL_LB_BYTES) {                 \
+		size_t bend = n - bbase > AL_LB_BYTES ? bbase + AL_LB_BYTES \
+						      : n;                 \
+									   \
+		for (k = 0, base = bbase; base < bend; base += 64) {       \
+			_mm_prefetch(r + base + AL_PREFETCH, _MM_HINT_T0); \
+			k = put(nl, k, mask(r, base, bend),                \
+				   (uint32_t)(base - bbase));              \
+		}                                                          \
+		if ((rc = lb_probe(s, r, bbase, nl, k, &ls)))              \
+			return rc;                                         \
+	}                                                                  \
+	return 0;                                                          \
+}
+
+/* lb_put with VBMI2: the positions compressed in a vector. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi2,popcnt")))
+static inline __attribute__((always_inline)) size_t
+lb_put_vbmi2(uint32_t *nl, size_t k, uint64_t bits, uint32_t base)
+{
+	const __m512i iota = _mm512_set_epi8(
+		63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48,
+		47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32,
+		31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16,
+		15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+	__m512i c = _mm512_maskz_compress_epi8(bits, iota);
+	size_t cnt = (size_t)_mm_popcnt_u64(bits);
+	int j;
+
+	_mm512_storeu_si512((void *)(nl + k), _mm512_add_epi32(
+		_mm512_cvtepu8_epi32(_mm512_castsi512_si128(c)),
+		_mm512_set1_epi32((int)base)));
+	if (__builtin_expect(cnt > 16, 0)) { /* lines under 4 bytes */
+		for (j = 0; bits; bits &= bits - 1)
+			nl[k + j++] = base + (uint32_t)__builtin_ctzll(bits);
+	}
+	return k + cnt;
+}
+
+LINES_ANCHORED(lines_anchored_512, "avx512f,avx512bw,bmi,popcnt", nl_mask_512,
+	       lb_put)
+LINES_ANCHORED(lines_anchored_vbmi2, "avx512f,avx512bw,avx512vbmi2,bmi,popcnt",
+	       nl_mask_512, lb_put_vbmi2)
+
+LINES_ANCHORED(lines_anchored_avx2, "avx2,bmi,popcnt", nl_mask_avx2, lb_put)
 #endif
 
 /* The lines of r[ls..n) one by one (n ends a line), s->lineno counting
@@ -1703,6 +1853,9 @@ static int scan_anchored(struct scanner *s, const char *r, size_t n)
 
 	switch (simd_level()) {
 	case PEX_AL_SIMD_BEST:
+		return few ? scan_anchored_vec(s, r, n, 1)
+			   : lines_anchored_vbmi2(s, r, n);
+	case PEX_AL_SIMD_AVX512:
 		return few ? scan_anchored_vec(s, r, n, 1)
 			   : lines_anchored_512(s, r, n);
 	case PEX_AL_SIMD_AVX2:

@@ -73,7 +73,8 @@ const char *pex_al_multi_find(const struct pex_al_multi *m, const char *h,
  * default. */
 #define PEX_AL_SIMD_NONE 0
 #define PEX_AL_SIMD_AVX2 1
-#define PEX_AL_SIMD_BEST 2 /* AVX-512BW */
+#define PEX_AL_SIMD_AVX512 2 /* AVX-512BW */
+#define PEX_AL_SIMD_BEST 3   /* AVX-512BW and VBMI2 */
 void pex_al_multi_simd(int level);
 
 struct pex_al_scan_opts {
