@@ -2890,13 +2890,18 @@ static void scan_anchored_with(size_t nn)
 	assert_true(want[0].too_long > 10);
 	for (lv = PEX_AL_SIMD_BEST; lv >= 0; lv--) {
 		pex_al_multi_simd(lv);
-		for (parts = 1; parts <= 3; parts += 2) {
+		/* one piece; three threads; three whose queues hold 2 KB,
+		 * so that parts the caller scans are given back and the
+		 * workers wait for it */
+		for (parts = 0; parts < 3; parts++) {
 			for (colon = 0; colon < 2; colon++) {
 				struct trace t = {0};
 				unsigned long long lines;
 
 				o.anchored = 1 + colon;
-				pex_al_split(parts > 1 ? 1 : SIZE_MAX, parts);
+				pex_al_split(parts ? 1 : SIZE_MAX,
+					     parts ? 3 : 1);
+				pex_al_split_queue(parts == 2 ? 2048 : 0);
 				trace_scan(path, &o, &t, &lines);
 				assert_int_equal(lines, k - 1);
 				assert_int_equal(t.n, want[colon].n);
@@ -2908,6 +2913,7 @@ static void scan_anchored_with(size_t nn)
 	}
 	pex_al_multi_simd(PEX_AL_SIMD_BEST);
 	pex_al_split(32u << 20, 0);
+	pex_al_split_queue(0);
 	pex_al_multi_free(m);
 }
 

@@ -1901,28 +1901,43 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 	return carry_add(s, p + end, n - end);
 }
 
-/* ---- a plain file in parts, one thread each -------------------------- */
+/* ---- a plain file in parts, one thread per CPU ------------------------ */
 
 /*
  * With search values, the scan's cost is the copy out of the page cache
  * and the search, both CPU: a batch's many-needle search is about twice
  * the copy, so the read-ahead thread idles half the time while the
  * scanner is the bottleneck. A plain file of some size is therefore cut
- * at line starts into one part per CPU (at most AL_SPLIT_MAX); each part
- * is read with pread() and searched on a thread of its own. The caller's
- * thread scans the first part and calls fn directly; the other parts
- * queue their candidate lines (few: only lines holding a search value)
- * with part-relative numbers, and the caller hands them to fn in file
- * order once the parts before are done. Memory: one block per part and
- * at most AL_Q_MAX of queued lines per part; a part whose queue is full
- * waits for the caller. fn sees exactly what a scan in one piece gives.
+ * at line starts into parts, AL_PARTS_PER_THREAD for each of its
+ * threads (one per CPU, at most AL_SPLIT_MAX), which take them in turn:
+ * a part is mapped or read with pread() and searched by one thread.
+ *
+ * fn sees the lines in file order, on the caller's thread, exactly as a
+ * scan in one piece gives them. The caller goes through the parts in
+ * order: one nobody has taken yet it scans itself, calling fn directly;
+ * one a worker took queues its candidate lines (few: only lines holding
+ * a search value) with part-relative numbers, and the caller hands them
+ * on. While such a part has nothing queued, the caller takes the next
+ * free part and scans it as a worker would, into its queue, rather than
+ * wait. Work is so shared whatever the lines cost: a fixed cut (40% for
+ * the caller, which also builds the records) left one core idle for 10
+ * to 20 ms of the bench's 1 GiB, for one subject in 4 KiB pages (the
+ * caller waiting) as for a batch in huge pages (the other).
+ *
+ * Memory: one block per thread, and at most q_max (4 MiB) of queued lines
+ * per part, for at most AL_AHEAD parts per thread past the one the caller
+ * is on; a part whose queue is full waits for the caller.
  */
 #define AL_SPLIT_MAX 4
+#define AL_PARTS_PER_THREAD 8
+#define AL_PART_MIN (256u << 10)
+#define AL_AHEAD 2
 /* a part's read size: the block and its scan stay in the core's L2 */
 #define AL_PART_BLOCK (256u << 10)
 #define AL_Q_CHUNK (256u << 10)
-#define AL_Q_MAX (4u << 20)
 #define AL_STOPPED 1 /* a worker told to stop; never reaches fn's caller */
+#define AL_AGAIN 2   /* part_drain: nothing queued yet */
+#define AL_YIELD 3   /* a part the caller scans queued: its queue is full */
 /* Longer lines allowed (max_line_bytes): one piece. Each part holds a
  * line carried across blocks and queues whole lines, so memory would
  * grow with the parts by that much. */
@@ -1930,11 +1945,17 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 
 static size_t split_min = 32u << 20; /* smaller files: one piece */
 static int split_parts;              /* tests: parts to cut into */
+static size_t q_max = 4u << 20;      /* a part's queued lines, at most */
 
 void pex_al_split(size_t min_bytes, int parts)
 {
 	split_min = min_bytes;
 	split_parts = parts;
+}
+
+void pex_al_split_queue(size_t max_bytes)
+{
+	q_max = max_bytes ? max_bytes : 4u << 20;
 }
 
 struct qchunk {
@@ -1958,8 +1979,6 @@ struct part {
 	off_t size;       /* the file's when it was cut */
 	const char *map;  /* the file mapped (size bytes), or NULL */
 	char *buf;
-	pthread_t thr;
-	int started;
 	/* the queue, guarded by mu */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -1969,6 +1988,10 @@ struct part {
 	int done, rc;
 	int shrunk; /* the file ended before the part did */
 	int stop; /* atomic: also read between blocks, without mu */
+	/* guarded by the split's mu */
+	int taken;
+	int by_caller; /* the caller scans it into its queue */
+	int yielded;   /* it did, until the queue was full: not again */
 	char err[1024];
 };
 
@@ -2001,12 +2024,20 @@ static int part_queue(void *data, const char *line, size_t len,
 	if (p->fill && p->fill->cap - p->fill->len < need)
 		part_publish(p);
 	if (!p->fill) {
-		size_t cap = need > AL_Q_CHUNK ? need : AL_Q_CHUNK;
+		size_t cap = q_max / 4 < AL_Q_CHUNK ? q_max / 4 : AL_Q_CHUNK;
 		int stop;
 
+		if (cap < need)
+			cap = need;
+
 		pthread_mutex_lock(&p->mu);
+		if (p->by_caller && p->queued >= q_max) {
+			/* the caller cannot wait for itself */
+			pthread_mutex_unlock(&p->mu);
+			return AL_YIELD;
+		}
 		while (!(stop = __atomic_load_n(&p->stop, __ATOMIC_RELAXED)) &&
-		       p->queued >= AL_Q_MAX)
+		       p->queued >= q_max)
 			pthread_cond_wait(&p->cv, &p->mu);
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
@@ -2210,26 +2241,27 @@ static int part_scan(struct part *p)
 	return rc;
 }
 
-static void *part_main(void *arg)
+/* Scan part p for the caller, queueing its lines, and say it is done. */
+static void part_run(struct part *p)
 {
-	struct part *p = arg;
 	int rc = part_scan(p);
 
 	if (!rc)
 		part_publish(p);
 	pthread_mutex_lock(&p->mu);
 	p->rc = rc;
-	if (rc && rc != AL_STOPPED)
+	if (rc && rc != AL_STOPPED && rc != AL_YIELD)
 		snprintf(p->err, sizeof(p->err), "%s", pex_error_last());
 	p->done = 1;
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	return NULL;
 }
 
-/* Hand part p's queued lines to fn, numbered after base, as they come. */
+/* Hand part p's queued lines to fn, numbered after base, as they come,
+ * until it is done; without block, AL_AGAIN as soon as it has nothing
+ * queued but is not done. */
 static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
-		      unsigned long long base)
+		      unsigned long long base, int block)
 {
 	for (;;) {
 		struct qchunk *c;
@@ -2237,6 +2269,10 @@ static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
 		int rc = 0;
 
 		pthread_mutex_lock(&p->mu);
+		if (!block && !p->head && !p->done) {
+			pthread_mutex_unlock(&p->mu);
+			return AL_AGAIN;
+		}
 		while (!p->head && !p->done)
 			pthread_cond_wait(&p->cv, &p->mu);
 		c = p->head;
@@ -2278,12 +2314,13 @@ static off_t line_start(int fd, off_t off, char *buf)
 	off_t at = off - 1;
 	int i;
 
-	for (i = 0; i < 16; i++) {
+	/* 4 KiB at a time (a line is rarely longer), up to 4 MiB */
+	for (i = 0; i < 1024; i++) {
 		ssize_t n;
 		const char *nl;
 
 		do
-			n = pread(fd, buf, AL_PART_BLOCK, at);
+			n = pread(fd, buf, 4096, at);
 		while (n < 0 && errno == EINTR);
 		if (n <= 0)
 			return -1;
@@ -2313,17 +2350,10 @@ static int split_count(off_t size)
 	return n;
 }
 
-/*
- * Where part n of k starts. The caller's part (the first) is the
- * smaller: its thread also hands every line found to fn, parses it and
- * builds the records, while the other parts only search. Two thirds of
- * an even share measured best on the bench's 1 GiB log: two parts cut
- * at 40% instead of 50% took the batch of 100 from 176 to 165 ms (huge
- * pages) and from 217 to 206 ms (4 KiB pages), one address unchanged.
- */
+/* Where part n of k starts: an even cut. */
 static off_t split_at(off_t size, int n, int k)
 {
-	return (off_t)((double)size * (3.0 * n - 1.0) / (3.0 * k - 1.0));
+	return (off_t)((double)size * n / k);
 }
 
 /* The same file, open anew: a part's reads then have read-ahead state
@@ -2352,24 +2382,192 @@ static int shrunk_error(const char *path)
 			     path);
 }
 
+/* The parts of a split scan and who has taken which. */
+struct split {
+	struct part *parts;
+	int n;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int at;    /* the part the caller is on */
+	int ahead; /* parts past at that may be taken */
+	int stop;
+};
+
+struct split_thread {
+	struct split *sp;
+	int fd; /* its own: see reopen() */
+	char *buf;
+	pthread_t thr;
+	int started;
+};
+
+/* Take the first free part from `from` on for a queued scan, if the
+ * caller is not too far behind; -1 when there is none (yet). For the
+ * caller: not one it had to give back. sp->mu held. */
+static int split_take(struct split *sp, int from, int caller)
+{
+	int k, last = sp->at + sp->ahead;
+
+	for (k = from; !sp->stop && k < sp->n && k <= last; k++) {
+		if (!sp->parts[k].taken && !(caller && sp->parts[k].yielded)) {
+			sp->parts[k].taken = 1;
+			return k;
+		}
+	}
+	return -1;
+}
+
+/* Whether a part is left for the workers to take, now or later. */
+static int split_left(const struct split *sp)
+{
+	int k;
+
+	for (k = sp->at; !sp->stop && k < sp->n; k++)
+		if (!sp->parts[k].taken)
+			return 1;
+	return 0;
+}
+
+/* Scan part k on this thread, into its queue. */
+static void split_scan_queued(struct split *sp, int k, int fd, char *buf)
+{
+	struct part *p = &sp->parts[k];
+
+	p->fd = fd;
+	p->buf = buf;
+	p->s.fn = part_queue;
+	p->s.data = p;
+	part_run(p);
+}
+
+static void *split_main(void *arg)
+{
+	struct split_thread *t = arg;
+	struct split *sp = t->sp;
+	int k;
+
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		while ((k = split_take(sp, sp->at, 0)) < 0 && split_left(sp))
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (k < 0)
+			break;
+		pthread_mutex_unlock(&sp->mu);
+		split_scan_queued(sp, k, t->fd, t->buf);
+		pthread_mutex_lock(&sp->mu);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+/* Part p, scanned by the caller into its queue, as it was before. */
+static void part_reset(struct part *p)
+{
+	while (p->head) {
+		struct qchunk *c = p->head;
+
+		p->head = c->next;
+		free(c);
+	}
+	free(p->fill);
+	p->fill = NULL;
+	p->tail = NULL;
+	p->queued = 0;
+	p->done = 0;
+	p->rc = 0;
+	p->shrunk = 0;
+	p->s.lineno = 0;
+	p->s.clen = 0;
+	p->s.overflow = 0;
+}
+
+/* The caller's turn at part k: scan it if nobody has taken it, else hand
+ * on its queued lines, scanning free parts while it has none. *base:
+ * the lines before part k, then before the next. */
+static int split_visit(struct split *sp, int k, int fd, char *buf,
+		       pex_al_line_fn fn, void *data, unsigned long long *base)
+{
+	struct part *p = &sp->parts[k];
+	int mine, u, rc;
+
+	pthread_mutex_lock(&sp->mu);
+	sp->at = k;
+	pthread_cond_broadcast(&sp->cv);
+	mine = !p->taken;
+	p->taken = 1;
+	pthread_mutex_unlock(&sp->mu);
+	if (mine) {
+		p->fd = fd;
+		p->buf = buf;
+		p->s.fn = fn;
+		p->s.data = data;
+		p->s.lineno = *base;
+		rc = part_scan(p);
+		*base = p->s.lineno;
+		return rc;
+	}
+	while ((rc = part_drain(p, fn, data, *base, 0)) == AL_AGAIN) {
+		struct part *q;
+
+		pthread_mutex_lock(&sp->mu);
+		u = split_take(sp, k + 1, 1);
+		pthread_mutex_unlock(&sp->mu);
+		if (u < 0) {
+			rc = part_drain(p, fn, data, *base, 1);
+			break;
+		}
+		q = &sp->parts[u];
+		q->by_caller = 1;
+		split_scan_queued(sp, u, fd, buf);
+		if (q->rc == AL_YIELD) {
+			/* more lines than a queue holds: given back, for a
+			 * worker (which can wait) or the caller in its turn */
+			part_reset(q);
+			pthread_mutex_lock(&sp->mu);
+			q->taken = 0;
+			q->by_caller = 0;
+			q->yielded = 1;
+			pthread_cond_broadcast(&sp->cv);
+			pthread_mutex_unlock(&sp->mu);
+		}
+	}
+	/* the part is done only when the drain is: after an early stop
+	 * its worker may still be counting */
+	if (!rc)
+		*base += p->s.lineno;
+	return rc;
+}
+
 /* Scan the plain file open as fd (closed here) in parts, or in one
  * piece when no line start is found to cut at. */
 static int scan_split(int fd, const char *path,
 		      const struct pex_al_scan_opts *opts, pex_al_line_fn fn,
 		      void *data, unsigned long long *lines)
 {
-	struct part parts[AL_SPLIT_MAX];
+	struct split sp = {.n = 0};
+	struct split_thread th[AL_SPLIT_MAX];
 	unsigned long long base = 0;
 	struct stat st;
 	const char *map = NULL;
-	int n = 0, k, rc = 0;
+	char *buf = malloc(AL_PART_BLOCK);
+	int nt, want, k, rc = 0;
 
-	memset(parts, 0, sizeof(parts));
-	k = fstat(fd, &st) ? 1 : split_count(st.st_size);
+	memset(th, 0, sizeof(th));
+	pthread_mutex_init(&sp.mu, NULL);
+	pthread_cond_init(&sp.cv, NULL);
+	nt = fstat(fd, &st) ? 1 : split_count(st.st_size);
+	want = nt * AL_PARTS_PER_THREAD;
+	while (want > nt && st.st_size / want < (off_t)AL_PART_MIN)
+		want--;
+	sp.parts = calloc((size_t)want, sizeof(*sp.parts));
+	if (!buf || !sp.parts) {
+		rc = pex_error_set(PEX_ENOMEM, "out of memory");
+		goto out;
+	}
 	/* Mapped, the parts search the page cache where it lies: no copy,
 	 * and a page cache held in huge pages (a log read back from disk)
 	 * costs a fault per 2 MiB. Read, when it cannot be. */
-	if (k > 1 && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX &&
+	if (nt > 1 && st.st_size > 0 && (uint64_t)st.st_size <= SIZE_MAX &&
 	    al_bus_ready()) {
 		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED,
 			       fd, 0);
@@ -2377,92 +2575,77 @@ static int scan_split(int fd, const char *path,
 		if (m != MAP_FAILED)
 			map = m;
 	}
-	for (n = 0; n < k; n++) {
-		struct part *p = &parts[n];
+	for (k = 0; k < want; k++) {
+		struct part *p = &sp.parts[k];
 
-		p->fd = fd;
 		p->size = st.st_size;
 		p->path = path;
 		p->map = map;
 		p->s.o = opts;
 		p->s.cmax = opts->max_line + 2;
 		p->end = -1;
-		p->buf = malloc(AL_PART_BLOCK);
 		pthread_mutex_init(&p->mu, NULL);
 		pthread_cond_init(&p->cv, NULL);
-		if (!p->buf) {
-			n++;
-			rc = pex_error_set(PEX_ENOMEM, "out of memory");
-			goto out;
-		}
-		if (n > 0) {
+		sp.n++;
+		if (k > 0) {
 			/* read, not mapped: no guard is up yet */
-			off_t at = line_start(fd, split_at(st.st_size, n, k),
-					      p->buf);
+			off_t at = line_start(fd, split_at(st.st_size, k, want),
+					      buf);
 
-			if (at < 0 || at <= parts[n - 1].start ||
+			if (at < 0 || at <= sp.parts[k - 1].start ||
 			    at >= st.st_size) {
-				free(p->buf);
 				pthread_mutex_destroy(&p->mu);
 				pthread_cond_destroy(&p->cv);
+				sp.n--;
 				break;
 			}
 			p->start = at;
-			parts[n - 1].end = at;
+			sp.parts[k - 1].end = at;
 		}
 	}
-	if (n == 1)
-		parts[0].end = -1; /* no line start to cut at: one piece */
-	for (k = 1; k < n; k++)
-		parts[k].fd = reopen(fd);
-	/* the first part is the caller's; the others queue for it. A part
-	 * that gets no thread is scanned by the caller in its turn. */
-	parts[0].s.fn = fn;
-	parts[0].s.data = data;
-	for (k = 1; k < n; k++) {
-		parts[k].s.fn = part_queue;
-		parts[k].s.data = &parts[k];
-		parts[k].started = !pthread_create(&parts[k].thr, NULL,
-						   part_main, &parts[k]);
+	sp.ahead = AL_AHEAD * nt;
+	/* the other threads take parts in turn; the caller visits each in
+	 * order. A thread that cannot start leaves its share to the rest. */
+	for (k = 0; sp.n > 1 && k < nt - 1; k++) {
+		th[k].sp = &sp;
+		th[k].buf = malloc(AL_PART_BLOCK);
+		th[k].fd = reopen(fd);
+		th[k].started = th[k].buf && !pthread_create(&th[k].thr, NULL,
+							     split_main,
+							     &th[k]);
 	}
-	for (k = 0; k < n && !rc; k++) {
-		struct part *p = &parts[k];
-
-		if (k == 0 || !p->started) {
-			p->s.fn = fn;
-			p->s.data = data;
-			p->s.lineno = base;
-			rc = part_scan(p);
-			base = p->s.lineno;
-		} else {
-			rc = part_drain(p, fn, data, base);
-			/* the part is done only when the drain is: after an
-			 * early stop its worker may still be counting */
-			if (!rc)
-				base += p->s.lineno;
-		}
+	for (k = 0; k < sp.n && !rc; k++) {
+		rc = split_visit(&sp, k, fd, buf, fn, data, &base);
 		/* a file cut short under the scan: what the later parts
 		 * read no longer follows, and lines the subject made may
 		 * be gone; the source fails rather than look complete */
-		if (!rc && p->shrunk) {
+		if (!rc && sp.parts[k].shrunk) {
 			rc = shrunk_error(path);
 			break;
 		}
 	}
 out:
-	for (k = 1; k < n; k++) {
-		struct part *p = &parts[k];
+	pthread_mutex_lock(&sp.mu);
+	sp.stop = 1;
+	pthread_cond_broadcast(&sp.cv);
+	pthread_mutex_unlock(&sp.mu);
+	for (k = 0; k < sp.n; k++) {
+		struct part *p = &sp.parts[k];
 
-		if (!p->started)
-			continue;
 		pthread_mutex_lock(&p->mu);
 		__atomic_store_n(&p->stop, 1, __ATOMIC_RELAXED);
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
-		pthread_join(p->thr, NULL);
 	}
-	for (k = 0; k < n; k++) {
-		struct part *p = &parts[k];
+	for (k = 0; k < nt - 1; k++) {
+		if (th[k].started)
+			pthread_join(th[k].thr, NULL);
+		if (th[k].sp && th[k].fd != fd)
+			close(th[k].fd);
+		free(th[k].buf);
+	}
+	for (k = 0; k < sp.n; k++) {
+		struct part *p = &sp.parts[k];
 
 		while (p->head) {
 			struct qchunk *c = p->head;
@@ -2470,15 +2653,16 @@ out:
 			p->head = c->next;
 			free(c);
 		}
-		if (p->fd != fd)
-			close(p->fd);
 		free(p->fill);
 		free(p->s.carry);
 		free(p->s.lbuf);
-		free(p->buf);
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
 	}
+	free(sp.parts);
+	free(buf);
+	pthread_mutex_destroy(&sp.mu);
+	pthread_cond_destroy(&sp.cv);
 	if (map)
 		munmap((void *)map, (size_t)st.st_size);
 	close(fd);
