@@ -1971,9 +1971,18 @@ struct qline {
 	int held; /* 0: the line was too long to hold (fn gets NULL) */
 };
 
+/* Whether a thread maps or reads its windows (see part_scan_body): its
+ * own, carried from part to part. */
+struct map_judge {
+	int skip;  /* windows still to read before mapping is tried again */
+	int retry; /* windows to read after the next try that fails */
+	int first; /* the thread's first window, not judged */
+};
+
 struct part {
 	struct scanner s;
 	const char *path;
+	struct map_judge *judge; /* the scanning thread's: */
 	int fd;
 	off_t start, end; /* end < 0: to the end of the file */
 	off_t size;       /* the file's when it was cut */
@@ -2113,7 +2122,8 @@ static long thread_faults(void)
  * twice as many after each try that fails, up to AL_MAP_RETRY_MAX. An
  * 8 MiB window measured 128 faults in 4 KiB pages; in huge pages 4 or
  * 5, up to 66 where the caller's work on the lines found faults too.
- * A part's first window is not judged: it pays for the thread's start.
+ * A thread's first window is not judged: it pays for the thread's start.
+ * The judgement goes with the thread from part to part.
  */
 #define AL_MAP_WINDOW (8u << 20)
 #define AL_MAP_FAULTS (AL_MAP_WINDOW / (64u << 10) * 3 / 4)
@@ -2156,14 +2166,15 @@ static int part_scan_body(struct part *p, off_t *off)
 {
 	off_t mend = p->map ? (p->end >= 0 ? p->end : p->size) : *off;
 	off_t dropped = *off / AL_MAP_DROP * AL_MAP_DROP;
-	int rc, skip = 0, first = 1, retry = AL_MAP_RETRY;
+	struct map_judge *j = p->judge;
+	int rc;
 
 	while (*off < mend && !p->shrunk) {
 		off_t wend = mend - *off > (off_t)AL_MAP_WINDOW ?
 			     *off + (off_t)AL_MAP_WINDOW : mend;
 
-		if (skip) {
-			skip--;
+		if (j->skip) {
+			j->skip--;
 			rc = part_read(p, off, wend);
 		} else {
 			long f0 = thread_faults();
@@ -2171,14 +2182,15 @@ static int part_scan_body(struct part *p, off_t *off)
 			if (__atomic_load_n(&p->stop, __ATOMIC_RELAXED))
 				return AL_STOPPED;
 			rc = map_scan(p, off, wend, &dropped);
-			if (!first && thread_faults() - f0 > AL_MAP_FAULTS) {
-				skip = retry;
-				if (retry < AL_MAP_RETRY_MAX)
-					retry *= 2;
+			if (!j->first &&
+			    thread_faults() - f0 > AL_MAP_FAULTS) {
+				j->skip = j->retry;
+				if (j->retry < AL_MAP_RETRY_MAX)
+					j->retry *= 2;
 			} else {
-				retry = AL_MAP_RETRY;
+				j->retry = AL_MAP_RETRY;
 			}
-			first = 0;
+			j->first = 0;
 		}
 		if (rc)
 			return rc;
@@ -2397,6 +2409,7 @@ struct split_thread {
 	struct split *sp;
 	int fd; /* its own: see reopen() */
 	char *buf;
+	struct map_judge judge;
 	pthread_t thr;
 	int started;
 };
@@ -2429,12 +2442,14 @@ static int split_left(const struct split *sp)
 }
 
 /* Scan part k on this thread, into its queue. */
-static void split_scan_queued(struct split *sp, int k, int fd, char *buf)
+static void split_scan_queued(struct split *sp, int k, int fd, char *buf,
+			      struct map_judge *judge)
 {
 	struct part *p = &sp->parts[k];
 
 	p->fd = fd;
 	p->buf = buf;
+	p->judge = judge;
 	p->s.fn = part_queue;
 	p->s.data = p;
 	part_run(p);
@@ -2453,7 +2468,7 @@ static void *split_main(void *arg)
 		if (k < 0)
 			break;
 		pthread_mutex_unlock(&sp->mu);
-		split_scan_queued(sp, k, t->fd, t->buf);
+		split_scan_queued(sp, k, t->fd, t->buf, &t->judge);
 		pthread_mutex_lock(&sp->mu);
 	}
 	pthread_mutex_unlock(&sp->mu);
@@ -2485,7 +2500,8 @@ static void part_reset(struct part *p)
  * on its queued lines, scanning free parts while it has none. *base:
  * the lines before part k, then before the next. */
 static int split_visit(struct split *sp, int k, int fd, char *buf,
-		       pex_al_line_fn fn, void *data, unsigned long long *base)
+		       struct map_judge *judge, pex_al_line_fn fn, void *data,
+		       unsigned long long *base)
 {
 	struct part *p = &sp->parts[k];
 	int mine, u, rc;
@@ -2499,6 +2515,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 	if (mine) {
 		p->fd = fd;
 		p->buf = buf;
+		p->judge = judge;
 		p->s.fn = fn;
 		p->s.data = data;
 		p->s.lineno = *base;
@@ -2518,7 +2535,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		}
 		q = &sp->parts[u];
 		q->by_caller = 1;
-		split_scan_queued(sp, u, fd, buf);
+		split_scan_queued(sp, u, fd, buf, judge);
 		if (q->rc == AL_YIELD) {
 			/* more lines than a queue holds: given back, for a
 			 * worker (which can wait) or the caller in its turn */
@@ -2546,6 +2563,7 @@ static int scan_split(int fd, const char *path,
 {
 	struct split sp = {.n = 0};
 	struct split_thread th[AL_SPLIT_MAX];
+	struct map_judge judge = {.retry = AL_MAP_RETRY, .first = 1};
 	unsigned long long base = 0;
 	struct stat st;
 	const char *map = NULL;
@@ -2608,6 +2626,7 @@ static int scan_split(int fd, const char *path,
 	 * order. A thread that cannot start leaves its share to the rest. */
 	for (k = 0; sp.n > 1 && k < nt - 1; k++) {
 		th[k].sp = &sp;
+		th[k].judge = judge;
 		th[k].buf = malloc(AL_PART_BLOCK);
 		th[k].fd = reopen(fd);
 		th[k].started = th[k].buf && !pthread_create(&th[k].thr, NULL,
@@ -2615,7 +2634,7 @@ static int scan_split(int fd, const char *path,
 							     &th[k]);
 	}
 	for (k = 0; k < sp.n && !rc; k++) {
-		rc = split_visit(&sp, k, fd, buf, fn, data, &base);
+		rc = split_visit(&sp, k, fd, buf, &judge, fn, data, &base);
 		/* a file cut short under the scan: what the later parts
 		 * read no longer follows, and lines the subject made may
 		 * be gone; the source fails rather than look complete */
