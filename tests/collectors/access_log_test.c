@@ -2396,11 +2396,14 @@ static void test_scan_block_boundaries(void **state)
 /* ---- a plain file in parts ------------------------------------------- */
 
 /* What a scan hands to its callback, folded into a hash: the split scan
- * must give the same sequence as a scan in one piece. */
+ * must give the same sequence as a scan in one piece. A callback stops
+ * the scan with trace_stop_rc at call stop_at (1-based). */
+static int trace_stop_rc = -42;
+
 struct trace {
 	uint64_t h;
 	unsigned long long n, last, too_long, over_200;
-	unsigned long long stop_at; /* return -42 at this call (1-based) */
+	unsigned long long stop_at; /* return trace_stop_rc at this call */
 	size_t max_line;
 };
 
@@ -2432,8 +2435,9 @@ static int trace_line(void *data, const char *line, size_t len,
 	} else {
 		t->too_long++;
 	}
+	assert_true(!t->stop_at || t->n <= t->stop_at); /* not after */
 	if (t->stop_at && t->n == t->stop_at)
-		return -42;
+		return trace_stop_rc;
 	return 0;
 }
 
@@ -2447,7 +2451,7 @@ static void trace_scan(const char *path, const struct pex_al_scan_opts *o,
 	t->stop_at = stop_at;
 	t->max_line = o->max_line;
 	assert_int_equal(pex_al_scan(path, o, trace_line, t, lines),
-			 stop_at ? -42 : 0);
+			 stop_at ? trace_stop_rc : 0);
 }
 
 /* Random lines of a small alphabet: some hold a needle, some are longer
@@ -2565,6 +2569,12 @@ static void test_scan_split_like_one_piece(void **state)
 	trace_scan(path, &o1, &t, &lines);
 	for (i = 1; i < 6; i++)
 		split_compare(path, &o1, t.n * i / 6 + 1);
+	/* any code of the callback's stops it, also those the split scan
+	 * uses inside (a 2 was once taken for "nothing queued yet") */
+	for (trace_stop_rc = 1; trace_stop_rc <= 4; trace_stop_rc++)
+		for (i = 1; i < 6; i++)
+			split_compare(path, &o1, t.n * i / 6 + 1);
+	trace_stop_rc = -42;
 	snprintf(path, sizeof(path), "%s/split.txt", tmp_dir);
 	split_file("split.txt", 13u << 20, 3, 1, 1);
 	pex_al_split(SIZE_MAX, 0);
@@ -2587,6 +2597,27 @@ static void test_scan_split_like_one_piece(void **state)
 		assert_int_equal(t.n, 1);
 		assert_int_equal(lines, 1);
 		o1.max_line = 200;
+	}
+
+	/* a line longer than a part spans some cuts, not the later ones:
+	 * 1 MiB of lines, one of 5 MiB, 2 MiB of lines (the cuts within it
+	 * are skipped, the parts after it stay parts) */
+	{
+		struct logbuf b = {0};
+		char *big = malloc(5u << 20);
+		size_t j;
+
+		assert_non_null(big);
+		memset(big, 'b', 5u << 20);
+		memcpy(big + 7, "needle", 6);
+		for (j = 0; b.len < (1u << 20); j++)
+			lb_add(&b, "%zu %s\n", j, j % 7 ? "x" : "needle");
+		lb_add(&b, "%.*s\n", 5 << 20, big);
+		for (; b.len < (8u << 20); j++)
+			lb_add(&b, "%zu %s\n", j, j % 5 ? "y" : "needle");
+		lb_write(&b, "split.txt");
+		free(big);
+		split_compare(path, &o1, 0);
 	}
 
 	/* tiny and empty files; a file of fewer bytes than parts */

@@ -1445,8 +1445,10 @@ lb_probe(struct scanner *s, const char *r, size_t bbase, const uint32_t *nl,
 
 		if (anchored_probe(m, r + b, e - b, 0)) {
 			rc = deliver(s, r + b, e - b, s->lineno + j + 1);
-			if (rc)
+			if (rc) {
+				s->lineno += j + 1; /* up to this line */
 				return rc;
+			}
 		}
 	}
 	s->lineno += k;
@@ -1936,8 +1938,9 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 #define AL_PART_BLOCK (256u << 10)
 #define AL_Q_CHUNK (256u << 10)
 #define AL_STOPPED 1 /* a worker told to stop; never reaches fn's caller */
-#define AL_AGAIN 2   /* part_drain: nothing queued yet */
-#define AL_YIELD 3   /* a part the caller scans queued: its queue is full */
+/* a part the caller scans queued: its queue is full. Never from fn: the
+ * caller's scans of its own parts are not called back. */
+#define AL_YIELD 3
 /* Longer lines allowed (max_line_bytes): one piece. Each part holds a
  * line carried across blocks and queues whole lines, so memory would
  * grow with the parts by that much. */
@@ -2270,20 +2273,23 @@ static void part_run(struct part *p)
 }
 
 /* Hand part p's queued lines to fn, numbered after base, as they come,
- * until it is done; without block, AL_AGAIN as soon as it has nothing
- * queued but is not done. */
+ * until it is done; without block (again not NULL), return as soon as
+ * it has nothing queued but is not done, *again set. */
 static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
-		      unsigned long long base, int block)
+		      unsigned long long base, int *again)
 {
+	if (again)
+		*again = 0;
 	for (;;) {
 		struct qchunk *c;
 		size_t pos = 0;
 		int rc = 0;
 
 		pthread_mutex_lock(&p->mu);
-		if (!block && !p->head && !p->done) {
+		if (again && !p->head && !p->done) {
 			pthread_mutex_unlock(&p->mu);
-			return AL_AGAIN;
+			*again = 1;
+			return 0;
 		}
 		while (!p->head && !p->done)
 			pthread_cond_wait(&p->cv, &p->mu);
@@ -2475,6 +2481,18 @@ static void *split_main(void *arg)
 	return NULL;
 }
 
+/* A finished part's line buffers (a line carried across blocks, the
+ * copy fn got): else each part would keep its own to the scan's end. */
+static void part_let_go(struct part *p)
+{
+	free(p->s.carry);
+	p->s.carry = NULL;
+	p->s.ccap = 0;
+	free(p->s.lbuf);
+	p->s.lbuf = NULL;
+	p->s.lcap = 0;
+}
+
 /* Part p, scanned by the caller into its queue, as it was before. */
 static void part_reset(struct part *p)
 {
@@ -2504,7 +2522,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		       unsigned long long *base)
 {
 	struct part *p = &sp->parts[k];
-	int mine, u, rc;
+	int mine, u, rc, again;
 
 	pthread_mutex_lock(&sp->mu);
 	sp->at = k;
@@ -2521,16 +2539,17 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		p->s.lineno = *base;
 		rc = part_scan(p);
 		*base = p->s.lineno;
+		part_let_go(p);
 		return rc;
 	}
-	while ((rc = part_drain(p, fn, data, *base, 0)) == AL_AGAIN) {
+	while (!(rc = part_drain(p, fn, data, *base, &again)) && again) {
 		struct part *q;
 
 		pthread_mutex_lock(&sp->mu);
 		u = split_take(sp, k + 1, 1);
 		pthread_mutex_unlock(&sp->mu);
 		if (u < 0) {
-			rc = part_drain(p, fn, data, *base, 1);
+			rc = part_drain(p, fn, data, *base, NULL);
 			break;
 		}
 		q = &sp->parts[u];
@@ -2550,8 +2569,10 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 	}
 	/* the part is done only when the drain is: after an early stop
 	 * its worker may still be counting */
-	if (!rc)
+	if (!rc) {
 		*base += p->s.lineno;
+		part_let_go(p);
+	}
 	return rc;
 }
 
@@ -2573,7 +2594,12 @@ static int scan_split(int fd, const char *path,
 	memset(th, 0, sizeof(th));
 	pthread_mutex_init(&sp.mu, NULL);
 	pthread_cond_init(&sp.cv, NULL);
-	nt = fstat(fd, &st) ? 1 : split_count(st.st_size);
+	if (fstat(fd, &st)) {
+		memset(&st, 0, sizeof(st));
+		nt = 1;
+	} else {
+		nt = split_count(st.st_size);
+	}
 	want = nt * AL_PARTS_PER_THREAD;
 	while (want > nt && st.st_size / want < (off_t)AL_PART_MIN)
 		want--;
@@ -2594,8 +2620,21 @@ static int scan_split(int fd, const char *path,
 			map = m;
 	}
 	for (k = 0; k < want; k++) {
-		struct part *p = &sp.parts[k];
+		struct part *p;
+		off_t at = 0;
 
+		if (k > 0) {
+			/* read, not mapped: no guard is up yet */
+			at = line_start(fd, split_at(st.st_size, k, want), buf);
+			/* no line start there (a line longer than a part
+			 * spans the cut): the part before goes on */
+			if (at < 0 || at <= sp.parts[sp.n - 1].start ||
+			    at >= st.st_size)
+				continue;
+			sp.parts[sp.n - 1].end = at;
+		}
+		p = &sp.parts[sp.n++];
+		p->start = at;
 		p->size = st.st_size;
 		p->path = path;
 		p->map = map;
@@ -2604,22 +2643,6 @@ static int scan_split(int fd, const char *path,
 		p->end = -1;
 		pthread_mutex_init(&p->mu, NULL);
 		pthread_cond_init(&p->cv, NULL);
-		sp.n++;
-		if (k > 0) {
-			/* read, not mapped: no guard is up yet */
-			off_t at = line_start(fd, split_at(st.st_size, k, want),
-					      buf);
-
-			if (at < 0 || at <= sp.parts[k - 1].start ||
-			    at >= st.st_size) {
-				pthread_mutex_destroy(&p->mu);
-				pthread_cond_destroy(&p->cv);
-				sp.n--;
-				break;
-			}
-			p->start = at;
-			sp.parts[k - 1].end = at;
-		}
 	}
 	sp.ahead = AL_AHEAD * nt;
 	/* the other threads take parts in turn; the caller visits each in
