@@ -1926,9 +1926,10 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
  * to 20 ms of the bench's 1 GiB, for one subject in 4 KiB pages (the
  * caller waiting) as for a batch in huge pages (the other).
  *
- * Memory: one block per thread, and at most q_max (4 MiB) of queued lines
+ * Memory: one block per thread, and at most q_max (1 MiB) of queued lines
  * per part, for at most AL_AHEAD parts per thread past the one the caller
- * is on; a part whose queue is full waits for the caller.
+ * is on (with two CPUs, 5 MiB at most; the bench's batch of 100 queues
+ * about 200 KB a part); a part whose queue is full waits for the caller.
  */
 #define AL_SPLIT_MAX 4
 #define AL_PARTS_PER_THREAD 8
@@ -1948,7 +1949,8 @@ static int scan_block(struct scanner *s, const char *p, size_t n)
 
 static size_t split_min = 32u << 20; /* smaller files: one piece */
 static int split_parts;              /* tests: parts to cut into */
-static size_t q_max = 4u << 20;      /* a part's queued lines, at most */
+#define AL_Q_MAX (1u << 20)
+static size_t q_max = AL_Q_MAX;      /* a part's queued lines, at most */
 
 void pex_al_split(size_t min_bytes, int parts)
 {
@@ -1958,7 +1960,7 @@ void pex_al_split(size_t min_bytes, int parts)
 
 void pex_al_split_queue(size_t max_bytes)
 {
-	q_max = max_bytes ? max_bytes : 4u << 20;
+	q_max = max_bytes ? max_bytes : AL_Q_MAX;
 }
 
 struct qchunk {

@@ -114,7 +114,7 @@ int pex_al_scan(const char *path, const struct pex_al_scan_opts *opts,
  * number (default: online CPUs; at most 4). For the tests. */
 void pex_al_split(size_t min_bytes, int parts);
 /* For the tests: a part's queue holds at most max_bytes (0: the default,
- * 4 MiB), so that parts fill theirs. */
+ * 1 MiB), so that parts fill theirs. */
 void pex_al_split_queue(size_t max_bytes);
 
 /* First occurrence of nd[0..m) in h[0..n), or NULL; memmem's contract,
