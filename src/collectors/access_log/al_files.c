@@ -2175,7 +2175,8 @@ static int map_scan(struct part *p, off_t *off, off_t end, off_t *dropped)
 static int part_scan_body(struct part *p, off_t *off)
 {
 	off_t mend = p->map ? (p->end >= 0 ? p->end : p->size) : *off;
-	off_t dropped = *off / AL_MAP_DROP * AL_MAP_DROP;
+	/* from the part's own start: the part before drops its own tail */
+	off_t pg = (off_t)sysconf(_SC_PAGESIZE), dropped = *off / pg * pg;
 	struct map_judge *j = p->judge;
 	int rc;
 
@@ -2206,8 +2207,7 @@ static int part_scan_body(struct part *p, off_t *off)
 			return rc;
 	}
 	if (p->map && mend > dropped) {
-		size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-		off_t to = mend / (off_t)pg * (off_t)pg;
+		off_t to = mend / pg * pg;
 
 		if (to > dropped)
 			madvise((void *)(p->map + dropped), (size_t)(to - dropped),
@@ -2220,7 +2220,7 @@ static int part_scan_body(struct part *p, off_t *off)
 		if (rc)
 			return rc;
 	}
-	return p->s.clen || p->s.overflow ? carry_finish(&p->s) : 0;
+	return 0;
 }
 
 /*
@@ -2236,8 +2236,10 @@ static int part_scan(struct part *p)
 	off_t off = p->start;
 	int rc;
 
-	if (!p->map)
-		return part_scan_body(p, &off);
+	if (!p->map) {
+		rc = part_scan_body(p, &off);
+		goto last_line;
+	}
 	g.lo = p->map;
 	g.hi = p->map + p->size;
 	g.at = NULL;
@@ -2268,6 +2270,11 @@ static int part_scan(struct part *p)
 	if (!rc && !p->shrunk && !fstat(p->fd, &st) &&
 	    st.st_size < (p->end >= 0 ? p->end : p->size))
 		p->shrunk = 1;
+last_line:
+	/* a line left without its newline ends the part, unless the file
+	 * got shorter: then it is a piece of one, and the scan fails */
+	if (!rc && !p->shrunk && (p->s.clen || p->s.overflow))
+		rc = carry_finish(&p->s);
 	return rc;
 }
 
@@ -2289,9 +2296,11 @@ static void part_run(struct part *p)
 
 /* Hand part p's queued lines to fn, numbered after base, as they come,
  * until it is done; without block (again not NULL), return as soon as
- * it has nothing queued but is not done, *again set. */
+ * it has nothing queued but is not done, *again set. When fn stops it,
+ * *stopped is the part's line that it stopped at. */
 static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
-		      unsigned long long base, int *again)
+		      unsigned long long base, int *again,
+		      unsigned long long *stopped)
 {
 	if (again)
 		*again = 0;
@@ -2330,6 +2339,8 @@ static int part_drain(struct part *p, pex_al_line_fn fn, void *data,
 			pos += sizeof(q);
 			rc = fn(data, q.held ? c->data + pos : NULL, q.len,
 				base + q.lineno);
+			if (rc)
+				*stopped = q.lineno;
 			if (q.held)
 				pos += q.len;
 		}
@@ -2347,8 +2358,9 @@ static off_t line_start(int fd, off_t off, char *buf)
 	off_t at = off - 1;
 	int i;
 
-	/* 4 KiB at a time (a line is rarely longer), up to 4 MiB */
-	for (i = 0; i < 1024; i++) {
+	/* 4 KiB at a time (a line is rarely longer), up to 1 MiB: a cut
+	 * further inside a line is skipped (the part before goes on) */
+	for (i = 0; i < 256; i++) {
 		ssize_t n;
 		const char *nl;
 
@@ -2537,6 +2549,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		       unsigned long long *base)
 {
 	struct part *p = &sp->parts[k];
+	unsigned long long stopped = 0;
 	int mine, u, rc, again;
 
 	pthread_mutex_lock(&sp->mu);
@@ -2557,14 +2570,15 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		part_let_go(p);
 		return rc;
 	}
-	while (!(rc = part_drain(p, fn, data, *base, &again)) && again) {
+	while (!(rc = part_drain(p, fn, data, *base, &again, &stopped)) &&
+	       again) {
 		struct part *q;
 
 		pthread_mutex_lock(&sp->mu);
 		u = split_take(sp, k + 1, 1);
 		pthread_mutex_unlock(&sp->mu);
 		if (u < 0) {
-			rc = part_drain(p, fn, data, *base, NULL);
+			rc = part_drain(p, fn, data, *base, NULL, &stopped);
 			break;
 		}
 		q = &sp->parts[u];
@@ -2587,6 +2601,8 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 	if (!rc) {
 		*base += p->s.lineno;
 		part_let_go(p);
+	} else if (stopped) {
+		*base += stopped; /* as a scan in one piece counts */
 	}
 	return rc;
 }
