@@ -54,26 +54,28 @@ source "$(dirname "$0")/weblog-config.sh"
 weblog_config "$LOG" >"$DIR/plain.yaml"
 weblog_config "$LOG.gz" >"$DIR/gz.yaml"
 
-# measure NAME CMD...: best wall time of $RUNS runs and its peak RSS (KB)
+# run_once NAME CMD...: one timed run; SECS and MEM keep the best wall
+# time (ms) of NAME's runs and that run's peak RSS (KB). The commands
+# compared run in turns, $RUNS rounds, so that a slow spell of the
+# machine (a shared host; the kernel reclaiming page cache in the
+# background) falls on each of them rather than on one's runs in a row.
 declare -A SECS MEM
-measure() {
-	local name=$1 best="" bmem=0 i t0 t1 s m
+run_once() {
+	local name=$1 t0 t1 s m
 	shift
-	for ((i = 0; i < RUNS; i++)); do
-		t0=$(date +%s%N)
-		/usr/bin/time -f %M -o "$DIR/time.out" "$@" >/dev/null
-		t1=$(date +%s%N)
-		s=$(( (t1 - t0) / 1000000 ))
-		m=$(tail -1 "$DIR/time.out")
-		if [ -z "$best" ] || [ "$s" -lt "$best" ]; then
-			best=$s
-			bmem=$m
-		fi
-	done
-	SECS[$name]=$best
-	MEM[$name]=$bmem
-	printf '  %-28s %8.3f s  %7d KB peak\n' "$name" \
-		"$(echo "$best / 1000" | bc -l)" "$bmem"
+	t0=$(date +%s%N)
+	/usr/bin/time -f %M -o "$DIR/time.out" "$@" >/dev/null
+	t1=$(date +%s%N)
+	s=$(( (t1 - t0) / 1000000 ))
+	m=$(tail -1 "$DIR/time.out")
+	if [ -z "${SECS[$name]:-}" ] || [ "$s" -lt "${SECS[$name]}" ]; then
+		SECS[$name]=$s
+		MEM[$name]=$m
+	fi
+}
+show() {
+	printf '  %-28s %8.3f s  %7d KB peak\n' "$1" \
+		"$(echo "${SECS[$1]} / 1000" | bc -l)" "${MEM[$1]}"
 }
 
 cat "$LOG" >/dev/null # the plain log in the page cache, as for rg
@@ -87,12 +89,6 @@ echo "portex: $PORTEX"
 echo "page cache in huge pages: $(awk '/^FileHugePages/ {print $2 " kB"}' \
 	/proc/meminfo 2>/dev/null || echo unknown)"
 
-measure "(a) portex, plain" "$PORTEX" export -c "$DIR/plain.yaml" \
-	-s "$IDENT" -o "$DIR/a.zip"
-# rg writes its matches to a file: with stdout on /dev/null it would stop
-# at the first match.
-measure "(b) rg -F, plain" sh -c "rg -F '$IP' '$LOG' >'$DIR/rg.out'"
-echo "      ($(wc -l <"$DIR/rg.out") lines hold the address)"
 # ---- (c) batch: 100 subjects in one run ------------------------------
 # The subject and 99 other people: the first 99 other addresses of the
 # log, each with a 30-minute window, spread over the log's day.
@@ -118,13 +114,33 @@ for k, ip in enumerate(ips, 1):
 PY
 rm -rf "$DIR/batch"
 mkdir -p "$DIR/batch"
-measure "(c) portex --batch 100" "$PORTEX" export -c "$DIR/plain.yaml" --replace \
-	--batch "$DIR/subjects.csv" --out-dir "$DIR/batch" -q
-echo "      ($(find "$DIR/batch" -name '*.zip' | wc -l) bundles)"
 # ----------------------------------------------------------------------
-measure "(d) portex, gzip" "$PORTEX" export -c "$DIR/gz.yaml" \
-	-s "$IDENT" -o "$DIR/d.zip"
-measure "(d) zcat | rg -F" sh -c "zcat '$LOG.gz' | rg -F '$IP' >'$DIR/zrg.out'"
+A="(a) portex, plain"
+B="(b) rg -F, plain"
+C="(c) portex --batch 100"
+DP="(d) portex, gzip"
+DZ="(d) zcat | rg -F"
+for ((i = 0; i < RUNS; i++)); do
+	run_once "$A" "$PORTEX" export -c "$DIR/plain.yaml" -s "$IDENT" \
+		-o "$DIR/a.zip"
+	# rg writes its matches to a file: with stdout on /dev/null it
+	# would stop at the first match.
+	run_once "$B" sh -c "rg -F '$IP' '$LOG' >'$DIR/rg.out'"
+	run_once "$C" "$PORTEX" export -c "$DIR/plain.yaml" --replace \
+		--batch "$DIR/subjects.csv" --out-dir "$DIR/batch" -q
+done
+show "$A"
+show "$B"
+echo "      ($(wc -l <"$DIR/rg.out") lines hold the address)"
+show "$C"
+echo "      ($(find "$DIR/batch" -name '*.zip' | wc -l) bundles)"
+for ((i = 0; i < RUNS; i++)); do
+	run_once "$DP" "$PORTEX" export -c "$DIR/gz.yaml" -s "$IDENT" \
+		-o "$DIR/d.zip"
+	run_once "$DZ" sh -c "zcat '$LOG.gz' | rg -F '$IP' >'$DIR/zrg.out'"
+done
+show "$DP"
+show "$DZ"
 
 GOT=$(python3 "$ROOT/tests/e2e/bundlecheck.py" ids "$DIR/a.zip" events | grep -c .)
 GOTD=$(python3 "$ROOT/tests/e2e/bundlecheck.py" ids "$DIR/d.zip" events | grep -c .)
@@ -137,14 +153,12 @@ GOTC=$(python3 "$ROOT/tests/e2e/bundlecheck.py" ids \
 	exit 1
 }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
-PEAK=${MEM["(a) portex, plain"]}
-[ "${MEM["(d) portex, gzip"]}" -gt "$PEAK" ] && PEAK=${MEM["(d) portex, gzip"]}
-C="(c) portex --batch 100"
+PEAK=${MEM[$A]}
+[ "${MEM[$DP]}" -gt "$PEAK" ] && PEAK=${MEM[$DP]}
 [ "${MEM[$C]}" -gt "$PEAK" ] && PEAK=${MEM[$C]}
 echo "events: $GOT (plain), $GOTD (gzip), $GOTC (batch)," \
      "each exactly the subject's"
-echo "(a)/(b)             = $(ratio "${SECS["(a) portex, plain"]}" "${SECS["(b) rg -F, plain"]}")   (target <= 1.5)"
-echo "(c)/(a)             = $(ratio "${SECS[$C]}" \
-	"${SECS["(a) portex, plain"]}")   (target <= 2)"
-echo "(d) portex/zcat|rg  = $(ratio "${SECS["(d) portex, gzip"]}" "${SECS["(d) zcat | rg -F"]}")   (target <= 1.2)"
+echo "(a)/(b)             = $(ratio "${SECS[$A]}" "${SECS[$B]}")   (target <= 1.5)"
+echo "(c)/(a)             = $(ratio "${SECS[$C]}" "${SECS[$A]}")   (target <= 2)"
+echo "(d) portex/zcat|rg  = $(ratio "${SECS[$DP]}" "${SECS[$DZ]}")   (target <= 1.2)"
 echo "peak memory portex  = $((PEAK / 1024)) MB   (target < 64 MB)"
