@@ -2438,6 +2438,7 @@ struct split {
 	int stop;
 };
 
+/* A thread of a split scan, the caller's too, and what it reads with. */
 struct split_thread {
 	struct split *sp;
 	int fd; /* its own: see reopen() */
@@ -2446,6 +2447,14 @@ struct split_thread {
 	pthread_t thr;
 	int started;
 };
+
+/* Part p is to be scanned by thread t. */
+static void part_take(struct part *p, struct split_thread *t)
+{
+	p->fd = t->fd;
+	p->buf = t->buf;
+	p->judge = &t->judge;
+}
 
 /* Take the first free part from `from` on for a queued scan, if the
  * caller is not too far behind; -1 when there is none (yet). For the
@@ -2474,15 +2483,12 @@ static int split_left(const struct split *sp)
 	return 0;
 }
 
-/* Scan part k on this thread, into its queue. */
-static void split_scan_queued(struct split *sp, int k, int fd, char *buf,
-			      struct map_judge *judge)
+/* Scan part k on thread t, into its queue. */
+static void split_scan_queued(struct split_thread *t, int k)
 {
-	struct part *p = &sp->parts[k];
+	struct part *p = &t->sp->parts[k];
 
-	p->fd = fd;
-	p->buf = buf;
-	p->judge = judge;
+	part_take(p, t);
 	p->s.fn = part_queue;
 	p->s.data = p;
 	part_run(p);
@@ -2501,7 +2507,7 @@ static void *split_main(void *arg)
 		if (k < 0)
 			break;
 		pthread_mutex_unlock(&sp->mu);
-		split_scan_queued(sp, k, t->fd, t->buf, &t->judge);
+		split_scan_queued(t, k);
 		pthread_mutex_lock(&sp->mu);
 	}
 	pthread_mutex_unlock(&sp->mu);
@@ -2520,7 +2526,8 @@ static void part_let_go(struct part *p)
 	p->s.lcap = 0;
 }
 
-/* Part p, scanned by the caller into its queue, as it was before. */
+/* Part p as before its scan, its queue emptied: a part given back, or
+ * the scan's end. */
 static void part_reset(struct part *p)
 {
 	while (p->head) {
@@ -2544,10 +2551,10 @@ static void part_reset(struct part *p)
 /* The caller's turn at part k: scan it if nobody has taken it, else hand
  * on its queued lines, scanning free parts while it has none. *base:
  * the lines before part k, then before the next. */
-static int split_visit(struct split *sp, int k, int fd, char *buf,
-		       struct map_judge *judge, pex_al_line_fn fn, void *data,
-		       unsigned long long *base)
+static int split_visit(struct split_thread *me, int k, pex_al_line_fn fn,
+		       void *data, unsigned long long *base)
 {
+	struct split *sp = me->sp;
 	struct part *p = &sp->parts[k];
 	unsigned long long stopped = 0;
 	int mine, u, rc, again;
@@ -2559,9 +2566,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 	p->taken = 1;
 	pthread_mutex_unlock(&sp->mu);
 	if (mine) {
-		p->fd = fd;
-		p->buf = buf;
-		p->judge = judge;
+		part_take(p, me);
 		p->s.fn = fn;
 		p->s.data = data;
 		p->s.lineno = *base;
@@ -2583,7 +2588,7 @@ static int split_visit(struct split *sp, int k, int fd, char *buf,
 		}
 		q = &sp->parts[u];
 		q->by_caller = 1;
-		split_scan_queued(sp, u, fd, buf, judge);
+		split_scan_queued(me, u);
 		if (q->rc == AL_YIELD) {
 			/* more lines than a queue holds: given back, for a
 			 * worker (which can wait) or the caller in its turn */
@@ -2615,11 +2620,12 @@ static int scan_split(int fd, const char *path,
 {
 	struct split sp = {.n = 0};
 	struct split_thread th[AL_SPLIT_MAX];
-	struct map_judge judge = {.retry = AL_MAP_RETRY, .first = 1};
+	const struct map_judge judge = {.retry = AL_MAP_RETRY, .first = 1};
+	struct split_thread me = {.sp = &sp, .fd = fd, .judge = judge};
 	unsigned long long base = 0;
 	struct stat st;
 	const char *map = NULL;
-	char *buf = malloc(AL_PART_BLOCK);
+	char *buf = me.buf = malloc(AL_PART_BLOCK);
 	int nt, want, k, rc = 0;
 
 	memset(th, 0, sizeof(th));
@@ -2688,7 +2694,7 @@ static int scan_split(int fd, const char *path,
 							     &th[k]);
 	}
 	for (k = 0; k < sp.n && !rc; k++) {
-		rc = split_visit(&sp, k, fd, buf, &judge, fn, data, &base);
+		rc = split_visit(&me, k, fn, data, &base);
 		/* a file cut short under the scan: what the later parts
 		 * read no longer follows, and lines the subject made may
 		 * be gone; the source fails rather than look complete */
@@ -2720,15 +2726,8 @@ out:
 	for (k = 0; k < sp.n; k++) {
 		struct part *p = &sp.parts[k];
 
-		while (p->head) {
-			struct qchunk *c = p->head;
-
-			p->head = c->next;
-			free(c);
-		}
-		free(p->fill);
-		free(p->s.carry);
-		free(p->s.lbuf);
+		part_reset(p);
+		part_let_go(p);
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
 	}
