@@ -403,8 +403,9 @@ static const char *reason_of(const json_t *src)
 }
 
 /* One line per subject; under a failed or partial one, why; under any,
- * how many warnings its manifest holds. */
-static void print_batch(const json_t *sums, const struct batch *b)
+ * how many warnings its manifest holds. paths[i] is row i's output path,
+ * for a row whose bundle is null (none was written). */
+static void print_batch(const json_t *sums, const char *const *paths)
 {
 	const json_t *s, *src, *w;
 	size_t i, j;
@@ -419,7 +420,7 @@ static void print_batch(const json_t *sums, const struct batch *b)
 			nw += json_integer_value(json_object_get(w, "count"));
 		printf("%-8s %s%s%s", json_string_value(json_object_get(s,
 								"result")),
-		       bundle ? bundle : b->subjects[i].out_path,
+		       bundle ? bundle : paths[i],
 		       e ? ": " : "", e ? json_string_value(e) : "");
 		if (nw)
 			printf(" (%" JSON_INTEGER_FORMAT " warning%s, see "
@@ -467,16 +468,61 @@ static void print_totals(const json_t *sums, FILE *f)
 	fputc('\n', f);
 }
 
-/* A row --skip-existing left out, as the summary lists it. */
-static json_t *skipped_row(const char *path, const char *request_id)
-{
-	json_t *row = json_pack("{s:s, s:s}", "bundle", path, "result",
-				"skipped");
+/* The rows --skip-existing left out (their strings borrowed from the
+ * batch), with their CSV line numbers. */
+struct skipped {
+	const char **paths, **ids;
+	unsigned long *lines;
+	size_t n;
+};
 
-	if (row && request_id)
+/* A row --skip-existing left out, as the summary lists it. */
+static json_t *skipped_row(const struct skipped *sk, size_t j)
+{
+	json_t *row = json_pack("{s:s, s:s}", "bundle", sk->paths[j],
+				"result", "skipped");
+
+	if (row && sk->ids[j])
 		json_object_set_new(row, "request_id",
-				    json_string(request_id));
+				    json_string(sk->ids[j]));
 	return row;
+}
+
+/*
+ * The summary's rows in the order of the CSV's, so that row i of the
+ * JSON array (or of the printed list) is the CSV's i-th subject whether
+ * or not --skip-existing left it out: made[i] (a reference it takes;
+ * NULL for none) is b's subject i, the skipped rows go between them by
+ * their line numbers. paths[] (one per row, room for b->n + sk->n) gets
+ * each row's output path. NULL when out of memory.
+ */
+static json_t *rows_in_order(json_t **made, const struct batch *b,
+			     const struct skipped *sk, const char **paths)
+{
+	json_t *sums = json_array();
+	size_t i = 0, j = 0, r = 0;
+
+	while (i < b->n || j < sk->n) {
+		json_t *row;
+
+		if (j < sk->n && (i == b->n || sk->lines[j] < b->lines[i])) {
+			paths[r] = sk->paths[j];
+			row = skipped_row(sk, j++);
+		} else {
+			paths[r] = b->subjects[i].out_path;
+			row = made[i++];
+			if (!row)
+				continue;
+		}
+		/* a failed append lets go of row, even to a NULL array:
+		 * the rest of made is still let go of this way */
+		if (json_array_append_new(sums, row)) {
+			json_decref(sums);
+			sums = NULL;
+		}
+		r++;
+	}
+	return sums;
 }
 
 /*
@@ -493,8 +539,7 @@ struct batch_report {
 	size_t ndone;
 	const struct batch *b;
 	const char *dir;
-	const char *const *skipped, *const *skipped_ids;
-	size_t nskipped;
+	const struct skipped *sk;
 	int json_out;
 	const struct progress *prog;
 	time_t start;
@@ -573,8 +618,9 @@ static void batch_row(void *data, size_t row, const json_t *summary)
 static void batch_interrupted(void *data, int signo)
 {
 	struct batch_report *r = data;
-	json_t *sums = json_array();
-	const char *res;
+	size_t nrows = r->b->n + r->sk->n;
+	json_t **made = calloc(r->b->n + 1, sizeof(*made)), *sums;
+	const char **paths = calloc(nrows + 1, sizeof(*paths)), *res;
 	size_t i, left = 0;
 	int fd;
 
@@ -586,29 +632,26 @@ static void batch_interrupted(void *data, int signo)
 		fsync(fd);
 		close(fd);
 	}
-	for (i = 0; sums && i < r->b->n; i++) {
-		json_t *row;
-
+	if (!made || !paths)
+		return;
+	for (i = 0; i < r->b->n; i++) {
 		if (r->rows[i]) {
-			json_array_append(sums, (json_t *)r->rows[i]);
+			made[i] = json_incref((json_t *)r->rows[i]);
 			continue;
 		}
-		row = unreported_row(r, i);
-		res = json_string_value(json_object_get(row, "result"));
+		made[i] = unreported_row(r, i);
+		res = json_string_value(json_object_get(made[i], "result"));
 		if (!res || !strcmp(res, "interrupted"))
 			left++;
-		json_array_append_new(sums, row);
 	}
-	for (i = 0; sums && i < r->nskipped; i++)
-		json_array_append_new(sums, skipped_row(r->skipped[i],
-							r->skipped_ids[i]));
+	sums = rows_in_order(made, r->b, r->sk, paths);
 	if (!sums)
 		return;
 	if (r->json_out) {
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (!r->prog->quiet) {
-		print_batch(sums, r->b);
+		print_batch(sums, paths);
 		print_totals(sums, stdout);
 	}
 	if (left)
@@ -616,7 +659,7 @@ static void batch_interrupted(void *data, int signo)
 			"the batch was interrupted; run the same command with "
 			"--skip-existing to make what is missing\n", left,
 			left == 1 ? " was" : "s were");
-	/* the process ends now: sums is not freed */
+	/* the process ends now: nothing is freed */
 }
 
 static void summary_interrupted(void *data, int signo)
@@ -658,20 +701,20 @@ static int not_a_bundle(const char *path)
 }
 
 /* Leave out the rows whose bundle is there already (--skip-existing):
- * their paths and request ids go to skipped and skipped_ids (borrowed
- * from b), the rest move up. */
-static int skip_existing(struct batch *b, const char **skipped,
-			 const char **skipped_ids, size_t *nskipped)
+ * their paths, request ids (borrowed from b) and line numbers go to sk,
+ * the rest move up. sk's arrays have room for b->n. */
+static void skip_existing(struct batch *b, struct skipped *sk)
 {
 	size_t i, k = 0;
 
-	*nskipped = 0;
+	sk->n = 0;
 	for (i = 0; i < b->n; i++) {
 		/* a bundle is a zip whose manifest reads: an empty file, or
 		 * one that only starts like a zip, is no finished one */
 		if (pex_bundle_complete(b->subjects[i].out_path) >= 0) {
-			skipped_ids[*nskipped] = b->subjects[i].request_id;
-			skipped[(*nskipped)++] = b->subjects[i].out_path;
+			sk->ids[sk->n] = b->subjects[i].request_id;
+			sk->paths[sk->n] = b->subjects[i].out_path;
+			sk->lines[sk->n++] = b->lines[i];
 			pex_identity_set_clear(&b->subjects[i].identities);
 			continue;
 		}
@@ -679,7 +722,6 @@ static int skip_existing(struct batch *b, const char **skipped,
 		b->lines[k++] = b->lines[i];
 	}
 	b->n = k;
-	return 0;
 }
 
 static int run_batch(const char *config, const char *file, const char *dir,
@@ -689,9 +731,10 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	struct batch b = { 0 };
 	struct batch_report rep = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	pex_config *cfg = NULL;
-	json_t *sums = NULL;
-	const char **skipped = NULL, **skipped_ids = NULL;
-	size_t i, nskipped = 0;
+	json_t *made = NULL, *sums = NULL, **rows = NULL;
+	struct skipped sk = { 0 };
+	const char **paths = NULL;
+	size_t i, nmade;
 	int rc, code = PEX_EXIT_FAIL;
 
 	if (read_batch(file, dir, &b)) {
@@ -704,15 +747,17 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		batch_free(&b);
 		return PEX_EXIT_FAIL;
 	}
-	if (skip) {
-		skipped = calloc(b.n + 1, sizeof(*skipped));
-		skipped_ids = calloc(b.n + 1, sizeof(*skipped_ids));
-		if (!skipped || !skipped_ids) {
-			fprintf(stderr, "portex export: out of memory\n");
-			goto done;
-		}
-		skip_existing(&b, skipped, skipped_ids, &nskipped);
+	sk.paths = calloc(b.n + 1, sizeof(*sk.paths));
+	sk.ids = calloc(b.n + 1, sizeof(*sk.ids));
+	sk.lines = calloc(b.n + 1, sizeof(*sk.lines));
+	paths = calloc(b.n + 1, sizeof(*paths));
+	rows = calloc(b.n + 1, sizeof(*rows));
+	if (!sk.paths || !sk.ids || !sk.lines || !paths || !rows) {
+		fprintf(stderr, "portex export: out of memory\n");
+		goto done;
 	}
+	if (skip)
+		skip_existing(&b, &sk);
 	/* every row checked before anything is read or written */
 	for (i = 0; i < b.n; i++) {
 		struct stat st;
@@ -767,24 +812,25 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	}
 	rep.b = &b;
 	rep.dir = dir;
-	rep.skipped = skipped;
-	rep.skipped_ids = skipped_ids;
-	rep.nskipped = nskipped;
+	rep.sk = &sk;
 	rep.json_out = json_out;
 	rep.prog = prog;
 	rep.start = time(NULL) - 1; /* mtimes are whole seconds */
 	pex_cleanup_on_interrupt(batch_interrupted, &rep);
 	rc = b.n ? pex_export_batch(cfg, b.subjects, b.n, allow_partial,
 				    jobs, batch_progress, &rep, batch_row,
-				    &rep, &sums) : 0;
+				    &rep, &made) : 0;
 	/* every subject is done: an interruption from here on can only cut
 	 * the summary short, and says so */
 	pex_cleanup_on_interrupt(summary_interrupted, &rep);
-	if (!sums)
-		sums = json_array();
-	for (i = 0; i < nskipped; i++) /* said after the rows made now */
-		json_array_append_new(sums, skipped_row(skipped[i],
-							skipped_ids[i]));
+	nmade = json_array_size(made);
+	for (i = 0; i < b.n && i < nmade; i++)
+		rows[i] = json_incref(json_array_get(made, i));
+	sums = rows_in_order(rows, &b, &sk, paths);
+	if (!sums) {
+		fprintf(stderr, "portex export: out of memory\n");
+		goto done;
+	}
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
 			pex_error_last());
@@ -795,19 +841,23 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		json_dumpf(sums, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (!prog->quiet) {
-		print_batch(sums, &b);
+		print_batch(sums, paths);
 		print_totals(sums, stdout);
 	}
-	if (rc < 0 && !json_array_size(sums))
+	if (rc < 0 && !nmade)
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 	code = rc == 0 ? PEX_EXIT_OK : rc == PEX_EXPORT_PARTIAL ?
 	       PEX_EXIT_PARTIAL : PEX_EXIT_FAIL;
 done:
 	json_decref(sums);
+	json_decref(made);
 	pex_config_free(cfg);
 	batch_free(&b);
-	free(skipped);
-	free(skipped_ids);
+	free(sk.paths);
+	free(sk.ids);
+	free(sk.lines);
+	free(paths);
+	free(rows);
 	free(rep.rows);
 	return code;
 }

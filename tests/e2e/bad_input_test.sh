@@ -173,6 +173,24 @@ run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --s
 expect_code 0 "--skip-existing with every bundle there"
 expect_in "$out" '"result": "skipped"' "the JSON summary says skipped"
 expect_in "$out" '"request_id": "REQ/42"' "a skipped row keeps its request id"
+# the summary lists the rows in the CSV's order, a skipped one where it
+# stands: row i of the JSON array is the CSV's i-th subject
+printf 'identities,request_id\nemail:alice@example.com,REQ/42\nemail:alicia@example.com,\nemail:brien@example.com,REQ/7\n' > "$WORK/three.csv"
+rm "$WORK/new/REQ_42.zip"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/three.csv" --out-dir "$WORK/new" --skip-existing --json
+expect_code 0 "--skip-existing with a row in the middle there"
+order=$(printf '%s' "$out" | python3 -c 'import json, os, sys
+print(" ".join("%s:%s" % (os.path.basename(r["bundle"]), r["result"])
+               for r in json.load(sys.stdin)))')
+[ "$order" = "REQ_42.zip:complete subject-3.zip:skipped REQ_7.zip:complete" ] ||
+	fail "--json rows not in the CSV's order: $order"
+rm "$WORK/new/REQ_42.zip" "$WORK/new/REQ_7.zip"
+run "$PORTEX" export -c "$cfg" --batch "$WORK/three.csv" --out-dir "$WORK/new" --skip-existing
+expect_code 0 "--skip-existing again, listed as text"
+order=$(printf '%s\n' "$out" | awk '$2 ~ /zip$/ { sub(".*/", "", $2); printf "%s:%s ", $2, $1 }')
+[ "$order" = "REQ_42.zip:complete subject-3.zip:skipped REQ_7.zip:complete " ] ||
+	fail "listed rows not in the CSV's order: $order"
+expect_in "$out" "3 subjects: 2 complete, 1 skipped" "ends with the counts"
 # a file that only starts like a zip is no finished bundle either: the
 # row is refused with what to do, and the file left as it is
 printf 'PK\003\004not a zip at all' > "$WORK/new/REQ_42.zip"
