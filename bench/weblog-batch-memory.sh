@@ -4,7 +4,9 @@
 #   (1) 20 heavy visitors: a 300 MB log in which 20 addresses made 90% of
 #       the requests, each subject's window over the whole log;
 #   (2) 1000 subjects: the first 1000 addresses of the 1 GiB bench log,
-#       each with a window over the whole log.
+#       each with a window over the whole log;
+#   (3) 10,000 subjects of one request each (a 2.4 MB log): what each
+#       row of a batch costs, whatever its records.
 # Peak RSS by /usr/bin/time (%M), with the default --jobs.
 #
 # usage: bench/weblog-batch-memory.sh
@@ -57,12 +59,21 @@ with open(w + "/many.csv", "w") as c:
     c.write("identities,request_id\n")
     for i, ip in enumerate(ips):
         c.write("ip:%s@%s,K-%d\n" % (ip, win, i))
+with open(log, "rb") as f, open(w + "/rows.log", "wb") as out, \
+        open(w + "/rows.csv", "w") as c:
+    c.write("identities,request_id\n")
+    for i in range(10000):
+        ip = "172.%d.%d.%d" % (16 + i // 65536, i // 256 % 256, i % 256)
+        line = f.readline()
+        out.write(ip.encode() + line[line.index(b" "):])
+        c.write("ip:%s@%s,R-%d\n" % (ip, win, i))
 PY
 
 # shellcheck source=bench/weblog-config.sh
 source "$(dirname "$0")/weblog-config.sh"
 weblog_config "$W/heavy.log" >"$W/heavy.yaml"
 weblog_config "$LOG" >"$W/many.yaml"
+weblog_config "$W/rows.log" >"$W/rows.yaml"
 
 peak() { # name yaml csv
 	/usr/bin/time -f "%e %M" -o "$W/time" "$PORTEX" export -c "$2" \
@@ -74,4 +85,5 @@ peak() { # name yaml csv
 echo "portex: $PORTEX"
 peak "20 heavy visitors, 300 MB log" "$W/heavy.yaml" "$W/heavy.csv"
 peak "1000 subjects, 1 GiB log" "$W/many.yaml" "$W/many.csv"
+peak "10,000 subjects, one request each" "$W/rows.yaml" "$W/rows.csv"
 rm -rf "$W"

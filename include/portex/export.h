@@ -103,7 +103,9 @@ struct pex_batch_subject {
  * (a collector with collect_batch) once for all of them. Every subject's
  * bundle is checked and sealed exactly as by pex_export(). *summaries:
  * new array, one summary per subject, each with "result": "complete",
- * "partial" or "failed" (and "error"). Returns 0 when every bundle is
+ * "partial" or "failed" (and "error"); summaries may be NULL when
+ * row_done takes what it needs of each (a big batch's summaries as JSON
+ * values are most of its memory). Returns 0 when every bundle is
  * complete, PEX_EXPORT_PARTIAL when some are partial but none failed,
  * PEX_ERROR when any failed, PEX_EUSAGE (nothing done) for an identity
  * of a type no source uses.
@@ -113,9 +115,10 @@ struct pex_batch_subject {
  * (1..PEX_BATCH_JOBS_MAX) are made at a time, each on its own thread;
  * the summaries stay in subject order.
  * row_done (may be NULL) is called as each subject is done, with its
- * index and its summary (borrowed, unchanged until pex_export_batch
- * returns), from any of the jobs, never two at once: a caller that is
- * interrupted can tell which bundles were written.
+ * index and its summary (borrowed: with summaries, unchanged until
+ * pex_export_batch returns; without, let go of when row_done returns),
+ * from any of the jobs, never two at once: a caller that is interrupted
+ * can tell which bundles were written.
  */
 #define PEX_BATCH_JOBS_MAX 16
 typedef void (*pex_batch_row_fn)(void *data, size_t row,

@@ -402,70 +402,100 @@ static const char *reason_of(const json_t *src)
 	return err;
 }
 
-/* One line per subject; under a failed or partial one, why; under any,
- * how many warnings its manifest holds. paths[i] is row i's output path,
- * for a row whose bundle is null (none was written). */
-static void print_batch(const json_t *sums, const char *const *paths)
+/* One subject's line; under a failed or partial one, why; under any, how
+ * many warnings its manifest holds. path is the row's output path, for a
+ * row whose bundle is null (none was written). */
+static void print_row(const json_t *s, const char *path)
 {
-	const json_t *s, *src, *w;
-	size_t i, j;
+	const char *bundle = json_string_value(json_object_get(s, "bundle"));
+	const json_t *e = json_object_get(s, "error"), *src, *w;
+	json_int_t nw = 0;
+	size_t j;
 
-	json_array_foreach(sums, i, s) {
-		const char *bundle = json_string_value(json_object_get(s,
-								"bundle"));
-		const json_t *e = json_object_get(s, "error");
-		json_int_t nw = 0;
-
-		json_array_foreach(json_object_get(s, "warnings"), j, w)
-			nw += json_integer_value(json_object_get(w, "count"));
-		printf("%-8s %s%s%s", json_string_value(json_object_get(s,
-								"result")),
-		       bundle ? bundle : paths[i],
-		       e ? ": " : "", e ? json_string_value(e) : "");
-		if (nw)
-			printf(" (%" JSON_INTEGER_FORMAT " warning%s, see "
-			       "its manifest)", nw, nw == 1 ? "" : "s");
-		putchar('\n');
-		json_array_foreach(json_object_get(s, "sources"), j, src) {
-			const json_t *err = json_object_get(src, "error");
-
-			if (err)
-				printf("         source %s: %s\n",
-				       json_string_value(json_object_get(src,
-								 "id")),
-				       reason_of(src));
-		}
+	json_array_foreach(json_object_get(s, "warnings"), j, w)
+		nw += json_integer_value(json_object_get(w, "count"));
+	printf("%-8s %s%s%s", json_string_value(json_object_get(s, "result")),
+	       bundle ? bundle : path, e ? ": " : "",
+	       e ? json_string_value(e) : "");
+	if (nw)
+		printf(" (%" JSON_INTEGER_FORMAT " warning%s, see its "
+		       "manifest)", nw, nw == 1 ? "" : "s");
+	putchar('\n');
+	json_array_foreach(json_object_get(s, "sources"), j, src) {
+		if (json_object_get(src, "error"))
+			printf("         source %s: %s\n",
+			       json_string_value(json_object_get(src, "id")),
+			       reason_of(src));
 	}
 }
 
-/* The batch's counts, one line: what a long list of rows needs at its
- * end. */
-static void print_totals(const json_t *sums, FILE *f)
+/* A row in --json's array: indented as the whole array dumped with
+ * JSON_INDENT(2) would have it (a string holds no raw line end, so every
+ * line end is one of the layout's). */
+static void print_json_row(const json_t *row, int first)
 {
-	static const char *const kinds[] = {
-		"complete", "partial", "failed", "skipped", "interrupted",
-	};
-	size_t count[5] = {0}, i, k;
-	const json_t *s;
-	const char *sep = ": ";
+	char *text = json_dumps(row, JSON_INDENT(2));
+	const char *p;
 
-	json_array_foreach(sums, i, s) {
-		const char *r = json_string_value(json_object_get(s,
-								  "result"));
-
-		for (k = 0; k < 5; k++)
-			if (r && !strcmp(r, kinds[k]))
-				count[k]++;
+	fputs(first ? "[\n  " : ",\n  ", stdout);
+	for (p = text; p && *p; p++) {
+		putchar(*p);
+		if (*p == '\n')
+			fputs("  ", stdout);
 	}
-	fprintf(f, "%zu subject%s", json_array_size(sums),
-		json_array_size(sums) == 1 ? "" : "s");
+	free(text);
+}
+
+/*
+ * The batch's summary, printed a row at a time as it is made, so that a
+ * batch of many subjects never holds every row as JSON values at once:
+ * the rows (--json's array, or a line each) and then, as text, the
+ * counts a long list needs at its end.
+ */
+struct summary_out {
+	int json, quiet;
+	size_t rows, count[5];
+};
+
+static const char *const result_kinds[] = {
+	"complete", "partial", "failed", "skipped", "interrupted",
+};
+
+static void out_row(struct summary_out *o, const json_t *row,
+		    const char *path)
+{
+	const char *r = json_string_value(json_object_get(row, "result"));
+	size_t k;
+
+	for (k = 0; k < 5; k++)
+		if (r && !strcmp(r, result_kinds[k]))
+			o->count[k]++;
+	if (o->json)
+		print_json_row(row, !o->rows);
+	else if (!o->quiet)
+		print_row(row, path);
+	o->rows++;
+}
+
+static void out_end(struct summary_out *o)
+{
+	const char *sep = ": ";
+	size_t k;
+
+	if (o->json) {
+		fputs(o->rows ? "\n]\n" : "[]\n", stdout);
+		return;
+	}
+	if (o->quiet)
+		return;
+	printf("%zu subject%s", o->rows, o->rows == 1 ? "" : "s");
 	for (k = 0; k < 5; k++) {
-		if (!count[k] && k > 0)
+		if (!o->count[k] && k > 0)
 			continue;
-		fprintf(f, "%s%zu %s", sep, count[k], kinds[k]);
+		printf("%s%zu %s", sep, o->count[k], result_kinds[k]);
 		sep = ", ";
 	}
-	fputc('\n', f);
+	putchar('\n');
 }
 
 /* The rows --skip-existing left out (their strings borrowed from the
@@ -489,40 +519,34 @@ static json_t *skipped_row(const struct skipped *sk, size_t j)
 }
 
 /*
- * The summary's rows in the order of the CSV's, so that row i of the
- * JSON array (or of the printed list) is the CSV's i-th subject whether
- * or not --skip-existing left it out: made[i] (a reference it takes;
- * NULL for none) is b's subject i, the skipped rows go between them by
- * their line numbers. paths[] (one per row, room for b->n + sk->n) gets
- * each row's output path. NULL when out of memory.
+ * The summary's rows in the order of the CSV's, so that row i of --json's
+ * array is the CSV's i-th subject whether or not --skip-existing left it
+ * out: made(data, i) (a new reference, or NULL for none) is b's subject
+ * i, and the skipped rows go between them by their line numbers. Each
+ * row is printed and let go of before the next is made.
  */
-static json_t *rows_in_order(json_t **made, const struct batch *b,
-			     const struct skipped *sk, const char **paths)
+static void print_rows(struct summary_out *o, const struct batch *b,
+		       const struct skipped *sk,
+		       json_t *(*made)(void *data, size_t i), void *data)
 {
-	json_t *sums = json_array();
-	size_t i = 0, j = 0, r = 0;
+	size_t i = 0, j = 0;
 
 	while (i < b->n || j < sk->n) {
+		const char *path;
 		json_t *row;
 
 		if (j < sk->n && (i == b->n || sk->lines[j] < b->lines[i])) {
-			paths[r] = sk->paths[j];
+			path = sk->paths[j];
 			row = skipped_row(sk, j++);
 		} else {
-			paths[r] = b->subjects[i].out_path;
-			row = made[i++];
-			if (!row)
-				continue;
+			path = b->subjects[i].out_path;
+			row = made(data, i++);
 		}
-		/* a failed append lets go of row, even to a NULL array:
-		 * the rest of made is still let go of this way */
-		if (json_array_append_new(sums, row)) {
-			json_decref(sums);
-			sums = NULL;
-		}
-		r++;
+		if (row)
+			out_row(o, row, path);
+		json_decref(row);
 	}
-	return sums;
+	out_end(o);
 }
 
 /*
@@ -532,11 +556,20 @@ static json_t *rows_in_order(json_t **made, const struct batch *b,
  * the rest. Rows arrive from the batch's jobs (batch_row); the report is
  * made by the signal thread, which keeps the lock until the process
  * ends.
+ *
+ * A row is kept as compact JSON text (a few hundred bytes; as JSON
+ * values it took 1.6 KB, most of a big batch's memory), or, when there
+ * was no memory for the text, as the values themselves.
  */
+struct kept_row {
+	char *text;
+	json_t *obj;
+};
+
 struct batch_report {
 	pthread_mutex_t mu;
-	const json_t **rows; /* borrowed from the batch's summaries */
-	size_t ndone;
+	struct kept_row *rows; /* one per subject: empty until reported */
+	size_t ndone, left;
 	const struct batch *b;
 	const char *dir;
 	const struct skipped *sk;
@@ -590,9 +623,12 @@ static void batch_progress(void *data, const char *source,
 static void batch_row(void *data, size_t row, const json_t *summary)
 {
 	struct batch_report *r = data;
+	char *text = json_dumps(summary, JSON_COMPACT);
+	json_t *obj = text ? NULL : json_deep_copy(summary);
 
 	pthread_mutex_lock(&r->mu);
-	r->rows[row] = summary;
+	r->rows[row].text = text;
+	r->rows[row].obj = obj;
 	r->ndone++;
 	if (r->prog->tty && !r->prog->quiet) {
 		struct timespec now;
@@ -615,13 +651,42 @@ static void batch_row(void *data, size_t row, const json_t *summary)
 	pthread_mutex_unlock(&r->mu);
 }
 
+/* Subject i's row as reported, or NULL: a new reference. */
+static json_t *kept(const struct batch_report *r, size_t i)
+{
+	if (r->rows[i].text)
+		return json_loads(r->rows[i].text, JSON_ALLOW_NUL, NULL);
+	return json_incref(r->rows[i].obj);
+}
+
+/* print_rows' made() once every subject is done. */
+static json_t *made_done(void *data, size_t i)
+{
+	return kept(data, i);
+}
+
+/* print_rows' made() on an interruption: a subject not reported yet is
+ * looked for on disk (unreported_row) or counted as left. */
+static json_t *made_interrupted(void *data, size_t i)
+{
+	struct batch_report *r = data;
+	json_t *row = kept(r, i);
+	const char *res;
+
+	if (row || (r->rows[i].text || r->rows[i].obj))
+		return row;
+	row = unreported_row(r, i);
+	res = json_string_value(json_object_get(row, "result"));
+	if (!res || !strcmp(res, "interrupted"))
+		r->left++;
+	return row;
+}
+
 static void batch_interrupted(void *data, int signo)
 {
 	struct batch_report *r = data;
-	size_t nrows = r->b->n + r->sk->n;
-	json_t **made = calloc(r->b->n + 1, sizeof(*made)), *sums;
-	const char **paths = calloc(nrows + 1, sizeof(*paths)), *res;
-	size_t i, left = 0;
+	struct summary_out o = { .json = r->json_out,
+				 .quiet = r->prog->quiet };
 	int fd;
 
 	(void)signo;
@@ -632,33 +697,12 @@ static void batch_interrupted(void *data, int signo)
 		fsync(fd);
 		close(fd);
 	}
-	if (!made || !paths)
-		return;
-	for (i = 0; i < r->b->n; i++) {
-		if (r->rows[i]) {
-			made[i] = json_incref((json_t *)r->rows[i]);
-			continue;
-		}
-		made[i] = unreported_row(r, i);
-		res = json_string_value(json_object_get(made[i], "result"));
-		if (!res || !strcmp(res, "interrupted"))
-			left++;
-	}
-	sums = rows_in_order(made, r->b, r->sk, paths);
-	if (!sums)
-		return;
-	if (r->json_out) {
-		json_dumpf(sums, stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else if (!r->prog->quiet) {
-		print_batch(sums, paths);
-		print_totals(sums, stdout);
-	}
-	if (left)
+	print_rows(&o, r->b, r->sk, made_interrupted, r);
+	if (r->left)
 		fprintf(stderr, "portex export: %zu subject%s not done when "
 			"the batch was interrupted; run the same command with "
-			"--skip-existing to make what is missing\n", left,
-			left == 1 ? " was" : "s were");
+			"--skip-existing to make what is missing\n", r->left,
+			r->left == 1 ? " was" : "s were");
 	/* the process ends now: nothing is freed */
 }
 
@@ -731,10 +775,9 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	struct batch b = { 0 };
 	struct batch_report rep = { .mu = PTHREAD_MUTEX_INITIALIZER };
 	pex_config *cfg = NULL;
-	json_t *made = NULL, *sums = NULL, **rows = NULL;
 	struct skipped sk = { 0 };
-	const char **paths = NULL;
-	size_t i, nmade;
+	struct summary_out out = { .json = json_out, .quiet = prog->quiet };
+	size_t i;
 	int rc, code = PEX_EXIT_FAIL;
 
 	if (read_batch(file, dir, &b)) {
@@ -750,9 +793,7 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	sk.paths = calloc(b.n + 1, sizeof(*sk.paths));
 	sk.ids = calloc(b.n + 1, sizeof(*sk.ids));
 	sk.lines = calloc(b.n + 1, sizeof(*sk.lines));
-	paths = calloc(b.n + 1, sizeof(*paths));
-	rows = calloc(b.n + 1, sizeof(*rows));
-	if (!sk.paths || !sk.ids || !sk.lines || !paths || !rows) {
+	if (!sk.paths || !sk.ids || !sk.lines) {
 		fprintf(stderr, "portex export: out of memory\n");
 		goto done;
 	}
@@ -819,46 +860,32 @@ static int run_batch(const char *config, const char *file, const char *dir,
 	pex_cleanup_on_interrupt(batch_interrupted, &rep);
 	rc = b.n ? pex_export_batch(cfg, b.subjects, b.n, allow_partial,
 				    jobs, batch_progress, &rep, batch_row,
-				    &rep, &made) : 0;
+				    &rep, NULL) : 0;
 	/* every subject is done: an interruption from here on can only cut
 	 * the summary short, and says so */
 	pex_cleanup_on_interrupt(summary_interrupted, &rep);
-	nmade = json_array_size(made);
-	for (i = 0; i < b.n && i < nmade; i++)
-		rows[i] = json_incref(json_array_get(made, i));
-	sums = rows_in_order(rows, &b, &sk, paths);
-	if (!sums) {
-		fprintf(stderr, "portex export: out of memory\n");
-		goto done;
-	}
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s: %s\n", file,
 			pex_error_last());
 		code = PEX_EXIT_USAGE;
 		goto done;
 	}
-	if (json_out) {
-		json_dumpf(sums, stdout, JSON_INDENT(2));
-		putchar('\n');
-	} else if (!prog->quiet) {
-		print_batch(sums, paths);
-		print_totals(sums, stdout);
-	}
-	if (rc < 0 && !nmade)
+	print_rows(&out, &b, &sk, made_done, &rep);
+	if (rc < 0 && !rep.ndone)
 		fprintf(stderr, "portex export: %s\n", pex_error_last());
 	code = rc == 0 ? PEX_EXIT_OK : rc == PEX_EXPORT_PARTIAL ?
 	       PEX_EXIT_PARTIAL : PEX_EXIT_FAIL;
 done:
-	json_decref(sums);
-	json_decref(made);
+	for (i = 0; rep.rows && i < b.n; i++) {
+		free(rep.rows[i].text);
+		json_decref(rep.rows[i].obj);
+	}
+	free(rep.rows);
 	pex_config_free(cfg);
 	batch_free(&b);
 	free(sk.paths);
 	free(sk.ids);
 	free(sk.lines);
-	free(paths);
-	free(rows);
-	free(rep.rows);
 	return code;
 }
 

@@ -772,14 +772,26 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
  * record, and goes on there. A hundred subjects with a few hundred
  * records each then cost no file at all, and a batch with millions of
  * records stays within bounded memory.
+ *
+ * A spool on file holds no descriptor: its lines wait in its own buffer
+ * until the buffers of all spools reach a quarter of the budget, and are
+ * then appended to their files, each opened and closed again. Thousands
+ * of subjects past the budget once held a FILE each and failed at the
+ * limit of open files (1024 by default), their stdio buffers 4 KB each.
  */
 #define PEX_BATCH_SPOOL_MEM (12u << 20)
 #define PEX_SPOOL_LINE_MAX (512u << 20) /* one record's line */
 #define PEX_BATCH_SPOOL_MEM_MAX (1u << 30) /* PORTEX_BATCH_MEMORY */
+#define PEX_SPOOL_OUT_MIN (64u << 10) /* lines buffered, at least */
+
+struct spool;
 
 struct spool_pool {
 	size_t max;           /* PEX_BATCH_SPOOL_MEM or PORTEX_BATCH_MEMORY */
 	size_t held;          /* bytes in memory over all spools */
+	size_t out, out_max;  /* lines waiting for the files, and the cap */
+	struct spool *spools; /* the pass's, for flushing them */
+	size_t n;
 	struct pex_buf line;  /* the record being written */
 };
 
@@ -788,7 +800,8 @@ struct spool {
 	struct pex_source *src; /* the source in its pass */
 	size_t subject;         /* whose records these are */
 	const char *path;     /* where it goes when it leaves memory */
-	FILE *f;              /* NULL while in memory */
+	int on_file;          /* it left memory: path holds its records */
+	struct pex_buf out;   /* lines not yet appended to path */
 	json_t **recs;        /* in memory: the records as made */
 	unsigned char *kinds;
 	size_t nrecs, cap;
@@ -829,12 +842,61 @@ static void spool_drop_recs(struct spool *sp, int counted)
 	sp->cost = 0;
 }
 
+/* Append the spool's waiting lines to its file. */
+static int spool_flush(struct spool *sp)
+{
+	size_t done = 0;
+	int fd, rc = 0;
+
+	if (!sp->out.len)
+		return 0;
+	fd = open(sp->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	while (fd >= 0 && done < sp->out.len) {
+		ssize_t w = write(fd, sp->out.data + done, sp->out.len - done);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (!w)
+				errno = EIO;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (fd < 0 || done < sp->out.len)
+		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
+				   strerror(errno));
+	if (fd >= 0 && close(fd) && !rc)
+		rc = pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
+				   strerror(errno));
+	sp->pool->out -= sp->out.len;
+	pex_buf_free(&sp->out);
+	return rc;
+}
+
+/* Every spool's waiting lines to its file: when they fill their share of
+ * the budget, and at the end of the pass. */
+static int spool_flush_all(struct spool_pool *pool)
+{
+	size_t k;
+	int rc = 0;
+
+	for (k = 0; k < pool->n; k++) {
+		int r = spool_flush(&pool->spools[k]);
+
+		if (r && !rc)
+			rc = r;
+	}
+	return rc;
+}
+
 static int spool_write(struct spool *sp, const char *p, size_t n)
 {
-	if (fwrite(p, 1, n, sp->f) != n)
-		return pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
-				     strerror(errno));
-	return 0;
+	if (pex_buf_append(&sp->out, p, n))
+		return pex_error_set(PEX_ENOMEM, "out of memory");
+	sp->pool->out += n;
+	return sp->pool->out > sp->pool->out_max
+	       ? spool_flush_all(sp->pool) : 0;
 }
 
 /* One record as its spool line, "KIND JSON\n", in line. */
@@ -863,10 +925,8 @@ static int spool_to_file(struct spool *sp)
 	size_t i;
 	int rc = 0;
 
-	sp->f = fopen(sp->path, "wb");
-	if (!sp->f)
-		return pex_error_set(PEX_EIO, "cannot write %s: %s",
-				     sp->path, strerror(errno));
+	sp->on_file = 1;
+	pex_buf_init(&sp->out, PEX_SPOOL_LINE_MAX * 2);
 	for (i = 0; !rc && i < sp->nrecs; i++) {
 		rc = spool_line(&line, (enum pex_record_kind)sp->kinds[i],
 				sp->recs[i]);
@@ -926,7 +986,7 @@ static int spool_emit(void *data, enum pex_record_kind kind, json_t *record)
 		return rc;
 	}
 	sp->records++;
-	if (!sp->f) {
+	if (!sp->on_file) {
 		rc = spool_keep(sp, kind, record,
 				rec_cost(line->data, line->len));
 		if (rc == 1)
@@ -964,6 +1024,7 @@ struct batch_run {
 	unsigned jobs;
 	pex_batch_row_fn row_done;
 	void *row_data;
+	int keep_sums; /* for *summaries; else each goes after row_done */
 	pthread_mutex_t mu;
 	json_t **sums;
 	int *results;
@@ -985,6 +1046,10 @@ static void row_done(struct batch_run *br, size_t k)
 		return;
 	pthread_mutex_lock(&br->mu);
 	br->row_done(br->row_data, k, br->sums[k]);
+	if (!br->keep_sums) { /* the caller has what it wants of it */
+		json_decref(br->sums[k]);
+		br->sums[k] = NULL;
+	}
 	pthread_mutex_unlock(&br->mu);
 }
 
@@ -1312,7 +1377,8 @@ int pex_export_batch(const pex_config *cfg,
 	int rc = 0, any_failed = 0, any_partial = 0;
 	double t0;
 
-	*summaries = json_array();
+	if (summaries)
+		*summaries = json_array();
 	if (!n)
 		return 0;
 	for (k = 0; k < n; k++) {
@@ -1342,6 +1408,8 @@ int pex_export_batch(const pex_config *cfg,
 				pool.max = (size_t)v;
 		}
 	}
+	pool.out_max = pool.max / 4 > PEX_SPOOL_OUT_MIN ? pool.max / 4
+							: PEX_SPOOL_OUT_MIN;
 	pre = calloc(nsrc * n + 1, sizeof(*pre));
 	spools = calloc(nsrc * n + 1, sizeof(*spools));
 	paths = calloc(nsrc * n + 1, sizeof(*paths));
@@ -1411,6 +1479,8 @@ int pex_export_batch(const pex_config *cfg,
 		if (!rc) {
 			if (progress)
 				progress(progress_data, sid, 0, 0);
+			pool.spools = sp;
+			pool.n = n;
 			rc = pex_source_new(&src, sid, cname,
 					    json_object_get(s, "options"),
 					    pex_config_dir(cfg));
@@ -1431,13 +1501,14 @@ int pex_export_batch(const pex_config *cfg,
 			if (src)
 				warns[i] = pex_source_warnings(src);
 		}
+		pool.spools = NULL; /* each is flushed below */
+		pool.n = 0;
 		for (k = 0; k < n; k++) {
 			struct pex_precollected *p = &pre[i * n + k];
 
-			if (sp[k].f && fclose(sp[k].f) && !rc && !errors[i])
-				errors[i] = err_copy("cannot write a spool "
-						     "file");
-			sp[k].f = NULL;
+			if (sp[k].on_file && spool_flush(&sp[k]) &&
+			    !errors[i])
+				errors[i] = err_copy(pex_error_last());
 			if (sets)
 				free(sets[k].items);
 			if (sp[k].pool && sp[k].nrecs) {
@@ -1489,6 +1560,7 @@ int pex_export_batch(const pex_config *cfg,
 			.nsrc = nsrc, .pre = pre, .spools = spools,
 			.allow_partial = allow_partial,
 			.row_done = row_done_fn, .row_data = row_data,
+			.keep_sums = summaries || !row_done_fn,
 		};
 		pthread_t thr[PEX_BATCH_JOBS_MAX], committer;
 		unsigned w, started = 0;
@@ -1544,7 +1616,10 @@ int pex_export_batch(const pex_config *cfg,
 				any_failed = 1;
 			else if (br.results[k] == PEX_EXPORT_PARTIAL)
 				any_partial = 1;
-			json_array_append_new(*summaries, br.sums[k]);
+			if (summaries)
+				json_array_append_new(*summaries, br.sums[k]);
+			else
+				json_decref(br.sums[k]);
 		}
 		free(br.sums);
 		free(br.results);
@@ -1558,8 +1633,7 @@ cleanup:
 		free(paths[i]);
 	}
 	for (i = 0; spools && i < nsrc * n; i++) {
-		if (spools[i].f)
-			fclose(spools[i].f);
+		pex_buf_free(&spools[i].out);
 		spool_drop_recs(&spools[i], 0);
 	}
 	for (i = 0; i < nsrc; i++) {

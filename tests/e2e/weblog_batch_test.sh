@@ -214,6 +214,49 @@ run python3 -c "$SAME_BUNDLES" "$OUT" "$OUT2"
 expect_code 0 "spools that left memory half-way against the default run"
 ok "spools that leave memory half-way: the same bundles"
 
+# Many subjects whose spools all leave memory, under a limit of open
+# files far below their number (a spool on file once held a descriptor
+# each: past 1024 subjects, the default limit, every source failed with
+# "Too many open files"). Up to 400 subjects, each an address of the log
+# within ten minutes when it made requests; the bundles must be
+# those of a run that keeps every spool in memory.
+python3 - "$D" >"$WORK/many.csv" <<'PY'
+import datetime as dt, gzip, re, sys
+line_re = re.compile(r'^(\S+) \S+ \S+ \[([^\]]+)\]')
+slots = []
+for name, opener in (("access.log.1.gz", gzip.open), ("access.log", open)):
+    with opener(sys.argv[1] + "/" + name, "rt") as fh:
+        for text in fh:
+            m = line_re.match(text)
+            t = dt.datetime.strptime(m.group(2), "%d/%b/%Y:%H:%M:%S %z")
+            t = t.astimezone(dt.timezone.utc)
+            key = (m.group(1), t.strftime("%Y-%m-%dT%H:") +
+                   "%02d:00Z" % (t.minute // 10 * 10))
+            if key not in slots:
+                slots.append(key)
+print("identities,request_id,output")
+for k, (ip, start) in enumerate(slots[:400]):
+    print("ip:%s@%s/PT10M,M-%d,m%d.zip" % (ip, start, k, k))
+PY
+nmany=$(($(wc -l <"$WORK/many.csv") - 1))
+[ "$nmany" -ge 200 ] || fail "only $nmany subjects from the generated log"
+mkdir -p "$WORK/many-mem" "$WORK/many-files"
+PORTEX_BATCH_MEMORY=1073741824 run "$PORTEX" export -c "$D/portex.yaml" \
+	--batch "$WORK/many.csv" --out-dir "$WORK/many-mem" -q
+expect_code 0 "$nmany subjects, every spool in memory"
+# (the budget's quarter for lines waiting to be written is at least 64 KB:
+# 20 KB here makes them written to their files many times over)
+(ulimit -n 64 && PORTEX_BATCH_MEMORY=1 run "$PORTEX" export \
+	-c "$D/portex.yaml" --batch "$WORK/many.csv" \
+	--out-dir "$WORK/many-files" -v && expect_code 0 \
+	"$nmany subjects, every spool on file, 64 open files at most" &&
+	echo "$err" | grep " 0 bytes of records held in memory" >/dev/null) ||
+	fail "$nmany subjects on file under ulimit -n 64: $(echo "$err" | tail -3)"
+no_leftovers "$WORK/many-files"
+run python3 -c "$SAME_BUNDLES" "$WORK/many-mem" "$WORK/many-files"
+expect_code 0 "$nmany subjects on file against in memory"
+ok "$nmany subjects spooled to files under ulimit -n 64: the same bundles"
+
 # The bundles of a batch are synced together and only then moved into
 # place. One that cannot be moved (rename fails, by a test shim) fails
 # its subject alone: exit 1, the others made and whole, its temporary zip
