@@ -1327,6 +1327,119 @@ static void test_download(void **state)
 	pex_buf_free(&want);
 }
 
+/*
+ * A credential in a header of its own name (auth: header, X-Api-Key)
+ * never follows a redirect to another host; curl would send it on, so
+ * portex follows those redirects itself. The server is also reached as
+ * "localhost": another origin to the client, the same log to the test.
+ */
+static const char redirect_routes[] =
+	"{\"routes\": ["
+	"{\"path\": \"/r/away\", \"status\": 302, \"data\": \"\","
+	" \"headers\": {\"Location\": \"@OTHER@/r/file\"}},"
+	"{\"path\": \"/r/file\", \"data\": \"the file\"},"
+	"{\"path\": \"/r/jaway\", \"status\": 301, \"data\": \"moved\","
+	" \"headers\": {\"Location\": \"@OTHER@/r/json\"}},"
+	"{\"path\": \"/r/json\", \"body\": {\"got\": \"json\"}},"
+	"{\"path\": \"/r/round\", \"status\": 302, \"data\": \"\","
+	" \"headers\": {\"Location\": \"@OTHER@/r/back\"}},"
+	"{\"path\": \"/r/back\", \"status\": 307, \"data\": \"\","
+	" \"headers\": {\"Location\": \"@LOCAL@/r/home\"}},"
+	"{\"path\": \"/r/same\", \"status\": 302, \"data\": \"\","
+	" \"headers\": {\"Location\": \"/r/home\"}},"
+	"{\"path\": \"/r/home\", \"data\": \"home\","
+	" \"require_header\": {\"X-Api-Key\": \"k3y\"}},"
+	"{\"path\": \"/r/loop\", \"fault\": \"redirect_loop\","
+	" \"data\": \"\"}]}";
+
+/* The headers of the log's only request for path. */
+static const json_t *sent_to(const json_t *log, const char *path)
+{
+	const json_t *e, *found = NULL;
+	size_t i;
+
+	json_array_foreach(log, i, e)
+		if (!strcmp(str(e, "/path"), path)) {
+			assert_null(found);
+			found = json_object_get(e, "headers");
+		}
+	assert_non_null(found);
+	return found;
+}
+
+static void test_redirect_credentials(void **state)
+{
+	struct server s;
+	struct pex_source *src = NULL;
+	struct hj_http h;
+	struct hj_http_opts o = { 0 };
+	struct msink m = { PEX_BUF_INIT(1 << 20), 0, 0 };
+	json_t *opts, *log, *doc = NULL;
+	char base[64], url[128];
+	int too_large;
+
+	(void)state;
+	server_start(&s, redirect_routes);
+	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
+	opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
+	assert_int_equal(pex_source_new(&src, "tracker", "http_json", opts,
+					NULL), 0);
+	o.base_url = base;
+	o.auth = HJ_AUTH_HEADER;
+	o.token = "k3y";
+	o.header_name = "X-Api-Key";
+	o.tls_verify = 1;
+	o.connect_timeout_ms = 5000;
+	o.timeout_ms = 20000;
+	o.max_response_bytes = 1 << 20;
+	o.max_attempts = 1;
+	o.backoff_ms = 10;
+	o.max_retry_after_ms = 1000;
+	o.max_redirects = 3;
+	assert_int_equal(hj_http_open(&h, src, &o), 0);
+
+	/* a download sent elsewhere: fetched there, without the key */
+	assert_int_equal(fetch(&h, &s, "/r/away", 100, &m, &too_large), 0);
+	assert_int_equal(m.b.len, 8);
+	assert_memory_equal(m.b.data, "the file", 8);
+	/* a JSON request likewise; the redirect's body is not parsed */
+	snprintf(url, sizeof(url), "%s/r/jaway", base);
+	assert_int_equal(hj_http_get(&h, url, &doc, NULL), 0);
+	assert_string_equal(str(doc, "/got"), "json");
+	json_decref(doc);
+	/* away and back to the tracker: the key again there */
+	assert_int_equal(fetch(&h, &s, "/r/round", 100, &m, &too_large), 0);
+	assert_memory_equal(m.b.data, "home", 4);
+	/* on the tracker all the way: kept */
+	assert_int_equal(fetch(&h, &s, "/r/same", 100, &m, &too_large), 0);
+	assert_memory_equal(m.b.data, "home", 4);
+	/* redirects followed here are bounded as curl's are */
+	assert_int_equal(fetch(&h, &s, "/r/loop", 100, &m, &too_large),
+			 PEX_ELIMIT);
+	assert_contains(pex_error_last(), "more than 3 redirects");
+
+	log = server_log(&s);
+	server_stop(&s);
+	assert_string_equal(str(sent_to(log, "/r/away"), "/x-api-key"),
+			    "k3y");
+	assert_null(json_object_get(sent_to(log, "/r/file"), "x-api-key"));
+	snprintf(url, sizeof(url), "localhost:%d", s.port);
+	assert_string_equal(str(sent_to(log, "/r/file"), "/host"), url);
+	assert_null(json_object_get(sent_to(log, "/r/json"), "x-api-key"));
+	assert_string_equal(str(sent_to(log, "/r/json"), "/accept"),
+			    "application/json");
+	assert_null(json_object_get(sent_to(log, "/r/back"), "x-api-key"));
+	assert_string_equal(str(sent_to(log, "/r/jaway"), "/x-api-key"),
+			    "k3y");
+	assert_int_equal(count_path(log, "/r/home"), 2);
+	assert_int_equal(count_path(log, "/r/loop"), 4);
+	json_decref(log);
+	hj_http_close(&h);
+	pex_source_free(src);
+	json_decref(opts);
+	pex_buf_free(&m.b);
+}
+
 /* ---- helpers on their own ----------------------------------------------- */
 
 static void test_pointer_and_template(void **state)
@@ -1402,6 +1515,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_attachments_without_bundle,
 					  teardown),
 		cmocka_unit_test_teardown(test_download, teardown),
+		cmocka_unit_test_teardown(test_redirect_credentials, teardown),
 	};
 	char probe[4200];
 	int rc;

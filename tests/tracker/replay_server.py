@@ -38,7 +38,10 @@ A scenario is JSON: {"routes": [ROUTE, ...]}, a ROUTE being
 
 In JSON bodies the text @BASE@ becomes http://<Host header>, so a
 scenario can hold absolute URLs (Freshdesk's attachment_url) on the
-server's own port, which is not known before it starts.
+server's own port, which is not known before it starts. In header values
+(a redirect's Location) @LOCAL@ becomes http://127.0.0.1:<port> and
+@OTHER@ http://localhost:<port>: the same server under another host
+name, which a client must treat as another origin.
 
 GET /__log returns every request seen so far (method, path, query,
 headers), so tests can count retries and check what was sent.
@@ -161,8 +164,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
+        port = self.server.server_address[1]
         for k, v in (headers or {}).items():
-            self.send_header(k, v)
+            v = v.replace("@LOCAL@", "http://127.0.0.1:%d" % port)
+            self.send_header(k, v.replace("@OTHER@",
+                                          "http://localhost:%d" % port))
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True

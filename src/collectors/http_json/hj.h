@@ -61,6 +61,10 @@ struct hj_http {
 	CURL *curl;
 	struct curl_slist *headers;    /* JSON requests */
 	struct curl_slist *dl_headers; /* file downloads */
+	/* auth: header only: the same without the credential, for a
+	 * redirect off base_url's origin, which portex follows itself */
+	struct curl_slist *headers_anon, *dl_headers_anon;
+	int follow_here;
 	struct pex_buf body;
 	int oversize;            /* the body passed max_response_bytes */
 	struct hj_http_opts o;

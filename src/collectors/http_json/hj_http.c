@@ -281,6 +281,20 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	if (!l)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
 	h->dl_headers = l;
+	/* curl keeps the credentials it manages (basic, bearer) and an
+	 * Authorization or Cookie header from other hosts when it follows a
+	 * redirect, but sends a header of any other name (X-Api-Key) on to
+	 * wherever the tracker points: with auth: header, redirects are
+	 * followed by perform(), and off the origin without it */
+	h->follow_here = o->auth == HJ_AUTH_HEADER;
+	if (h->follow_here) {
+		h->headers_anon = cu.curl_slist_append(NULL, "Accept: "
+						       "application/json");
+		h->dl_headers_anon = cu.curl_slist_append(NULL,
+							  "Accept: */*");
+		if (!h->headers_anon || !h->dl_headers_anon)
+			return pex_error_set(PEX_ENOMEM, "out of memory");
+	}
 	rc = set_auth(h);
 	if (rc)
 		return rc;
@@ -289,7 +303,8 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_NOSIGNAL, 1L);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_FOLLOWLOCATION, 1L);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_FOLLOWLOCATION,
+			 h->follow_here ? 0L : 1L);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXREDIRS, o->max_redirects);
 	/* credentials never follow a redirect to another host */
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
@@ -328,6 +343,10 @@ void hj_http_close(struct hj_http *h)
 		cu.curl_slist_free_all(h->headers);
 	if (h->dl_headers)
 		cu.curl_slist_free_all(h->dl_headers);
+	if (h->headers_anon)
+		cu.curl_slist_free_all(h->headers_anon);
+	if (h->dl_headers_anon)
+		cu.curl_slist_free_all(h->dl_headers_anon);
 	pex_buf_free(&h->body);
 	free(h->origin_scheme);
 	free(h->origin_host);
@@ -566,6 +585,55 @@ static long backoff(const struct hj_http *h, long attempt)
 	return wait_ms;
 }
 
+/*
+ * One request for url, with the headers given, following its redirects:
+ * curl follows them itself unless h->follow_here (see hj_http_open);
+ * then each hop is made here, up to max_redirects, and one off base_url's
+ * origin goes with anon, the headers without the credential. A
+ * redirect's body is not the response: the JSON body is emptied, and a
+ * download's sink never gets it (on_file takes only a 2xx body).
+ */
+static CURLcode perform(struct hj_http *h, const char *url,
+			struct curl_slist *with, struct curl_slist *anon)
+{
+	char *hop = NULL;
+	long hops = 0;
+	CURLcode cc;
+
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
+	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, with);
+	for (;;) {
+		char *loc = NULL;
+		long status = 0;
+
+		cc = cu.curl_easy_perform(h->curl);
+		if (!h->follow_here || cc != CURLE_OK)
+			break;
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (status < 300 || status > 399)
+			break;
+		(cu.curl_easy_getinfo)(h->curl, CURLINFO_REDIRECT_URL, &loc);
+		if (!loc)
+			break; /* classify() says: without a usable Location */
+		if (++hops > h->o.max_redirects) {
+			cc = CURLE_TOO_MANY_REDIRECTS;
+			break;
+		}
+		free(hop);
+		hop = strdup(loc); /* loc is the handle's until the next call */
+		if (!hop) {
+			cc = CURLE_OUT_OF_MEMORY;
+			break;
+		}
+		pex_buf_reset(&h->body);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, hop);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER,
+				 hj_http_same_origin(h, hop) ? with : anon);
+	}
+	free(hop);
+	return cc;
+}
+
 int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		char **next)
 {
@@ -584,7 +652,6 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 	if (!hj_http_same_origin(h, url))
 		return pex_error_set(PEX_EINVALID, "%s: URL leaves the origin "
 				     "of base_url; refused", what);
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
 	for (attempt = 1;; attempt++) {
 		CURLcode cc;
 		long wait_ms;
@@ -593,7 +660,7 @@ int hj_http_get(struct hj_http *h, const char *url, json_t **out,
 		pex_buf_reset(&h->body);
 		h->oversize = 0;
 		h->requests++;
-		cc = cu.curl_easy_perform(h->curl);
+		cc = perform(h, url, h->headers, h->headers_anon);
 		status = 0;
 		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		wait_ms = backoff(h, attempt);
@@ -712,8 +779,6 @@ int hj_http_download(struct hj_http *h, const char *url,
 		return pex_error_set(PEX_EINVALID, "%s: the URL is not on "
 				     "the tracker (the origin of base_url), "
 				     "so it was not fetched", what);
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, h->dl_headers);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEFUNCTION, on_file);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_WRITEDATA, &d);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXFILESIZE_LARGE,
@@ -735,7 +800,7 @@ int hj_http_download(struct hj_http *h, const char *url,
 		d.over = 0;
 		h->oversize = 0;
 		h->requests++;
-		cc = cu.curl_easy_perform(h->curl);
+		cc = perform(h, url, h->dl_headers, h->dl_headers_anon);
 		status = 0;
 		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (d.sink_rc) {
