@@ -438,7 +438,13 @@ static void print_json_row(const json_t *row, int first)
 	const char *p;
 
 	fputs(first ? "[\n  " : ",\n  ", stdout);
-	for (p = text; p && *p; p++) {
+	if (!text) { /* the array stays whole, its rows in their places */
+		fputs("{\n    \"result\": \"unknown\",\n    \"error\": "
+		      "\"out of memory while printing this row\"\n  }",
+		      stdout);
+		return;
+	}
+	for (p = text; *p; p++) {
 		putchar(*p);
 		if (*p == '\n')
 			fputs("  ", stdout);
@@ -654,9 +660,17 @@ static void batch_row(void *data, size_t row, const json_t *summary)
 /* Subject i's row as reported, or NULL: a new reference. */
 static json_t *kept(const struct batch_report *r, size_t i)
 {
-	if (r->rows[i].text)
-		return json_loads(r->rows[i].text, JSON_ALLOW_NUL, NULL);
-	return json_incref(r->rows[i].obj);
+	json_t *row;
+
+	if (!r->rows[i].text)
+		return json_incref(r->rows[i].obj);
+	row = json_loads(r->rows[i].text, JSON_ALLOW_NUL, NULL);
+	if (!row) /* no memory to read it back: the row still has its place */
+		row = json_pack("{s:s, s:s, s:s}", "bundle",
+				r->b->subjects[i].out_path, "result",
+				"unknown", "error", "out of memory while "
+				"printing this row");
+	return row;
 }
 
 /* print_rows' made() once every subject is done. */

@@ -850,7 +850,9 @@ static int spool_flush(struct spool *sp)
 
 	if (!sp->out.len)
 		return 0;
-	fd = open(sp->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	/* made by spool_to_file: gone only when an interruption removed
+	 * the work folder, which a write must not make again */
+	fd = open(sp->path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	while (fd >= 0 && done < sp->out.len) {
 		ssize_t w = write(fd, sp->out.data + done, sp->out.len - done);
 
@@ -923,8 +925,12 @@ static int spool_to_file(struct spool *sp)
 {
 	struct pex_buf line = PEX_BUF_INIT(PEX_SPOOL_LINE_MAX);
 	size_t i;
-	int rc = 0;
+	int fd, rc = 0;
 
+	fd = open(sp->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || close(fd))
+		return pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
+				     strerror(errno));
 	sp->on_file = 1;
 	pex_buf_init(&sp->out, PEX_SPOOL_LINE_MAX * 2);
 	for (i = 0; !rc && i < sp->nrecs; i++) {
@@ -1501,14 +1507,16 @@ int pex_export_batch(const pex_config *cfg,
 			if (src)
 				warns[i] = pex_source_warnings(src);
 		}
-		pool.spools = NULL; /* each is flushed below */
+		/* what is left for the files; a spool that cannot take it
+		 * fails the source for every subject, as a failure during
+		 * the pass does */
+		if (spool_flush_all(&pool) && !errors[i])
+			errors[i] = err_copy(pex_error_last());
+		pool.spools = NULL;
 		pool.n = 0;
 		for (k = 0; k < n; k++) {
 			struct pex_precollected *p = &pre[i * n + k];
 
-			if (sp[k].on_file && spool_flush(&sp[k]) &&
-			    !errors[i])
-				errors[i] = err_copy(pex_error_last());
 			if (sets)
 				free(sets[k].items);
 			if (sp[k].pool && sp[k].nrecs) {

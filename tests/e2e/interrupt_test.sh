@@ -198,6 +198,40 @@ for sig in INT TERM; do
 	ok "$what: exit $ended, batch folder removed"
 done
 
+# --batch with every spool in a file (a budget of one byte): the pass
+# goes on writing spool lines while the signal's cleanup removes the
+# batch folder, and must not make the files again there (nor leave the
+# folder, which would hold subjects' records).
+python3 - "$LOG" >"$WORK/spooled.csv" <<'PY'
+import sys
+seen = []
+with open(sys.argv[1]) as fh:
+    for text in fh:
+        ip = text.split(" ", 1)[0]
+        if ip not in seen:
+            seen.append(ip)
+            if len(seen) == 300:
+                break
+print("identities,request_id,output")
+for k, ip in enumerate(seen):
+    print("ip:%s@2000-01-01T00:00:00Z/2100-01-01T00:00:00Z,S-%d," % (ip, k))
+PY
+for round in 1 2 3; do
+	rm -rf "$BOUT"
+	mkdir -p "$BOUT"
+	what="--batch on spool files, SIGINT mid-pass ($round)"
+	start env PORTEX_BATCH_MEMORY=1 "$PORTEX" export -q \
+		-c "$WORK/portex.yaml" --batch "$WORK/spooled.csv" \
+		--out-dir "$BOUT"
+	wait_for "$BOUT/.portex-*-batch-*/s0-*.spool"
+	sleep 0.2 # well into the pass: lines are being written
+	kill -s INT "$pid" 2>/dev/null || true
+	finish INT "$what" "$BOUT" started
+	[ "$interrupted" = 1 ] || fail "$what: the batch ended before the" \
+		"signal (exit $code)"
+	ok "$what: exit $ended, no spool file made again"
+done
+
 # --batch interrupted among its bundles: the summary (here --json) still
 # says, row by row, which bundles were written ("complete") and which
 # subjects were not done ("interrupted"); every bundle it names as
