@@ -730,6 +730,41 @@ static void summary_interrupted(void *data, int signo)
 		"bundles in %s)\n", r->b->n, r->dir);
 }
 
+/*
+ * One export interrupted: the signal may come after the bundle was
+ * renamed into place and before the export returned. The cleanup's
+ * message speaks of unfinished exports only; this says the bundle is
+ * there and whole, so that nobody takes exit 130 for "no bundle". A
+ * bundle that was at out_path before (--replace's case: writing over an
+ * earlier one) is told apart by its inode, which the rename replaces.
+ */
+struct single_report {
+	const char *out_path;
+	int had_file;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* static: the signal thread may read it until the process ends */
+static struct single_report single;
+
+static void single_interrupted(void *data, int signo)
+{
+	const struct single_report *r = data;
+	struct stat st;
+	int c;
+
+	(void)signo;
+	if (stat(r->out_path, &st) || !S_ISREG(st.st_mode) ||
+	    (r->had_file && st.st_dev == r->dev && st.st_ino == r->ino))
+		return;
+	c = pex_bundle_complete(r->out_path);
+	if (c >= 0)
+		fprintf(stderr, "portex export: the bundle %s was written "
+			"whole (%s) before the signal came, and stays\n",
+			r->out_path, c ? "complete" : "partial");
+}
+
 /* Whether path is a regular file that starts as a zip does. */
 static int is_zip(const char *path)
 {
@@ -1113,6 +1148,15 @@ int pex_cmd_export(int argc, char **argv)
 	req.identities = &ids;
 	req.progress = on_progress;
 	req.progress_data = &prog;
+	{
+		struct stat st;
+
+		single.out_path = req.out_path;
+		single.had_file = !stat(req.out_path, &st);
+		single.dev = single.had_file ? st.st_dev : 0;
+		single.ino = single.had_file ? st.st_ino : 0;
+		pex_cleanup_on_interrupt(single_interrupted, &single);
+	}
 	rc = pex_export(&req, &summary);
 	if (rc == PEX_EUSAGE) {
 		fprintf(stderr, "portex export: %s\n", pex_error_last());

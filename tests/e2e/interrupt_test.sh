@@ -170,6 +170,26 @@ for sig in INT TERM; do
 done
 echo "# $real runs were interrupted, the others finished first"
 
+# The signal once the bundle is in place (renamed over the earlier
+# out.zip) and before the export has said so, made certain by a test shim:
+# exit 130, and stderr says the bundle is there and whole, so that the
+# exit code is not taken for "no bundle".
+cc -shared -fPIC -o "$WORK/fault_rename.so" "$E2E_DIR/fault_rename.c" -ldl
+# a sanitizer's runtime must come first among the preloaded libraries
+preload=$(ldd "$PORTEX" | awk '/lib(a|ub|t)san/ { printf "%s:", $3 }')
+what="SIGINT once the bundle is in place"
+start env PEX_SIGNAL_AFTER_RENAME=/out.zip \
+	LD_PRELOAD="$preload$WORK/fault_rename.so" \
+	"$PORTEX" export -q -c "$WORK/portex.yaml" -s "$IDENT" -o "$OUT/out.zip"
+finish INT "$what" "$OUT" started
+[ "$interrupted" = 1 ] || fail "$what: not interrupted (exit $code)"
+expect_in "$err" "the bundle $OUT/out.zip was written whole (complete)" \
+	"$what: says the bundle is there"
+[ "$(sha256sum <"$OUT/out.zip")" != "$DONE_SUM" ] ||
+	fail "$what: out.zip is still the earlier bundle"
+check_outputs "$what"
+ok "$what: exit $ended, the new bundle whole and said to be"
+
 # --batch: a shared pass spools every subject's records into a hidden
 # batch folder beside the bundles before any bundle is written.
 python3 - "$IDENT" >"$WORK/subjects.csv" <<'PY'
