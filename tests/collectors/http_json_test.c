@@ -1350,7 +1350,26 @@ static const char redirect_routes[] =
 	"{\"path\": \"/r/home\", \"data\": \"home\","
 	" \"require_header\": {\"X-Api-Key\": \"k3y\"}},"
 	"{\"path\": \"/r/loop\", \"fault\": \"redirect_loop\","
-	" \"data\": \"\"}]}";
+	" \"data\": \"\"},"
+	/* a raw space in an absolute Location: encoded, as curl does */
+	"{\"path\": \"/r/space\", \"status\": 302, \"data\": \"\","
+	" \"headers\": {\"Location\": \"@OTHER@/r/a file\"}},"
+	"{\"path\": \"/r/a%20file\", \"data\": \"spaced\"},"
+	/* a redirect's body is no response: no limit counts it */
+	"{\"path\": \"/r/big\", \"status\": 302, \"data\": \"x\","
+	" \"repeat\": 1200000, \"no_length\": true,"
+	" \"headers\": {\"Location\": \"/r/json2\"}},"
+	"{\"path\": \"/r/json2\", \"body\": {\"got\": \"json\"}},"
+	/* three slow hops: timeout_ms bounds them all, not each */
+	"{\"path\": \"/r/s1\", \"status\": 302, \"data\": \"\","
+	" \"fault\": \"slow\", \"delay\": 0.5,"
+	" \"headers\": {\"Location\": \"/r/s2\"}},"
+	"{\"path\": \"/r/s2\", \"status\": 302, \"data\": \"\","
+	" \"fault\": \"slow\", \"delay\": 0.5,"
+	" \"headers\": {\"Location\": \"/r/s3\"}},"
+	"{\"path\": \"/r/s3\", \"status\": 302, \"data\": \"\","
+	" \"fault\": \"slow\", \"delay\": 0.5,"
+	" \"headers\": {\"Location\": \"/r/home\"}}]}";
 
 /* The headers of the log's only request for path. */
 static const json_t *sent_to(const json_t *log, const char *path)
@@ -1390,7 +1409,7 @@ static void test_redirect_credentials(void **state)
 	o.header_name = "X-Api-Key";
 	o.tls_verify = 1;
 	o.connect_timeout_ms = 5000;
-	o.timeout_ms = 20000;
+	o.timeout_ms = 1200;
 	o.max_response_bytes = 1 << 20;
 	o.max_attempts = 1;
 	o.backoff_ms = 10;
@@ -1417,6 +1436,19 @@ static void test_redirect_credentials(void **state)
 	assert_int_equal(fetch(&h, &s, "/r/loop", 100, &m, &too_large),
 			 PEX_ELIMIT);
 	assert_contains(pex_error_last(), "more than 3 redirects");
+	assert_int_equal(fetch(&h, &s, "/r/space", 100, &m, &too_large), 0);
+	assert_int_equal(m.b.len, 6);
+	assert_memory_equal(m.b.data, "spaced", 6);
+	snprintf(url, sizeof(url), "%s/r/big", base);
+	if (hj_http_get(&h, url, &doc, NULL))
+		fail_msg("a big redirect body: %s", pex_error_last());
+	assert_string_equal(str(doc, "/got"), "json");
+	json_decref(doc);
+	assert_int_equal(fetch(&h, &s, "/r/big", 100, &m, &too_large), 0);
+	assert_int_equal(fetch(&h, &s, "/r/s1", 100, &m, &too_large),
+			 PEX_EIO);
+	assert_contains(pex_error_last(), "no complete response within "
+			"1200 ms");
 
 	log = server_log(&s);
 	server_stop(&s);
@@ -1431,7 +1463,7 @@ static void test_redirect_credentials(void **state)
 	assert_null(json_object_get(sent_to(log, "/r/back"), "x-api-key"));
 	assert_string_equal(str(sent_to(log, "/r/jaway"), "/x-api-key"),
 			    "k3y");
-	assert_int_equal(count_path(log, "/r/home"), 2);
+	assert_int_equal(count_path(log, "/r/home"), 2); /* not after s3 */
 	assert_int_equal(count_path(log, "/r/loop"), 4);
 	json_decref(log);
 	hj_http_close(&h);

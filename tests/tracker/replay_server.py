@@ -159,16 +159,20 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # quiet: tests read /__log
         pass
 
-    def send(self, status, body, ctype="application/json; charset=utf-8",
-             headers=None, close=False):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+    def send_headers(self, headers):
+        """A route's headers, @LOCAL@ and @OTHER@ filled in."""
         port = self.server.server_address[1]
         for k, v in (headers or {}).items():
             v = v.replace("@LOCAL@", "http://127.0.0.1:%d" % port)
             self.send_header(k, v.replace("@OTHER@",
                                           "http://localhost:%d" % port))
+
+    def send(self, status, body, ctype="application/json; charset=utf-8",
+             headers=None, close=False):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_headers(headers)
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
@@ -213,6 +217,7 @@ class Handler(BaseHTTPRequestHandler):
                              route.get("headers"))
         self.send_response(route.get("status", 200))
         self.send_header("Content-Type", ctype)
+        self.send_headers(route.get("headers"))
         self.send_header("Connection", "close")
         self.close_connection = True
         self.end_headers()

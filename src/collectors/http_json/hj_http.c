@@ -27,6 +27,7 @@
 
 #include "collectors/http_json/hj.h"
 #include "core/dynlib.h"
+#include "core/timeutil.h"
 #include "portex/error.h"
 
 /* libcurl is loaded by the first REST source, not at start-up (see
@@ -89,11 +90,25 @@ static int curl_ready(void)
 	return pex_dynlib_result(&curl_lib);
 }
 
+/* A redirect portex follows itself (perform()): its body is not the
+ * response, and counts against no limit, as when curl follows. */
+static int redirect_body(const struct hj_http *h)
+{
+	long status = 0;
+
+	if (!h->follow_here)
+		return 0;
+	(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
+	return status >= 300 && status <= 399;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
 	struct hj_http *h = ud;
 	size_t len = size * n;
 
+	if (redirect_body(h))
+		return len;
 	if ((long long)(h->body.len + len) > h->o.max_response_bytes ||
 	    pex_buf_append(&h->body, data, len)) {
 		h->oversize = 1;
@@ -131,6 +146,23 @@ static int origin_of(const char *url, char **scheme, char **host,
 	*port = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
 	if (!*scheme || !*host || !*port)
 		goto cleanup;
+	{
+		/* [fe80::1%eth0] and [fe80::1%eth1] may be two machines */
+		char *zone = url_part(u, CURLUPART_ZONEID, 0);
+
+		if (zone) {
+			size_t n = strlen(*host) + strlen(zone) + 2;
+			char *both = malloc(n);
+
+			if (both)
+				snprintf(both, n, "%s%%%s", *host, zone);
+			free(*host);
+			free(zone);
+			*host = both;
+			if (!both)
+				goto cleanup;
+		}
+	}
 	for (char *p = *host; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
@@ -301,8 +333,15 @@ int hj_http_open(struct hj_http *h, struct pex_source *src,
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, h->headers);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_USERAGENT, "portex/" PEX_VERSION);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_NOSIGNAL, 1L);
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
-	(cu.curl_easy_setopt)(h->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	/* http and https only, redirects too: an older libcurl (before
+	 * 7.85) without these options must not go on without the rule */
+	if ((cu.curl_easy_setopt)(h->curl, CURLOPT_PROTOCOLS_STR,
+				  "http,https") != CURLE_OK ||
+	    (cu.curl_easy_setopt)(h->curl, CURLOPT_REDIR_PROTOCOLS_STR,
+				  "http,https") != CURLE_OK)
+		return pex_error_set(PEX_ERROR, "this libcurl cannot "
+				     "be limited to http and https (7.85 "
+				     "or later is needed)");
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_FOLLOWLOCATION,
 			 h->follow_here ? 0L : 1L);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_MAXREDIRS, o->max_redirects);
@@ -585,17 +624,62 @@ static long backoff(const struct hj_http *h, long attempt)
 	return wait_ms;
 }
 
+/* Where a redirect leads, as curl's own following would take it: the
+ * Location resolved against the URL that answered, spaces and other
+ * bytes a URL cannot hold encoded; http or https only. NULL (and *cc)
+ * when there is none to follow. */
+static char *redirect_target(struct hj_http *h, CURLcode *cc)
+{
+	struct curl_header *loc = NULL;
+	char *eff = NULL, *out = NULL, *scheme = NULL;
+	CURLU *u;
+
+	*cc = CURLE_OK;
+	if (cu.curl_easy_header(h->curl, "Location", 0, CURLH_HEADER, -1,
+				&loc) != CURLHE_OK || !loc->value[0])
+		return NULL; /* classify() says: without a usable Location */
+	(cu.curl_easy_getinfo)(h->curl, CURLINFO_EFFECTIVE_URL, &eff);
+	u = cu.curl_url();
+	if (!u) {
+		*cc = CURLE_OUT_OF_MEMORY;
+		return NULL;
+	}
+	if ((eff && cu.curl_url_set(u, CURLUPART_URL, eff, 0) != CURLUE_OK) ||
+	    cu.curl_url_set(u, CURLUPART_URL, loc->value,
+			    CURLU_URLENCODE | CURLU_ALLOW_SPACE) !=
+	    CURLUE_OK ||
+	    cu.curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") && strcasecmp(scheme, "https")) ||
+	    cu.curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK) {
+		*cc = CURLE_UNSUPPORTED_PROTOCOL;
+		out = NULL;
+	}
+	if (scheme)
+		cu.curl_free(scheme);
+	cu.curl_url_cleanup(u);
+	if (out) { /* ours to free() */
+		char *copy = strdup(out);
+
+		cu.curl_free(out);
+		out = copy;
+		if (!out)
+			*cc = CURLE_OUT_OF_MEMORY;
+	}
+	return out;
+}
+
 /*
  * One request for url, with the headers given, following its redirects:
  * curl follows them itself unless h->follow_here (see hj_http_open);
  * then each hop is made here, up to max_redirects, and one off base_url's
- * origin goes with anon, the headers without the credential. A
- * redirect's body is not the response: the JSON body is emptied, and a
- * download's sink never gets it (on_file takes only a 2xx body).
+ * origin goes with anon, the headers without the credential. As with
+ * curl's following, timeout_ms bounds the whole attempt, not each hop,
+ * and a redirect's body is dropped (redirect_body()).
  */
 static CURLcode perform(struct hj_http *h, const char *url,
 			struct curl_slist *with, struct curl_slist *anon)
 {
+	double deadline = pex_time_monotonic() + h->o.timeout_ms / 1000.0;
 	char *hop = NULL;
 	long hops = 0;
 	CURLcode cc;
@@ -603,8 +687,8 @@ static CURLcode perform(struct hj_http *h, const char *url,
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, url);
 	(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER, with);
 	for (;;) {
-		char *loc = NULL;
-		long status = 0;
+		long status = 0, left_ms;
+		char *next;
 
 		cc = cu.curl_easy_perform(h->curl);
 		if (!h->follow_here || cc != CURLE_OK)
@@ -612,24 +696,29 @@ static CURLcode perform(struct hj_http *h, const char *url,
 		(cu.curl_easy_getinfo)(h->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status < 300 || status > 399)
 			break;
-		(cu.curl_easy_getinfo)(h->curl, CURLINFO_REDIRECT_URL, &loc);
-		if (!loc)
-			break; /* classify() says: without a usable Location */
+		next = redirect_target(h, &cc);
+		if (!next)
+			break;
+		free(hop);
+		hop = next;
 		if (++hops > h->o.max_redirects) {
 			cc = CURLE_TOO_MANY_REDIRECTS;
 			break;
 		}
-		free(hop);
-		hop = strdup(loc); /* loc is the handle's until the next call */
-		if (!hop) {
-			cc = CURLE_OUT_OF_MEMORY;
+		left_ms = (long)((deadline - pex_time_monotonic()) * 1000.0);
+		if (left_ms <= 0) {
+			cc = CURLE_OPERATION_TIMEDOUT;
 			break;
 		}
 		pex_buf_reset(&h->body);
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_TIMEOUT_MS, left_ms);
 		(cu.curl_easy_setopt)(h->curl, CURLOPT_URL, hop);
 		(cu.curl_easy_setopt)(h->curl, CURLOPT_HTTPHEADER,
 				 hj_http_same_origin(h, hop) ? with : anon);
 	}
+	if (hops)
+		(cu.curl_easy_setopt)(h->curl, CURLOPT_TIMEOUT_MS,
+				 h->o.timeout_ms);
 	free(hop);
 	return cc;
 }
@@ -737,6 +826,8 @@ static size_t on_file(char *data, size_t size, size_t n, void *ud)
 	long status = 0;
 	int rc;
 
+	if (redirect_body(d->h))
+		return len;
 	(cu.curl_easy_getinfo)(d->h->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status >= 300) {
 		/* an error page (or a redirect's body): not the file */
