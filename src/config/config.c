@@ -191,6 +191,31 @@ static int check_source_options(pex_config *cfg, struct collect_errors *ce)
 			ce->count++;
 			continue;
 		}
+		/* the bundle tells the person, per category, why it is held
+		 * and for how long (Art. 15(1)): a source's category without
+		 * those facts would be data shown without them */
+		{
+			const char *cat = json_string_value(
+				json_object_get(s, "category"));
+
+			if (cat && !json_object_get(json_object_get(
+					cfg->root, "categories"), cat)) {
+				snprintf(ptr, sizeof(ptr),
+					 "/sources/%zu/category", i);
+				pex_buf_printf(&ce->out, "%s%s:%d: sources[%zu]"
+					       ".category: '%s' is not under "
+					       "categories: give it its "
+					       "purposes, lawful_basis and "
+					       "retention there, which the "
+					       "bundle tells the person",
+					       ce->out.len ? "\n" : "",
+					       cfg->path,
+					       pex_config_line(cfg, ptr), i,
+					       cat);
+				ce->count++;
+				continue;
+			}
+		}
 		rc = pex_collector_check_options(
 			json_string_value(json_object_get(s, "collector")),
 			json_object_get(s, "options"), &bad);
