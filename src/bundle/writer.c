@@ -1431,11 +1431,40 @@ static const char *jstr(const json_t *o, const char *key)
 
 /* Whether a kind of data holds any of the person's: a source of that
  * category found records, or failed (then it may). */
-static int category_held(const json_t *env, const char *name)
+/* The category whose Art. 15 facts describe a kind of record, whatever
+ * the source's own category: a web log's source is "usage", and also
+ * yields the devices and addresses that are "technical" data. */
+static const char *kind_category(enum pex_record_kind k)
+{
+	switch (k) {
+	case PEX_REC_CONTACT:
+		return "contact";
+	case PEX_REC_TICKET:
+		return "service";
+	case PEX_REC_USAGE_EVENT:
+	case PEX_REC_SESSION:
+		return "usage";
+	case PEX_REC_DEVICE:
+	case PEX_REC_IP_ADDRESS:
+		return "technical";
+	default:
+		return "";
+	}
+}
+
+/* Whether the person's data includes the category: a source of it found
+ * something (or failed: it may hold some), or records of a kind it
+ * describes are in the bundle. */
+static int category_held(const pex_bundle *b, const json_t *env,
+			 const char *name)
 {
 	const json_t *s;
 	size_t i;
 
+	for (i = 0; i < PEX_REC__COUNT; i++)
+		if (b->sec[i].count &&
+		    !strcmp(kind_category((enum pex_record_kind)i), name))
+			return 1;
 	json_array_foreach(json_object_get(env, "sources"), i, s)
 		if (!strcmp(jstr(s, "category"), name) &&
 		    (json_integer_value(json_object_get(s, "records")) > 0 ||
@@ -1456,7 +1485,8 @@ static void put_list(struct pex_buf *r, const json_t *arr)
 
 /* README.txt: for the person, in plain words; the facts of GDPR Art. 15
  * come from the config through the envelope. */
-static char *make_readme(const json_t *env, struct entry *ents, size_t n)
+static char *make_readme(const pex_bundle *b, const json_t *env,
+			 struct entry *ents, size_t n)
 {
 	struct pex_buf r = PEX_BUF_INIT(1u << 20);
 	const json_t *ctl = json_object_get(env, "controller");
@@ -1527,7 +1557,7 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		struct pex_buf none = PEX_BUF_INIT(64 * 1024);
 
 		json_array_foreach(json_object_get(env, "categories"), i, c)
-			if (!category_held(env, jstr(c, "name")))
+			if (!category_held(b, env, jstr(c, "name")))
 				pex_buf_printf(&none, "%s%s",
 					       none.len ? ", " : "",
 					       jstr(c, "name"));
@@ -1537,7 +1567,7 @@ static char *make_readme(const json_t *env, struct entry *ents, size_t n)
 		pex_buf_free(&none);
 	}
 	json_array_foreach(json_object_get(env, "categories"), i, c) {
-		if (!category_held(env, jstr(c, "name")))
+		if (!category_held(b, env, jstr(c, "name")))
 			continue;
 		pex_buf_printf(&r, "  %s\n    purposes: ", jstr(c, "name"));
 		put_list(&r, json_object_get(c, "purposes"));
@@ -1937,7 +1967,7 @@ int pex_bundle_seal(pex_bundle *b, const json_t *envelope)
 					    .bytes = a->bytes };
 		memcpy(ents[n - 1].sha, a->sha, sizeof(a->sha));
 	}
-	readme = make_readme(envelope, ents, n);
+	readme = make_readme(b, envelope, ents, n);
 	if (!readme) {
 		rc = pex_error_set(PEX_ENOMEM, "out of memory");
 		goto cleanup;

@@ -258,6 +258,30 @@ expect_in "$err" "dup.yaml:" "names the file"
 expect_in "$err" "'crm' is the id of sources[0] too" "names both"
 ok "duplicate source ids are a config error"
 
+# -- a source's category with no Art. 15 facts under categories: ----------
+python3 - "$cfg" > "$demo/nocat.yaml" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+out, skip = [], False
+for l in lines:  # drop the contact category's block
+    if l == "  contact:":
+        skip = True
+        continue
+    if skip and l.startswith("    "):
+        continue
+    skip = False
+    out.append(l)
+print("\n".join(out), end="")
+PY
+grep -q '^  contact:$' "$demo/nocat.yaml" && fail "the test did not drop the category"
+run "$PORTEX" check -c "$demo/nocat.yaml"
+expect_code 1 "a source's category not under categories"
+line=$(grep -n 'category: contact' "$demo/nocat.yaml" | head -1 | cut -d: -f1)
+expect_in "$err" "nocat.yaml:$line: sources[0].category: 'contact' is not under categories" \
+	"names the file, line and category"
+expect_in "$err" "purposes, lawful_basis and retention" "says what to add"
+ok "a source's category must be declared with its facts"
+
 # -- malformed YAML -----------------------------------------------------------
 printf 'controller:\n  name: "unterminated\n  contact: x\n' > "$WORK/bad.yaml"
 run "$PORTEX" export -c "$WORK/bad.yaml" $S -o "$zip"

@@ -23,6 +23,10 @@ categories:
     purposes: [keeping the website secure and working]
     lawful_basis: [legitimate_interests]
     retention: 26 months
+  technical:
+    purposes: [diagnosing faults for the browsers in use]
+    lawful_basis: [legitimate_interests]
+    retention: 14 months
 sources:
   - id: weblog
     collector: access_log
@@ -78,7 +82,7 @@ echo "$sizes" | awk '$3 >= $2 { bad = 1 } END { exit bad }' ||
 printf 'bundle:\n  compression: 0\n' | cat "$D/portex.yaml" - >"$D/level0.yaml"
 run "$PORTEX" export -c "$D/level0.yaml" -s "$IDENT" -o "$WORK/level0.zip"
 expect_code 1 "compression 0"
-expect_in "$err" "level0.yaml:23: bundle.compression" "the error names the file, line and setting"
+expect_in "$err" "level0.yaml:27: bundle.compression" "the error names the file, line and setting"
 [ ! -e "$WORK/level0.zip" ] || fail "a bundle was written with a bad config"
 ok "bundle.compression 1 and 9 both verify, 9 smaller; 0 refused"
 
@@ -176,6 +180,22 @@ print(w[0]["message"])
 PY
 expect_code 0 "warning in the manifest and in README.txt"
 ok "a skipped line of the subject's is told in the manifest and README.txt"
+
+# The web log's source is "usage", but its devices and addresses are
+# technical data: README.txt gives the person that category's facts too,
+# and never says none of their data is technical.
+run python3 - "$B/out.zip" <<'PY'
+import json, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+b = json.loads(z.read("data/bundle.json"))
+assert b["technical"]["devices"] and b["technical"]["ip_addresses"]
+r = z.read("README.txt").decode()
+assert "none of your data among" not in r, r[:1200]
+assert "  technical\n    purposes: diagnosing faults for the browsers" \
+    " in use" in r and "kept for: 14 months" in r, r[:1200]
+PY
+expect_code 0 "README.txt describes the technical data"
+ok "README.txt gives the technical category's facts for a web log's devices"
 
 # portex check opens the logs: a misspelt path or a glob that matches
 # nothing fails it, naming the file and the config's line
