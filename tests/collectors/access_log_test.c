@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "core/buf.h"
 #include "collectors/access_log/al_files.h"
 #include "portex/engine.h"
 #include "portex/error.h"
@@ -1478,6 +1479,21 @@ static void test_hostile_file(void **state)
 			i += 5;
 		}
 	}
+	/* junk from its first byte is no log in the format at all: the
+	 * source fails (test_format_sample) */
+	write_file("junk.log", junk, n);
+	collect1(&c, "{\"paths\": [\"junk.log\"]}", "username:alice");
+	assert_err(&c, "junk.log: none of its first 16 lines is in the "
+		   "configured format");
+	coll_free(&c);
+	/* after a line in the format, the junk is bad lines, skipped */
+	{
+		static const char good[] = "1.2.3.4 - bob [01/Jan/2026:"
+			"00:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" "
+			"\"x\"\n";
+
+		memcpy(junk, good, sizeof(good) - 1);
+	}
 	write_file("junk.log", junk, n);
 	free(junk);
 	collect1(&c, "{\"paths\": [\"junk.log\"]}", "username:alice");
@@ -1487,6 +1503,70 @@ static void test_hostile_file(void **state)
 					"user"), "alice");
 	assert_true(skipped_total(&c) > 0);
 	coll_free(&c);
+}
+
+/*
+ * A log in another format than the configured one would have every line
+ * skipped, the subject's too, and the bundle say nothing is held: each
+ * file's first lines must show the format, or the source fails naming
+ * the file. One line in the format is enough; a shorter file's lines
+ * all count; blank lines do not.
+ */
+static void test_format_sample(void **state)
+{
+	static const char combined[] =
+		"10.0.0.1 - - [01/Jan/2026:10:00:00 +0000] \"GET /a HTTP/1.1\""
+		" 200 5 \"-\" \"Mozilla/5.0\"\n";
+	struct coll c;
+	struct pex_buf b = PEX_BUF_INIT(1 << 20);
+	int i;
+
+	(void)state;
+	for (i = 0; i < 40; i++)
+		pex_buf_append(&b, combined, sizeof(combined) - 1);
+	write_file("fmt.log", b.data, b.len);
+	/* combined read as nginx's main format: no line fits */
+	collect1(&c, "{\"paths\": [\"fmt.log\"], \"format\": "
+		 "\"$remote_addr [$time_local] $request\"}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_err(&c, "fmt.log: none of its first 16 lines is in the "
+		   "configured format (format: $remote_addr [$time_local] "
+		   "$request); line 1: not in the configured format. Check "
+		   "the source's format");
+	assert_int_equal(json_array_size(events(&c)), 0);
+	coll_free(&c);
+	/* as combined: the subject's 40 requests */
+	collect1(&c, "{\"paths\": [\"fmt.log\"]}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 40);
+	coll_free(&c);
+	/* a short file of two bad lines and blank ones: all it has */
+	write_file("fmt.log", "\n\nnot a log line\n\nnor this\n", 26);
+	collect1(&c, "{\"paths\": [\"fmt.log\"]}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_err(&c, "none of its first 2 lines is in the configured "
+		   "format (format: combined); line 3:");
+	coll_free(&c);
+	/* fifteen bad lines, then one in the format: a log, with warnings */
+	pex_buf_reset(&b);
+	for (i = 0; i < 15; i++)
+		pex_buf_append(&b, "10.0.0.1 garbage\n", 17);
+	pex_buf_append(&b, combined, sizeof(combined) - 1);
+	write_file("fmt.log", b.data, b.len);
+	collect1(&c, "{\"paths\": [\"fmt.log\"]}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 1);
+	assert_int_equal(skipped_total(&c), 15);
+	coll_free(&c);
+	/* an empty file is a log that holds nothing */
+	write_file("fmt.log", "", 0);
+	collect1(&c, "{\"paths\": [\"fmt.log\"]}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_ok(&c);
+	coll_free(&c);
+	pex_buf_free(&b);
 }
 
 /* ---- configuration --------------------------------------------------- */
@@ -3028,6 +3108,7 @@ int main(void)
 		cmocka_unit_test(test_missing_and_broken_files),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_hostile_file),
+		cmocka_unit_test(test_format_sample),
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_count_newlines),
 		cmocka_unit_test(test_find_like_memmem),

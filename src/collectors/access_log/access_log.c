@@ -971,6 +971,79 @@ static int on_line(void *data, const char *line, size_t len,
 	return 0;
 }
 
+/* ---- is the file in the format at all --------------------------------- */
+
+/*
+ * A log in another format than the configured one (combined read as
+ * common, an nginx log_format that differs) has every line skipped as
+ * bad: the subject's too, and the bundle would tell the person that
+ * nothing about them is held. Each file's first lines are therefore read
+ * before it is searched: if none of up to AL_SAMPLE_LINES (all, in a
+ * shorter file) is in the format, the source fails, saying so. One line
+ * that is suffices; a bad line among good ones stays a counted warning.
+ */
+#define AL_SAMPLE_LINES 16
+
+struct sample {
+	struct al_ctx *c;
+	unsigned seen;
+	unsigned long long first_line;
+	enum pex_logline_status first_st;
+	int ok;
+};
+
+static int on_sample(void *data, const char *line, size_t len,
+		     unsigned long long lineno)
+{
+	struct sample *s = data;
+	struct pex_logrec rec;
+	enum pex_logline_status st = PEX_LOGLINE_TOO_LONG;
+
+	if (line) {
+		st = pex_logline_parse(s->c->fmt, line, len, &rec,
+				       s->c->scratch, s->c->scratch_cap);
+		if (st == PEX_LOGLINE_EMPTY)
+			return 0;
+		if (st == PEX_LOGLINE_OK && (rec.flags & PEX_LOGREC_HAS_TIME)) {
+			s->ok = 1;
+			return 1; /* enough */
+		}
+		if (st == PEX_LOGLINE_OK)
+			st = PEX_LOGLINE_MISMATCH; /* no time: no request */
+	}
+	if (!s->seen++) {
+		s->first_line = lineno;
+		s->first_st = st;
+	}
+	return s->seen >= AL_SAMPLE_LINES;
+}
+
+static int check_sample(struct al_ctx *c, const struct pex_al_file *f)
+{
+	struct pex_al_scan_opts so = {0};
+	struct sample s = {.c = c};
+	unsigned long long lines;
+	const char *why;
+	int rc;
+
+	so.max_line = (size_t)c->max_line_bytes;
+	rc = pex_al_scan(f->path, &so, on_sample, &s, &lines);
+	if (rc < 0)
+		return rc;
+	if (s.ok || !s.seen)
+		return 0;
+	why = s.first_st == PEX_LOGLINE_TRUNCATED ? bad_text[BAD_TRUNCATED] :
+	      s.first_st == PEX_LOGLINE_BINARY ? bad_text[BAD_BINARY] :
+	      s.first_st == PEX_LOGLINE_TOO_LONG ? bad_text[BAD_TOO_LONG] :
+	      bad_text[BAD_MISMATCH];
+	return pex_error_set(PEX_EINVALID, "%s: none of its first %u line%s "
+			     "is in the configured format (format: %s); "
+			     "line %llu: %s. Check the source's format: a "
+			     "log in another one would show nothing of "
+			     "anyone's", f->name, s.seen, s.seen == 1 ? "" :
+			     "s", c->format, s.first_line, why);
+}
+
 /* ---- needles --------------------------------------------------------- */
 
 struct needles {
@@ -1360,6 +1433,9 @@ static int al_collect_batch(struct pex_source *src, void *ctx,
 	r.loader = &loader;
 	for (i = 0; i < nfiles; i++) {
 		r.file = &files[i];
+		rc = check_sample(c, &files[i]);
+		if (rc)
+			goto cleanup;
 		rc = pex_al_scan(files[i].path, &so, on_line, &r, &lines);
 		report_bad(&r);
 		total += lines;
@@ -1417,8 +1493,9 @@ static int al_collect(struct pex_source *src, void *ctx,
 	return al_collect_batch(src, ctx, ids, 1, emit, data);
 }
 
-/* `portex check`: every path and glob names a file that opens, and the
- * rule file for user agents loads (without JIT code: quick). */
+/* `portex check`: every path and glob names a file that opens and is in
+ * the format (check_sample), and the rule file for user agents loads
+ * (without JIT code: quick). */
 static int al_check(struct pex_source *src, void *ctx)
 {
 	struct al_ctx *c = ctx;
@@ -1435,6 +1512,8 @@ static int al_check(struct pex_source *src, void *ctx)
 					   files[i].path, strerror(errno));
 		else
 			fclose(f);
+		if (!rc)
+			rc = check_sample(c, &files[i]);
 	}
 	pex_al_files_free(files, n);
 	if (!rc && !c->uap) {
