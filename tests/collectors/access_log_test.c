@@ -1074,6 +1074,46 @@ static void test_sessions(void **state)
 	coll_free(&c);
 }
 
+/* A server logs a request when it ends, stamped with when it began: a
+ * slow page is logged after a quick one asked for later. The visit's
+ * pages go in the order they were asked for, entry first. */
+static void test_session_out_of_order(void **state)
+{
+	struct logbuf b = {0};
+	struct coll c;
+	const json_t *s, *pages;
+
+	(void)state;
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 10, "/b", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0, "/a", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 50, "/c", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 50, "/d", UA_FIREFOX);
+	lb_combined(&b, "192.0.2.1", "alice", T0 + 45, "/e", UA_FIREFOX);
+	lb_write(&b, "late.log");
+	collect1(&c, "{\"paths\": [\"late.log\"]}", "username:alice");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(c.recs[PEX_REC_SESSION]), 1);
+	s = rec_at(&c, PEX_REC_SESSION, 0);
+	assert_string_equal(str(s, "start"), "2026-01-03T10:00:00Z");
+	assert_string_equal(str(s, "end"), "2026-01-03T10:00:50Z");
+	assert_string_equal(str(s, "entry_page"), "/a");
+	assert_string_equal(str(s, "exit_page"), "/d");
+	pages = json_object_get(s, "pages");
+	assert_int_equal(json_array_size(pages), 5);
+	assert_string_equal(str(json_array_get(pages, 0), "path"), "/a");
+	assert_int_equal(num(json_array_get(pages, 0), "seconds"), 10);
+	assert_string_equal(str(json_array_get(pages, 1), "path"), "/b");
+	assert_int_equal(num(json_array_get(pages, 1), "seconds"), 35);
+	assert_string_equal(str(json_array_get(pages, 2), "path"), "/e");
+	assert_int_equal(num(json_array_get(pages, 2), "seconds"), 5);
+	/* equal times keep the log's order */
+	assert_string_equal(str(json_array_get(pages, 3), "path"), "/c");
+	assert_int_equal(num(json_array_get(pages, 3), "seconds"), 0);
+	assert_string_equal(str(json_array_get(pages, 4), "path"), "/d");
+	assert_null(json_object_get(json_array_get(pages, 4), "seconds"));
+	coll_free(&c);
+}
+
 /* Memory bounds: beyond them visits close early or split and devices are
  * not listed, each with a warning, never silently. */
 static void test_limits(void **state)
@@ -3101,6 +3141,7 @@ int main(void)
 		cmocka_unit_test(test_first_identity_wins),
 		cmocka_unit_test(test_cookie_and_header_match),
 		cmocka_unit_test(test_sessions),
+		cmocka_unit_test(test_session_out_of_order),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_devices),
 		cmocka_unit_test(test_many_devices),

@@ -408,6 +408,8 @@ static int open_session(struct pex_al_usage *u, const struct pex_al_hit *h,
 static int add_page(struct session *s, const struct pex_al_hit *h)
 {
 	struct page *p;
+	char *path;
+	size_t i;
 
 	if (s->npages == s->pcap) {
 		size_t nc = s->pcap ? s->pcap * 2 : 8;
@@ -418,11 +420,18 @@ static int add_page(struct session *s, const struct pex_al_hit *h)
 		s->pages = g;
 		s->pcap = nc;
 	}
-	p = &s->pages[s->npages];
-	p->path = malloc(h->path_len ? h->path_len : 1);
-	if (!p->path)
+	path = malloc(h->path_len ? h->path_len : 1);
+	if (!path)
 		return pex_error_set(PEX_ENOMEM, "out of memory");
-	memcpy(p->path, h->path, h->path_len);
+	memcpy(path, h->path, h->path_len);
+	/* The pages in the order they were asked for. A server writes a
+	 * line when the request ends, stamped with when it began, so a log
+	 * is only nearly in time order: a slow page is logged after a quick
+	 * one asked for later. Among equal times, the log's order. */
+	for (i = s->npages; i > 0 && s->pages[i - 1].at > h->at; i--)
+		s->pages[i] = s->pages[i - 1];
+	p = &s->pages[i];
+	p->path = path;
 	p->len = h->path_len;
 	p->at = h->at;
 	s->npages++;
