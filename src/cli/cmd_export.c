@@ -765,32 +765,17 @@ static void single_interrupted(void *data, int signo)
 			r->out_path, c ? "complete" : "partial");
 }
 
-/* Whether path is a regular file that starts as a zip does. */
-static int is_zip(const char *path)
-{
-	unsigned char magic[4] = { 0 };
-	struct stat st;
-	FILE *f;
-	size_t n;
-
-	if (stat(path, &st) || !S_ISREG(st.st_mode))
-		return 0;
-	f = fopen(path, "rb");
-	n = f ? fread(magic, 1, sizeof(magic), f) : 0;
-	if (f)
-		fclose(f);
-	return n == 4 && !memcmp(magic, "PK\3\4", 4);
-}
-
-/* Whether path holds a regular file that is neither empty nor a zip:
- * not an earlier bundle, so nothing portex may write over. */
+/* Whether path holds a regular file that is neither empty nor a portex
+ * bundle (a zip whose manifest reads): nothing portex may write over. A
+ * zip of anything else (a folder someone packed, a mail's attachments)
+ * is not a bundle either. */
 static int not_a_bundle(const char *path)
 {
 	struct stat st;
 
 	if (stat(path, &st) || !S_ISREG(st.st_mode) || st.st_size == 0)
 		return 0; /* nothing there, or the writer says what is wrong */
-	return !is_zip(path);
+	return pex_bundle_complete(path) < 0;
 }
 
 /* Leave out the rows whose bundle is there already (--skip-existing):
@@ -884,7 +869,8 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		}
 		if (not_a_bundle(b.subjects[i].out_path)) {
 			fprintf(stderr, "portex export: %s:%lu: %s exists and "
-				"is not a bundle (a zip); it is left as it "
+				"is not a portex bundle (no zip with a "
+				"manifest.json that reads); it is left as it "
 				"is: give the row another output name\n",
 				file, b.lines[i], b.subjects[i].out_path);
 			code = PEX_EXIT_USAGE;
@@ -961,8 +947,8 @@ static int check_output(const char *path)
 	if (!not_a_bundle(path))
 		return 0;
 	fprintf(stderr, "portex export: -o %s: that file exists and is not "
-		"a bundle (a zip); it is left as it is. Give the bundle a "
-		"new name.\n", path);
+		"a portex bundle (no zip with a manifest.json that reads); "
+		"it is left as it is. Give the bundle a new name.\n", path);
 	return 1;
 }
 

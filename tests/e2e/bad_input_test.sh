@@ -89,8 +89,16 @@ ok "usage errors exit 2 with a hint; --help and --version work"
 before=$(sha256sum "$cfg")
 run "$PORTEX" export -c "$cfg" $S -o "$cfg"
 expect_code 2 "-o naming the config"
-expect_in "$err" "not a bundle" "says the file is not a bundle"
+expect_in "$err" "not a portex bundle" "says the file is not a bundle"
 [ "$before" = "$(sha256sum "$cfg")" ] || fail "-o overwrote the config"
+# a zip of something else is no bundle either
+python3 -c 'import sys, zipfile
+zipfile.ZipFile(sys.argv[1], "w").writestr("notes.txt", "mine")' "$WORK/other.zip"
+before=$(sha256sum "$WORK/other.zip")
+run "$PORTEX" export -c "$cfg" $S -o "$WORK/other.zip"
+expect_code 2 "-o naming a zip that is not a bundle"
+expect_in "$err" "not a portex bundle" "says the zip is not a bundle"
+[ "$before" = "$(sha256sum "$WORK/other.zip")" ] || fail "-o overwrote another zip"
 run "$PORTEX" export -c "$cfg" $S -r "$(printf 'R\007')" -o "$zip"
 expect_code 2 "a control character in the request id"
 expect_in "$err" "control character" "says what is wrong with it"
@@ -155,7 +163,7 @@ no_leftovers "$WORK/new"
 echo "important" > "$WORK/new/REQ_42.zip"
 run "$PORTEX" export -c "$cfg" --batch "$WORK/two.csv" --out-dir "$WORK/new" --replace
 expect_code 2 "--replace over a file that is not a bundle"
-expect_in "$err" "two.csv:2: $WORK/new/REQ_42.zip exists and is not a bundle" "names the row and the file"
+expect_in "$err" "two.csv:2: $WORK/new/REQ_42.zip exists and is not a portex bundle" "names the row and the file"
 [ "$(cat "$WORK/new/REQ_42.zip")" = important ] ||
 	fail "--replace wrote over a file that was not a bundle"
 rm "$WORK/new/REQ_42.zip"
