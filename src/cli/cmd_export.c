@@ -54,9 +54,10 @@ static void help(FILE *f)
 "                         one more than the CPUs, at most 4)\n"
 "      --replace          with --batch: write over bundles an earlier run\n"
 "                         left in DIR (else such a row is refused)\n"
-"      --skip-existing    with --batch: leave out the rows whose bundle an\n"
-"                         earlier run left in DIR (to finish a batch that\n"
-"                         was interrupted)\n"
+"      --skip-existing    with --batch: leave out the rows whose complete\n"
+"                         bundle an earlier run left in DIR (to finish a\n"
+"                         batch that was interrupted); partial ones are\n"
+"                         made again\n"
 "      --allow-partial    when a source fails, still write the bundle,\n"
 "                         marked \"complete\": false (exit code 3)\n"
 "      --json             print a machine-readable summary on stdout\n"
@@ -778,9 +779,12 @@ static int not_a_bundle(const char *path)
 	return pex_bundle_complete(path) < 0;
 }
 
-/* Leave out the rows whose bundle is there already (--skip-existing):
- * their paths, request ids (borrowed from b) and line numbers go to sk,
- * the rest move up. sk's arrays have room for b->n. */
+/* Leave out the rows whose complete bundle is there already
+ * (--skip-existing): their paths, request ids (borrowed from b) and line
+ * numbers go to sk, the rest move up. A partial bundle (--allow-partial,
+ * a source failed) is made again: the run that finishes a batch is the
+ * one after the failed source was put right. sk's arrays have room for
+ * b->n. */
 static void skip_existing(struct batch *b, struct skipped *sk)
 {
 	size_t i, k = 0;
@@ -789,7 +793,7 @@ static void skip_existing(struct batch *b, struct skipped *sk)
 	for (i = 0; i < b->n; i++) {
 		/* a bundle is a zip whose manifest reads: an empty file, or
 		 * one that only starts like a zip, is no finished one */
-		if (pex_bundle_complete(b->subjects[i].out_path) >= 0) {
+		if (pex_bundle_complete(b->subjects[i].out_path) == 1) {
 			sk->ids[sk->n] = b->subjects[i].request_id;
 			sk->paths[sk->n] = b->subjects[i].out_path;
 			sk->lines[sk->n++] = b->lines[i];
@@ -846,7 +850,11 @@ static int run_batch(const char *config, const char *file, const char *dir,
 		}
 		if (stat(b.subjects[i].out_path, &st))
 			continue; /* nothing there yet */
-		/* with --skip-existing, a whole bundle's row is gone by now */
+		/* with --skip-existing, a complete bundle's row is gone by
+		 * now; a partial one is made again */
+		if (skip && S_ISREG(st.st_mode) &&
+		    pex_bundle_complete(b.subjects[i].out_path) == 0)
+			continue;
 		if (skip && S_ISREG(st.st_mode) && st.st_size > 0) {
 			fprintf(stderr, "portex export: %s:%lu: %s is there "
 				"but is not a whole bundle (its manifest "

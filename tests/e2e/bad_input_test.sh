@@ -352,6 +352,24 @@ expect_code 0 "a bundle re-zipped with zip -r"
 rm -f "$zip"
 ok "a failed source: no bundle, or with --allow-partial one marked incomplete (exit 3)"
 
+# a batch's partial bundles are made again by --skip-existing once the
+# source is put right; its complete ones are left out
+printf 'identities,request_id,output\nemail:alice@example.com,P-1,p1.zip\nemail:bob@example.com,P-2,p2.zip\n' > "$WORK/partial.csv"
+rm -rf "$WORK/part"
+run "$PORTEX" export -c "$demo/gone.yaml" --batch "$WORK/partial.csv" --out-dir "$WORK/part" --allow-partial
+expect_code 3 "a batch with a failed source, --allow-partial"
+run "$PORTEX" export -c "$cfg" $S -o "$WORK/part/p1.zip"
+expect_code 0 "p1.zip made complete alone"
+before=$(sha256sum <"$WORK/part/p1.zip")
+run "$PORTEX" export -c "$cfg" --batch "$WORK/partial.csv" --out-dir "$WORK/part" --skip-existing
+expect_code 0 "--skip-existing over a partial bundle"
+expect_in "$out" "skipped  $WORK/part/p1.zip" "the complete bundle is left out"
+expect_in "$out" "complete $WORK/part/p2.zip" "the partial one is made again"
+[ "$before" = "$(sha256sum <"$WORK/part/p1.zip")" ] || fail "the complete bundle changed"
+v=$($CHECK get "$WORK/part/p2.zip" 'm["complete"]')
+[ "$v" = true ] || fail "p2.zip still partial: $v"
+ok "--skip-existing makes partial bundles again, leaves complete ones"
+
 # -- a locked database --------------------------------------------------------
 python3 - "$demo/crm.sqlite" "$WORK/locked" <<'PY' &
 import sqlite3, sys, time, os
