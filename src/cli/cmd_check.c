@@ -50,7 +50,13 @@ int pex_cmd_check(int argc, char **argv)
 		}
 	}
 	if (!config || optind < argc) {
-		help(stderr);
+		if (!config)
+			fprintf(stderr, "portex check: no config: give it "
+				"with -c or $PORTEX_CONFIG\n");
+		else
+			fprintf(stderr, "portex check: unexpected argument "
+				"'%s'\n", argv[optind]);
+		fprintf(stderr, "see 'portex check --help'\n");
 		return PEX_EXIT_USAGE;
 	}
 	if (pex_config_load(&cfg, config)) {

@@ -869,8 +869,9 @@ static int run_batch(const char *config, const char *file, const char *dir,
 				S_ISDIR(st.st_mode) ? "is a folder"
 						    : "exists already",
 				S_ISDIR(st.st_mode) ? "give the row another "
-				"output name" : "give --replace to write over "
-				"the bundles of an earlier run, or another "
+				"output name" : "give --skip-existing to make "
+				"only the bundles missing, --replace to write "
+				"over those of the earlier run, or another "
 				"--out-dir");
 			code = PEX_EXIT_USAGE;
 			goto done;

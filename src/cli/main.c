@@ -37,6 +37,7 @@ static void usage(FILE *f)
 	fprintf(f, "\n`portex COMMAND --help` (or `portex help COMMAND`) "
 		   "shows a command's options;\n"
 		   "`man portex` (in the source tree: man -l docs/portex.1) has the rest.\n"
+		   "`portex --version` prints the version.\n"
 		   "exit codes: 0 done, 1 failed, 2 usage error, 3 bundle "
 		   "written but incomplete\n");
 }
@@ -71,8 +72,14 @@ int main(int argc, char **argv)
 		return PEX_EXIT_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		static char name[32];
+
 		if (strcmp(argv[1], commands[i].name))
 			continue;
+		/* getopt_long names the program in its messages ("portex
+		 * export: unrecognized option ...") by argv[0] */
+		snprintf(name, sizeof(name), "portex %s", commands[i].name);
+		argv[1] = name;
 		/* before any thread exists, so that every thread inherits
 		 * the blocked signals and only the cleanup thread sees
 		 * them: Ctrl-C then leaves no personal data in temporary

@@ -175,10 +175,18 @@ int pex_identity_parse(struct pex_identity *id, const char *text)
 		return pex_error_set(PEX_EINVALID,
 				     "identity is not valid UTF-8 text or "
 				     "holds control characters");
-	if (!colon || !valid_type(text, (size_t)(colon - text)))
+	if (!colon)
 		return pex_error_set(PEX_EINVALID,
 				     "identity \"%s\" must be TYPE:VALUE, e.g. "
 				     "email:alice@example.com", text);
+	if (!valid_type(text, (size_t)(colon - text)))
+		return pex_error_set(PEX_EINVALID,
+				     "identity \"%s\": the type \"%.*s\" must "
+				     "be 1 to 32 lower-case letters, digits or "
+				     "_, starting with a letter (email, phone, "
+				     "ip, ...)", text,
+				     (int)(colon - text > 32 ? 32 : colon - text),
+				     text);
 	id->type = dup_range(text, (size_t)(colon - text));
 	if (!id->type)
 		return pex_error_set(PEX_ENOMEM, "out of memory");

@@ -491,6 +491,45 @@ static int all_unique(const json_t *arr, size_t *di, size_t *dj)
 
 #define FAIL(...) CHECK(report(c, __VA_ARGS__))
 
+/* v as compact JSON in out, cut at max bytes with "..."; 0 when it
+ * cannot be written. */
+static int enum_text(const json_t *v, char *out, size_t outsz, size_t max)
+{
+	char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	size_t n;
+
+	if (!t)
+		return 0;
+	n = strlen(t);
+	if (n > max && max + 4 <= outsz)
+		snprintf(out, outsz, "%.*s...", (int)max, t);
+	else
+		snprintf(out, outsz, "%s", t);
+	free(t);
+	return n <= max || max + 4 <= outsz;
+}
+
+/* An enum's values, comma-separated, when they fit out whole. */
+static int enum_list(const json_t *vals, char *out, size_t outsz)
+{
+	size_t i, used = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < json_array_size(vals); i++) {
+		char one[64];
+		int w;
+
+		if (!enum_text(json_array_get(vals, i), one, sizeof(one), 60))
+			return 0;
+		w = snprintf(out + used, outsz - used, "%s%s", i ? ", " : "",
+			     one);
+		if (w < 0 || (size_t)w >= outsz - used)
+			return 0;
+		used += (size_t)w;
+	}
+	return 1;
+}
+
 /* 1 match, 0 no match, 2 subject is not UTF-8, < 0 error. */
 static int re_search(struct vctx *c, const pcre2_code *re, const char *s,
 		     size_t len)
@@ -997,10 +1036,19 @@ static int v_body(struct vctx *c, const struct js_node *n, const json_t *x,
 			if (r)
 				break;
 		}
-		if (i == cnt)
-			FAIL(n, "enum", p,
-			     "value is not one of the %zu allowed values",
-			     cnt);
+		if (i == cnt) {
+			char got[64], list[256];
+
+			/* say what came and what would do, when short */
+			if (!enum_text(x, got, sizeof(got), 48) ||
+			    cnt > 12 || !enum_list(n->enum_v, list,
+						   sizeof(list)))
+				FAIL(n, "enum", p, "value is not one of the "
+				     "%zu allowed values", cnt);
+			else
+				FAIL(n, "enum", p, "%s is not one of the "
+				     "allowed values: %s", got, list);
+		}
 	}
 	if (n->has & HAS_CONST) {
 		r = js_equal(x, n->const_v, 0);

@@ -72,6 +72,13 @@ nobundle "-q with -v"
 run "$PORTEX" export -c "$cfg" -s email:alice@example.com -o "$zip" --jsn
 expect_code 2 "a mistyped option"
 expect_in "$err" "see 'portex export --help'" "points to --help"
+expect_in "$err" "portex export: unrecognized option '--jsn'" "names the program and the option"
+run "$PORTEX" export -c "$cfg" -s EMAIL:alice@example.com -o "$zip"
+expect_code 2 "an upper-case identity type"
+expect_in "$err" "the type \"EMAIL\" must be 1 to 32 lower-case letters" "says what is wrong with the type"
+run env -u PORTEX_CONFIG "$PORTEX" check
+expect_code 2 "check without a config"
+expect_in "$err" "no config: give it with -c or \$PORTEX_CONFIG" "says what is missing"
 [ "$(printf '%s\n' "$err" | wc -l)" -le 3 ] || fail "a mistyped option buries the error in help text"
 run "$PORTEX" frobnicate
 expect_code 2 "unknown command"
@@ -289,6 +296,12 @@ expect_in "$err" "nocat.yaml:$line: sources[0].category: 'contact' is not under 
 	"names the file, line and category"
 expect_in "$err" "purposes, lawful_basis and retention" "says what to add"
 ok "a source's category must be declared with its facts"
+sed 's/^    category: contact$/    category: contacts/' "$cfg" > "$demo/catname.yaml"
+run "$PORTEX" check -c "$demo/catname.yaml"
+expect_code 1 "a misspelt category"
+expect_in "$err" "category: \"contacts\" is not one of the allowed values: \"contact\", \"service\", \"usage\", \"technical\"" \
+	"names the value and the ones allowed"
+ok "a misspelt category is named with the ones allowed"
 
 # -- malformed YAML -----------------------------------------------------------
 printf 'controller:\n  name: "unterminated\n  contact: x\n' > "$WORK/bad.yaml"

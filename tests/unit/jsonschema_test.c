@@ -172,7 +172,7 @@ static void test_messages(void **state)
 	assert_string_equal(e.msg[1], "\"bcd\" does not match \"^a\"");
 	assert_string_equal(e.spath[1], "#/properties/s/pattern");
 	assert_string_equal(e.msg[2],
-			    "value is not one of the 2 allowed values");
+			    "3 is not one of the allowed values: 1, 2");
 	assert_non_null(strstr(e.msg[3], "oneOf schemas 0 and 1"));
 	assert_string_equal(e.msg[4], "items 0 and 1 are equal");
 	assert_string_equal(e.msg[5], "\"nope\" is not a valid email");

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -617,9 +618,20 @@ int pex_logformat_preset(struct pex_logformat **out, const char *name)
 	for (const struct preset *p = presets; name && p->name; p++)
 		if (!strcmp(p->name, name))
 			return pex_logformat_compile(out, p->syntax, p->text);
-	return pex_error_set(PEX_ENOTFOUND, "log format: no preset named "
-			     "'%s' (common, combined, vhost_combined, nginx, "
-			     "traefik)", name ? name : "(null)");
+	{
+		char list[256];
+		size_t used = 0;
+
+		list[0] = '\0';
+		for (const struct preset *p = presets; p->name; p++)
+			used += (size_t)snprintf(list + used,
+						 sizeof(list) - used, "%s%s",
+						 used ? ", " : "", p->name);
+		return pex_error_set(PEX_ENOTFOUND, "log format: no preset "
+				     "named '%s' (%s; or give a LogFormat or "
+				     "log_format string)",
+				     name ? name : "(null)", list);
+	}
 }
 
 void pex_logformat_free(struct pex_logformat *fmt)
