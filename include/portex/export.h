@@ -132,7 +132,9 @@ int pex_export_batch(const pex_config *cfg,
 
 /* Try every source of a config: initialise it (open the database, read
  * the file header) without exporting anything. *report: new array of
- * {"id","collector","status","error"?}. Returns 0 when all are usable. */
+ * {"id","collector","status","error"?,"warnings"?}, one per source in
+ * order; "warnings" (strings) name a likely typo in an identity type.
+ * Returns 0 when all are usable. */
 int pex_check_sources(const pex_config *cfg, json_t **report);
 
 #ifdef __cplusplus

@@ -80,6 +80,15 @@ int pex_cmd_check(int argc, char **argv)
 								 "status")),
 			       err ? ": " : "",
 			       err ? json_string_value(err) : "");
+			{
+				const json_t *w;
+				size_t k;
+
+				json_array_foreach(json_object_get(row,
+						   "warnings"), k, w)
+					printf("    warning: %s\n",
+					       json_string_value(w));
+			}
 		}
 	}
 	json_decref(report);

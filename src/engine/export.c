@@ -710,6 +710,114 @@ cleanup:
 	return rc;
 }
 
+/* Edits (insert, delete, change a character) from a to b; both short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t prev[65], cur[65];
+
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	for (j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t d = prev[j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (prev[j] + 1 < d)
+				d = prev[j] + 1;
+			if (cur[j - 1] + 1 < d)
+				d = cur[j - 1] + 1;
+			cur[j] = d;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(*prev));
+	}
+	return prev[lb];
+}
+
+/*
+ * `portex check`: a source that searches by an identity type one or two
+ * letters from a common one (":emali" in a query, "emial" in a match
+ * map), or from another source's type that no other source shares, is
+ * probably a typo: the source would find nothing for the subject's
+ * email. Said as a warning on the source's row; a type of one's own
+ * ("crm_id") is allowed.
+ */
+static void type_hints(const pex_config *cfg, json_t *report)
+{
+	static const char *const common[] = {
+		"email", "phone", "customer_id", "username", "ip",
+		"cookie_id", "user_id", "account_id", NULL
+	};
+	const json_t *sources = json_object_get(pex_config_root(cfg),
+						"sources");
+	size_t n = json_array_size(sources), i, j, k;
+	json_t **types = calloc(n + 1, sizeof(*types));
+
+	for (i = 0; types && i < n; i++) {
+		const json_t *s = json_array_get(sources, i);
+		const struct pex_collector *col = pex_collector_find(
+			json_string_value(json_object_get(s, "collector")));
+
+		types[i] = json_object();
+		if (types[i] && col && col->identity_types)
+			col->identity_types(json_object_get(s, "options"),
+					    types[i]);
+	}
+	for (i = 0; types && i < n; i++) {
+		json_t *row = json_array_get(report, i), *v;
+		const char *t;
+
+		json_object_foreach(types[i], t, v) {
+			const char *best = NULL;
+			size_t bd = 3, d;
+			int used = 0, near_common;
+
+			for (k = 0; common[k] && !used; k++)
+				used = !strcmp(t, common[k]);
+			if (used)
+				continue;
+			for (k = 0; common[k]; k++)
+				if ((d = edit_distance(t, common[k])) < bd) {
+					bd = d;
+					best = common[k];
+				}
+			/* near another source's type: unless that source
+			 * shares this one (two sources with one type of
+			 * their own) */
+			near_common = best != NULL;
+			for (j = 0; j < n && !near_common; j++)
+				used |= j != i && json_object_get(types[j], t);
+			for (j = 0; j < n && !near_common && !used; j++) {
+				const char *o;
+				json_t *w;
+
+				if (j == i)
+					continue;
+				json_object_foreach(types[j], o, w)
+					if ((d = edit_distance(t, o)) < bd) {
+						bd = d;
+						best = o;
+					}
+			}
+			if (!best || !row)
+				continue;
+			if (!json_object_get(row, "warnings"))
+				json_object_set_new(row, "warnings",
+						    json_array());
+			json_array_append_new(json_object_get(row, "warnings"),
+				json_sprintf("searches by identity type '%s': "
+					     "did you mean '%s'? A subject's "
+					     "%s:... never reaches it as "
+					     "written", t, best, best));
+		}
+	}
+	for (i = 0; types && i < n; i++)
+		json_decref(types[i]);
+	free(types);
+}
+
 int pex_check_sources(const pex_config *cfg, json_t **report)
 {
 	const json_t *sources = json_object_get(pex_config_root(cfg),
@@ -757,6 +865,7 @@ int pex_check_sources(const pex_config *cfg, json_t **report)
 		pex_source_free(src);
 		json_array_append_new(*report, row);
 	}
+	type_hints(cfg, *report);
 	return bad ? PEX_ERROR : 0;
 }
 

@@ -265,6 +265,23 @@ expect_code 1 "check with a CSV column the file does not have"
 expect_in "$out$err" "${col}X" "names the missing column"
 ok "check opens CSV sources: a missing file or column fails it"
 
+# a misspelt identity type in a source (a match map, a query parameter):
+# check says which and what was likely meant; a type of one's own is not
+# taken for a typo
+sed 's/^        Email: email$/        Email: emial/' "$cfg" > "$demo/typo.yaml"
+sed -i 's/= :email/= :emali/' "$demo/typo.yaml"
+grep -q ':emali' "$demo/typo.yaml" && grep -q 'Email: emial' "$demo/typo.yaml" ||
+	fail "typo config not made"
+run "$PORTEX" check -c "$demo/typo.yaml"
+expect_code 0 "check with a misspelt identity type (a warning)"
+expect_in "$out" "warning: searches by identity type 'emial': did you mean 'email'?" \
+	"the match map's typo"
+expect_in "$out" "warning: searches by identity type 'emali'" "the query's typo"
+run "$PORTEX" check -c "$cfg"
+expect_code 0 "check on the demo config"
+case $out in *warning:*) fail "a warning on the demo config: $out" ;; esac
+ok "check warns of a likely typo in an identity type"
+
 # -- two sources with one id: records would be told apart wrongly ---------
 sed 's/^  - id: contact-form/  - id: crm/' "$cfg" > "$demo/dup.yaml"
 run "$PORTEX" check -c "$demo/dup.yaml"

@@ -702,6 +702,19 @@ cleanup:
 	return rc;
 }
 
+/* The types a CSV source searches by: the values of its match map. */
+static void csv_identity_types(const json_t *options, json_t *types)
+{
+	const char *col;
+	json_t *type;
+
+	json_object_foreach((json_t *)json_object_get(options, "match"), col,
+			    type)
+		if (json_is_string(type))
+			json_object_set_new(types, json_string_value(type),
+					    json_true());
+}
+
 const struct pex_collector pex_collector_csv = {
 	.name = "csv",
 	.description = "contact records from CSV exports (address books, "
@@ -710,6 +723,7 @@ const struct pex_collector pex_collector_csv = {
 	.ctx_size = sizeof(struct csv_ctx),
 	.init = csv_init,
 	.check = csv_check,
+	.identity_types = csv_identity_types,
 	.collect = csv_collect,
 	.fini = csv_fini,
 };
