@@ -1,6 +1,7 @@
 /* portex verify: check a bundle as its receiver would. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cli/commands.h"
 #include "portex/bundle.h"
@@ -16,7 +17,8 @@ static void help(FILE *f)
 "file against the schema the manifest names (from the bundle's own\n"
 "schemas/), and check that data/bundle.json agrees with the manifest.\n"
 "\n"
-"  --json      the problems as a JSON array on stdout\n"
+"  --json      one JSON array on stdout, an object per bundle:\n"
+"              {\"bundle\", \"ok\", \"complete\", \"problems\": [...]}\n"
 "  -h, --help  this text\n"
 "\n"
 "exit codes: 0 every bundle holds; 1 a problem was found (one line per\n"
@@ -30,7 +32,7 @@ int pex_cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	int c, json_out = 0, code = PEX_EXIT_OK;
+	int c, first, json_out = 0, code = PEX_EXIT_OK;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -43,9 +45,13 @@ int pex_cmd_verify(int argc, char **argv)
 		}
 	}
 	if (optind >= argc) {
-		help(stderr);
+		fprintf(stderr, "portex verify: no bundle given\n"
+			"see 'portex verify --help'\n");
 		return PEX_EXIT_USAGE;
 	}
+	if (json_out)
+		fputs("[", stdout);
+	first = optind;
 	for (; optind < argc; optind++) {
 		const char *path = argv[optind];
 		json_t *problems = NULL, *p;
@@ -56,8 +62,25 @@ int pex_cmd_verify(int argc, char **argv)
 			json_array_append_new(problems,
 					      json_string(pex_error_last()));
 		if (json_out) {
-			json_dumpf(problems, stdout, JSON_INDENT(2));
-			putchar('\n');
+			int whole = rc >= 0 ? pex_bundle_complete(path) : -1;
+			json_t *o = json_pack("{s:s, s:b, s:o?, s:O}",
+					      "bundle", path, "ok", rc == 0,
+					      "complete", whole < 0 ? NULL :
+					      json_boolean(whole == 1),
+					      "problems", problems);
+			char *t = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+			const char *q;
+
+			/* one array over all the bundles, each entry
+			 * indented as in it */
+			fputs(optind == first ? "\n  " : ",\n  ", stdout);
+			for (q = t; q && *q; q++) {
+				putchar(*q);
+				if (*q == '\n')
+					fputs("  ", stdout);
+			}
+			free(t);
+			json_decref(o);
 		} else {
 			json_array_foreach(problems, i, p)
 				printf("%s: %s\n", path, json_string_value(p));
@@ -71,5 +94,7 @@ int pex_cmd_verify(int argc, char **argv)
 			code = PEX_EXIT_FAIL;
 		json_decref(problems);
 	}
+	if (json_out)
+		fputs("\n]\n", stdout);
 	return code;
 }

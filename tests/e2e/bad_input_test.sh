@@ -372,6 +372,13 @@ unzip -p "$zip" README.txt | grep "COULD NOT BE SEARCHED" >/dev/null ||
 run "$PORTEX" verify "$zip"
 expect_code 0 "an incomplete bundle verifies"
 expect_in "$out" "INCOMPLETE" "verify says the bundle is incomplete"
+# --json: one document for all the bundles given, an entry each
+run "$PORTEX" verify --json "$zip" "$cfg"
+expect_code 1 "verify --json with a file that is no bundle"
+v=$(printf '%s' "$out" | python3 -c 'import json, os, sys
+print([(os.path.basename(e["bundle"]), e["ok"], e["complete"], len(e["problems"]) > 0) for e in json.load(sys.stdin)])')
+[ "$v" = "[('out.zip', True, False, False), ('portex.yaml', False, None, True)]" ] ||
+	fail "verify --json: $v"
 # unpacked and packed again (zip -r adds folder entries): still verifies
 command -v zip >/dev/null || fail "zip is missing (scripts/install-deps.sh test)"
 rm -rf "$WORK/rz" "$WORK/rz.zip"
