@@ -127,6 +127,23 @@ static int has_control(const char *s)
 	return 0;
 }
 
+/* A date-time with its time zone (Z, +01:00, -0500), or a bare date
+ * (midnight UTC by definition). "2026-01-03T10:00:00" alone could be any
+ * of 24 hours' worth of other people's requests on a shared address. */
+static int zoned(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len <= 10)
+		return 1;
+	if (s[len - 1] == 'Z' || s[len - 1] == 'z')
+		return 1;
+	for (i = 11; i < len; i++)
+		if (s[i] == '+' || s[i] == '-')
+			return 1;
+	return 0;
+}
+
 static int parse_window(struct pex_identity *id, const char *w)
 {
 	const char *slash = strchr(w, '/');
@@ -140,6 +157,14 @@ static int parse_window(struct pex_identity *id, const char *w)
 				     "2026-01-03T10:00:00Z/PT30M)", w);
 	if (pex_time_parse(w, (size_t)(slash - w), &start))
 		return pex_error_wrap(PEX_EINVALID, "window start");
+	if (!zoned(w, (size_t)(slash - w)) ||
+	    (slash[1] != 'P' && slash[1] != 'p' &&
+	     !zoned(slash + 1, strlen(slash + 1))))
+		return pex_error_set(PEX_EINVALID, "window \"%s\": give "
+				     "each time with its zone (Z for UTC, or "
+				     "an offset such as +01:00): without one "
+				     "the window could fall hours away from "
+				     "the visit", w);
 	if (slash[1] == 'P' || slash[1] == 'p') {
 		if (pex_duration_parse(slash + 1, strlen(slash + 1), &secs))
 			return pex_error_wrap(PEX_EINVALID, "window length");

@@ -105,6 +105,11 @@ static void test_ip_windows(void **state)
 	assert_int_equal(id.not_before, T0);
 	assert_int_equal(id.not_after, T0 + 86400 + 7200);
 	pex_identity_clear(&id);
+	parse_ok("ip:203.0.113.7@2026-01-03T05:00:00-0500/"
+		 "2026-01-03T11:00:00z", &id);
+	assert_int_equal(id.not_before, T0);
+	assert_int_equal(id.not_after, T0 + 3600);
+	pex_identity_clear(&id);
 
 	/* a zero-length window is a window */
 	parse_ok("ip:203.0.113.7@2026-01-03/2026-01-03", &id);
@@ -157,6 +162,13 @@ static void test_ip_refused(void **state)
 	assert_non_null(strstr(m, "window length"));
 	m = parse_bad("ip:203.0.113.7@2026-01-03T10:00:00Z/tomorrow");
 	assert_non_null(strstr(m, "window end"));
+	/* a time without its zone could be hours off on a shared address */
+	m = parse_bad("ip:203.0.113.7@2026-01-03T10:00:00/PT1H");
+	assert_non_null(strstr(m, "give each time with its zone"));
+	m = parse_bad("ip:203.0.113.7@2026-01-03T10:00:00Z/"
+		      "2026-01-03 11:00:00");
+	assert_non_null(strstr(m, "give each time with its zone"));
+	parse_bad("ip:203.0.113.7@2026-01-03 10:00:00/2026-01-03T11:00:00Z");
 	m = parse_bad("ip:203.0.113.7@2026-01-03T10:00:00Z/"
 		      "2026-01-03T09:00:00Z");
 	assert_non_null(strstr(m, "ends before it starts"));
