@@ -115,11 +115,18 @@ static void print_summary(const json_t *sum, FILE *f)
 			err ? "\n      error: " : "",
 			err ? json_string_value(err) : "");
 	}
-	json_array_foreach(json_object_get(sum, "warnings"), i, w)
-		fprintf(f, "  warning: %s: %s (%" JSON_INTEGER_FORMAT "x)\n",
-			json_string_value(json_object_get(w, "source")),
-			json_string_value(json_object_get(w, "message")),
-			json_integer_value(json_object_get(w, "count")));
+	json_array_foreach(json_object_get(sum, "warnings"), i, w) {
+		json_int_t n = json_integer_value(json_object_get(w, "count"));
+
+		/* the count of times the warning was given, when more than
+		 * once: "3 lines skipped (1x)" read as a contradiction */
+		fprintf(f, "  warning: %s: %s", json_string_value(
+				json_object_get(w, "source")),
+			json_string_value(json_object_get(w, "message")));
+		if (n > 1)
+			fprintf(f, " (%" JSON_INTEGER_FORMAT " times)", n);
+		fputc('\n', f);
+	}
 }
 
 
