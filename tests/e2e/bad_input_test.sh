@@ -263,7 +263,14 @@ col=Email
 run "$PORTEX" check -c "$demo/csvcol.yaml"
 expect_code 1 "check with a CSV column the file does not have"
 expect_in "$out$err" "${col}X" "names the missing column"
-ok "check opens CSV sources: a missing file or column fails it"
+# rows in another encoding below a header that reads: check reads them all
+cp "$demo/newsletter.csv" "$demo/newsletter.csv.orig"
+printf 'zo\351@example.com,Zo\351,Z,Z,2026-01-01T00:00:00Z,x,newsletter\n' >> "$demo/newsletter.csv"
+run "$PORTEX" check -c "$cfg"
+expect_code 1 "check with a CSV row that is not UTF-8"
+expect_in "$out$err" "UTF-8" "says the row is not UTF-8"
+mv "$demo/newsletter.csv.orig" "$demo/newsletter.csv"
+ok "check opens CSV sources: a missing file or column, or a bad row, fails it"
 
 # a misspelt identity type in a source (a match map, a query parameter):
 # check says which and what was likely meant; a type of one's own is not

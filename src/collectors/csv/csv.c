@@ -642,9 +642,17 @@ static int csv_check(struct pex_source *src, void *data)
 {
 	struct csv_ctx *c = data;
 	struct run r = {.c = c, .src = src};
+	struct pex_csv_record rec;
 	pex_csv_reader *reader = NULL;
 	int rc = open_table(&r, &reader);
 
+	/* every row, as an export reads them: a file whose header reads
+	 * but whose rows do not (another encoding further down, a quote
+	 * left open) fails here, not in the export */
+	while (rc >= 0 && (rc = pex_csv_reader_next(reader, &rec)) == 1)
+		;
+	if (rc > 0)
+		rc = 0;
 	pex_csv_reader_free(reader);
 	free_names(r.names, r.ncols);
 	return rc;
