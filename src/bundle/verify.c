@@ -8,6 +8,7 @@
  */
 #include "portex/bundle.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,64 @@ static int safe_name(const char *name)
 	return name[0] != '/' && !strstr(name, "..") && !strchr(name, '\\');
 }
 
+/*
+ * README.txt gives the person each file's SHA-256 for `sha256sum -c`:
+ * those lines must say what the manifest says, or one of the two was
+ * changed after the bundle was made (the manifest's hashes are checked
+ * against the files above; README.txt's own hash in the manifest only
+ * ties it to the manifest, which can be rewritten with it).
+ */
+static void readme_hashes(zip_t *za, const json_t *files, json_t *problems)
+{
+	struct pex_buf b = PEX_BUF_INIT(PEX_VERIFY_SMALL_MAX);
+	const char *p, *end;
+	const json_t *f;
+	size_t k;
+
+	if (read_entry(za, "README.txt", &b))
+		goto out; /* a missing README.txt is an unlisted or missing
+			   * file, said above */
+	for (p = b.data, end = b.data + b.len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		size_t i;
+
+		/* "<64 hex>  <path>" */
+		for (i = 0; i < 64 && i < len && isxdigit((unsigned char)p[i]);
+		     i++)
+			;
+		if (i == 64 && len > 66 && p[64] == ' ' && p[65] == ' ') {
+			const char *name = p + 66;
+			size_t nlen = len - 66;
+			int found = 0;
+
+			json_array_foreach(files, k, f) {
+				const char *fp = json_string_value(
+					json_object_get(f, "path"));
+				const char *sha = json_string_value(
+					json_object_get(f, "sha256"));
+
+				if (!fp || !sha || strlen(fp) != nlen ||
+				    memcmp(fp, name, nlen))
+					continue;
+				found = 1;
+				if (strncmp(sha, p, 64))
+					problem(problems, "README.txt: the "
+						"SHA-256 it gives for %s is not "
+						"the manifest's", fp);
+			}
+			if (!found)
+				problem(problems, "README.txt: gives a SHA-256 "
+					"for %.*s, which the manifest does not "
+					"list", (int)(nlen > 200 ? 200 : nlen),
+					name);
+		}
+		p += len + 1;
+	}
+out:
+	pex_buf_free(&b);
+}
+
 int pex_bundle_verify(const char *path, json_t **problems)
 {
 	struct pex_buf b = PEX_BUF_INIT(PEX_VERIFY_SMALL_MAX);
@@ -322,6 +381,7 @@ int pex_bundle_verify(const char *path, json_t **problems)
 				"the manifest", name);
 	}
 	json_decref(listed);
+	readme_hashes(za, files, *problems);
 	if (data) {
 		static const char *const same[] = { "bundle_id", "request_id",
 			"generated_at", "complete", "sources", "subject",

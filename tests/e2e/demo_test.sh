@@ -111,6 +111,32 @@ expect_in "$out" "data/bundle.json: SHA-256" "tamper report"
 expect_in "$out" "extra.txt: in the zip but not listed" "unlisted file report"
 ok "verify reports a changed file and an unlisted one, exit 1"
 
+# The data changed and the manifest rewritten to match: README.txt's
+# hashes, the ones the person is told to check, still tell
+python3 - "$zip" "$WORK/bad2.zip" <<'PY'
+import hashlib, json, sys, zipfile
+src, dst = zipfile.ZipFile(sys.argv[1]), zipfile.ZipFile(sys.argv[2], "w")
+new = src.read("data/bundle.json").replace(b"prefers phone", b"prefers email")
+m = json.loads(src.read("manifest.json"))
+for f in m["files"]:
+    if f["path"] == "data/bundle.json":
+        f["sha256"] = hashlib.sha256(new).hexdigest()
+        f["bytes"] = len(new)
+for i in src.infolist():
+    data = src.read(i)
+    if i.filename == "data/bundle.json":
+        data = new
+    elif i.filename == "manifest.json":
+        data = json.dumps(m, indent=2).encode()
+    dst.writestr(i, data)
+dst.close()
+PY
+run "$PORTEX" verify "$WORK/bad2.zip"
+expect_code 1 "verify on a bundle whose manifest was rewritten"
+expect_in "$out" "README.txt: the SHA-256 it gives for data/bundle.json is not the manifest's" \
+	"README.txt against the manifest"
+ok "verify compares README.txt's hashes with the manifest's"
+
 # A person about whom nothing is held: not an error
 run "$PORTEX" export -c "$demo/portex.yaml" -s email:nobody@example.org -o "$WORK/none.zip"
 expect_code 0 "export for an unknown person"
