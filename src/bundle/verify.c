@@ -18,6 +18,7 @@
 #include "bundle/internal.h"
 #include "core/buf.h"
 #include "core/hash.h"
+#include "core/text.h"
 #include "portex/error.h"
 #include "portex/jsonschema.h"
 
@@ -34,6 +35,7 @@ static void problem(json_t *list, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pex_utf8_mend(msg); /* else json_string() drops it, and the problem */
 	json_array_append_new(list, json_string(msg));
 }
 

@@ -2,8 +2,10 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/commands.h"
+#include "core/text.h"
 #include "portex/bundle.h"
 #include "portex/error.h"
 
@@ -32,7 +34,7 @@ int pex_cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	int c, first, json_out = 0, code = PEX_EXIT_OK;
+	int c, printed = 0, json_out = 0, code = PEX_EXIT_OK;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -51,7 +53,6 @@ int pex_cmd_verify(int argc, char **argv)
 	}
 	if (json_out)
 		fputs("[", stdout);
-	first = optind;
 	for (; optind < argc; optind++) {
 		const char *path = argv[optind];
 		json_t *problems = NULL, *p;
@@ -63,24 +64,36 @@ int pex_cmd_verify(int argc, char **argv)
 					      json_string(pex_error_last()));
 		if (json_out) {
 			int whole = rc >= 0 ? pex_bundle_complete(path) : -1;
-			json_t *o = json_pack("{s:s, s:b, s:o?, s:O}",
-					      "bundle", path, "ok", rc == 0,
-					      "complete", whole < 0 ? NULL :
-					      json_boolean(whole == 1),
-					      "problems", problems);
-			char *t = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+			char *name = strdup(path);
+			json_t *o;
+			char *t;
 			const char *q;
 
+			if (name) /* a path is bytes; the entry is text */
+				pex_utf8_mend(name);
+			o = json_pack("{s:s?, s:b, s:o?, s:O}", "bundle", name,
+				      "ok", rc == 0, "complete", whole < 0 ?
+				      NULL : json_boolean(whole == 1),
+				      "problems", problems);
+			t = o && name ? json_dumps(o, JSON_INDENT(2)) : NULL;
+			free(name);
+			json_decref(o);
+			if (!t) {
+				fprintf(stderr, "portex verify: %s: out of "
+					"memory\n", path);
+				code = PEX_EXIT_FAIL;
+				json_decref(problems);
+				continue;
+			}
 			/* one array over all the bundles, each entry
 			 * indented as in it */
-			fputs(optind == first ? "\n  " : ",\n  ", stdout);
-			for (q = t; q && *q; q++) {
+			fputs(printed++ ? ",\n  " : "\n  ", stdout);
+			for (q = t; *q; q++) {
 				putchar(*q);
 				if (*q == '\n')
 					fputs("  ", stdout);
 			}
 			free(t);
-			json_decref(o);
 		} else {
 			json_array_foreach(problems, i, p)
 				printf("%s: %s\n", path, json_string_value(p));

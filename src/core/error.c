@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/text.h"
+
 #define PEX_ERROR_MAX 4096
 
 static _Thread_local char last_msg[PEX_ERROR_MAX];
@@ -11,6 +13,8 @@ static _Thread_local char last_msg[PEX_ERROR_MAX];
 int pex_error_setv(int code, const char *fmt, va_list ap)
 {
 	vsnprintf(last_msg, sizeof(last_msg), fmt, ap);
+	/* cut at the limit, or quoting input: still text */
+	pex_utf8_mend(last_msg);
 	return code;
 }
 
@@ -45,6 +49,7 @@ int pex_error_wrap(int code, const char *fmt, ...)
 	n += 2;
 	memcpy(last_msg + n, old, sizeof(last_msg) - n - 1);
 	last_msg[sizeof(last_msg) - 1] = '\0';
+	pex_utf8_mend(last_msg);
 	return code;
 }
 

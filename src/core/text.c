@@ -1,6 +1,8 @@
 /* UTF-8 / XML 1.0 text hygiene; see text.h. */
 #include "core/text.h"
 
+#include <string.h>
+
 #include "portex/error.h"
 
 size_t pex_utf8_decode(const unsigned char *s, size_t len, unsigned *cp)
@@ -67,6 +69,22 @@ int pex_text_is_clean(const char *s, size_t len)
 		i += n;
 	}
 	return 1;
+}
+
+void pex_utf8_mend(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t len = strlen(s), i = 0, n;
+	unsigned cp;
+
+	while (i < len) {
+		n = pex_utf8_decode(p + i, len - i, &cp);
+		if (!n) {
+			p[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
 }
 
 long pex_text_sanitize(const char *s, size_t len, struct pex_buf *out)

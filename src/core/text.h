@@ -22,4 +22,10 @@ size_t pex_utf8_decode(const unsigned char *s, size_t len, unsigned *cp);
 /* 1 when every byte is valid UTF-8 and allowed in XML 1.0. */
 int pex_text_is_clean(const char *s, size_t len);
 
+/* Make the NUL-terminated s valid UTF-8 in place: each byte that starts
+ * no valid sequence (a character cut by a length limit, a Latin-1 byte
+ * quoted from input) becomes '?'. For messages, which jansson refuses
+ * to take as strings otherwise, losing them. */
+void pex_utf8_mend(char *s);
+
 #endif

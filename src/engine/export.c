@@ -771,7 +771,9 @@ static void type_hints(const pex_config *cfg, json_t *report)
 
 		json_object_foreach(types[i], t, v) {
 			const char *best = NULL;
-			size_t bd = 3, d;
+			/* two edits, one for a short type: "uid" is no
+			 * typo of "ip" */
+			size_t bd = strlen(t) <= 4 ? 2 : 3, d;
 			int used = 0, near_common;
 
 			for (k = 0; common[k] && !used; k++)

@@ -134,6 +134,13 @@ static int zoned(const char *s, size_t len)
 {
 	size_t i;
 
+	/* the blanks pex_time_parse() allows around a time */
+	while (len && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
 	if (len <= 10)
 		return 1;
 	if (s[len - 1] == 'Z' || s[len - 1] == 'z')

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/text.h"
 #include "portex/error.h"
 
 /* Longest message and longest quoted instance text in a message. */
@@ -115,6 +116,7 @@ static int report(struct vctx *c, const struct js_node *n, const char *kw,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	pex_utf8_mend(msg); /* a value quoted and cut: still text */
 	ipath = pointer_string(p);
 	sl = strlen(n->loc) + (kw ? strlen(kw) + 2 : 1);
 	spath = malloc(sl);
@@ -501,8 +503,14 @@ static int enum_text(const json_t *v, char *out, size_t outsz, size_t max)
 	if (!t)
 		return 0;
 	n = strlen(t);
-	if (n > max && max + 4 <= outsz)
-		snprintf(out, outsz, "%.*s...", (int)max, t);
+	if (n > max && max + 4 <= outsz) {
+		size_t cut = max;
+
+		/* not inside a character */
+		while (cut && ((unsigned char)t[cut] & 0xC0) == 0x80)
+			cut--;
+		snprintf(out, outsz, "%.*s...", (int)cut, t);
+	}
 	else
 		snprintf(out, outsz, "%s", t);
 	free(t);

@@ -1600,6 +1600,23 @@ static void test_format_sample(void **state)
 	assert_int_equal(json_array_size(events(&c)), 1);
 	assert_int_equal(skipped_total(&c), 15);
 	coll_free(&c);
+	/* lines too long to read say nothing of the format: sixteen of
+	 * them before a good line are passed over */
+	pex_buf_reset(&b);
+	for (i = 0; i < 16; i++) {
+		int k;
+
+		for (k = 0; k < 8; k++)
+			pex_buf_append(&b, combined, sizeof(combined) - 2);
+		pex_buf_append(&b, "\n", 1);
+	}
+	pex_buf_append(&b, combined, sizeof(combined) - 1);
+	write_file("fmt.log", b.data, b.len);
+	collect1(&c, "{\"paths\": [\"fmt.log\"], \"max_line_bytes\": 256}",
+		 "ip:10.0.0.1@2026-01-01T09:00:00Z/PT2H");
+	assert_ok(&c);
+	assert_int_equal(json_array_size(events(&c)), 1);
+	coll_free(&c);
 	/* an empty file is a log that holds nothing */
 	write_file("fmt.log", "", 0);
 	collect1(&c, "{\"paths\": [\"fmt.log\"]}",

@@ -386,6 +386,13 @@ v=$(printf '%s' "$out" | python3 -c 'import json, os, sys
 print([(os.path.basename(e["bundle"]), e["ok"], e["complete"], len(e["problems"]) > 0) for e in json.load(sys.stdin)])')
 [ "$v" = "[('out.zip', True, False, False), ('portex.yaml', False, None, True)]" ] ||
 	fail "verify --json: $v"
+# a path that is no UTF-8 still makes one valid document
+cp "$zip" "$WORK/bad$(printf '\377')name.zip"
+run "$PORTEX" verify --json "$zip" "$WORK/bad$(printf '\377')name.zip"
+expect_code 0 "verify --json with a path that is not UTF-8"
+v=$(printf '%s' "$out" | python3 -c 'import json, os, sys
+print([(os.path.basename(e["bundle"]), e["ok"]) for e in json.load(sys.stdin)])')
+[ "$v" = "[('out.zip', True), ('bad?name.zip', True)]" ] || fail "verify --json, odd path: $v"
 # unpacked and packed again (zip -r adds folder entries): still verifies
 command -v zip >/dev/null || fail "zip is missing (scripts/install-deps.sh test)"
 rm -rf "$WORK/rz" "$WORK/rz.zip"

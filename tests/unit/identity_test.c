@@ -110,6 +110,11 @@ static void test_ip_windows(void **state)
 	assert_int_equal(id.not_before, T0);
 	assert_int_equal(id.not_after, T0 + 3600);
 	pex_identity_clear(&id);
+	parse_ok("ip:203.0.113.7@2026-01-03T10:00:00Z /PT1H", &id);
+	assert_int_equal(id.not_after, T0 + 3600);
+	pex_identity_clear(&id);
+	parse_ok("ip:203.0.113.7@2026-01-03 /2026-01-04", &id);
+	pex_identity_clear(&id);
 
 	/* a zero-length window is a window */
 	parse_ok("ip:203.0.113.7@2026-01-03/2026-01-03", &id);
@@ -169,6 +174,8 @@ static void test_ip_refused(void **state)
 		      "2026-01-03 11:00:00");
 	assert_non_null(strstr(m, "give each time with its zone"));
 	parse_bad("ip:203.0.113.7@2026-01-03 10:00:00/2026-01-03T11:00:00Z");
+	/* blanks around a time are the parser's to skip, not a zone */
+	parse_bad("ip:203.0.113.7@      2026-01-03T10:00:00/PT2H");
 	m = parse_bad("ip:203.0.113.7@2026-01-03T10:00:00Z/"
 		      "2026-01-03T09:00:00Z");
 	assert_non_null(strstr(m, "ends before it starts"));

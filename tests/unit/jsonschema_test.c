@@ -173,6 +173,20 @@ static void test_messages(void **state)
 	assert_string_equal(e.spath[1], "#/properties/s/pattern");
 	assert_string_equal(e.msg[2],
 			    "3 is not one of the allowed values: 1, 2");
+	{
+		/* a long value is cut, never inside a character */
+		struct errs e2 = {0};
+		char inst[200];
+
+		snprintf(inst, sizeof(inst), "{\"e\": \"%s\xc3\xa9yyyy\"}",
+			 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		assert_int_equal(check(s, inst, PEX_SCHEMA_ALL_ERRORS, &e2),
+				 1);
+		/* 48 bytes would end inside the \xc3\xa9 */
+		assert_string_equal(e2.msg[0], "\"xxxxxxxxxxxxxxxxxxxxxxxxxx"
+				    "xxxxxxxxxxxxxxxxxxxx... is not one of the "
+				    "allowed values: 1, 2");
+	}
 	assert_non_null(strstr(e.msg[3], "oneOf schemas 0 and 1"));
 	assert_string_equal(e.msg[4], "items 0 and 1 are equal");
 	assert_string_equal(e.msg[5], "\"nope\" is not a valid email");

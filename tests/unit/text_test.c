@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "core/buf.h"
 #include "core/text.h"
@@ -223,10 +224,36 @@ static void test_buf_grows(void **state)
 	pex_buf_free(&b);
 }
 
+/* A message cut inside a character, or quoting a Latin-1 byte, is made
+ * text ('?' for each stray byte) so that jansson takes it. */
+static void test_utf8_mend(void **state)
+{
+	char cut[] = "caf\xc3", latin[] = "zo\xe9 and \xc3\xa9 \xf0\x9f",
+	     fine[] = "\xc3\xa9t\xc3\xa9 \xe2\x82\xac", empty[] = "";
+	json_t *j;
+
+	(void)state;
+	pex_utf8_mend(cut);
+	assert_string_equal(cut, "caf?");
+	pex_utf8_mend(latin);
+	assert_string_equal(latin, "zo? and \xc3\xa9 ??");
+	pex_utf8_mend(fine);
+	assert_string_equal(fine, "\xc3\xa9t\xc3\xa9 \xe2\x82\xac");
+	pex_utf8_mend(empty);
+	assert_string_equal(empty, "");
+	/* and the error layer does it for every message */
+	pex_error_set(PEX_EINVALID, "%.4s", "caf\xc3\xa9");
+	assert_string_equal(pex_error_last(), "caf?");
+	j = json_string(pex_error_last());
+	assert_non_null(j);
+	json_decref(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean_text_unchanged),
+		cmocka_unit_test(test_utf8_mend),
 		cmocka_unit_test(test_invalid_utf8_replaced),
 		cmocka_unit_test(test_xml_forbidden_replaced),
 		cmocka_unit_test(test_decode),

@@ -981,12 +981,17 @@ static int on_line(void *data, const char *line, size_t len,
  * before it is searched: if none of up to AL_SAMPLE_LINES (all, in a
  * shorter file) is in the format, the source fails, saying so. One line
  * that is suffices; a bad line among good ones stays a counted warning.
+ * Blank lines and lines too long to read are not judged (past
+ * AL_SAMPLE_LONG of the latter, the file is not judged at all).
  */
 #define AL_SAMPLE_LINES 16
 
+#define AL_SAMPLE_LONG 64 /* over-long lines looked past, at most */
+
 struct sample {
 	struct al_ctx *c;
-	unsigned seen;
+	unsigned seen, too_long;
+	int gave_up; /* only over-long lines: no verdict */
 	unsigned long long first_line;
 	enum pex_logline_status first_st;
 	int ok;
@@ -999,18 +1004,24 @@ static int on_sample(void *data, const char *line, size_t len,
 	struct pex_logrec rec;
 	enum pex_logline_status st = PEX_LOGLINE_TOO_LONG;
 
-	if (line) {
+	if (line)
 		st = pex_logline_parse(s->c->fmt, line, len, &rec,
 				       s->c->scratch, s->c->scratch_cap);
-		if (st == PEX_LOGLINE_EMPTY)
+	if (st == PEX_LOGLINE_EMPTY)
+		return 0;
+	/* a line too long to read says nothing of the format */
+	if (st == PEX_LOGLINE_TOO_LONG) {
+		if (++s->too_long < AL_SAMPLE_LONG)
 			return 0;
-		if (st == PEX_LOGLINE_OK && (rec.flags & PEX_LOGREC_HAS_TIME)) {
-			s->ok = 1;
-			return 1; /* enough */
-		}
-		if (st == PEX_LOGLINE_OK)
-			st = PEX_LOGLINE_MISMATCH; /* no time: no request */
+		s->gave_up = 1;
+		return 1;
 	}
+	if (st == PEX_LOGLINE_OK && (rec.flags & PEX_LOGREC_HAS_TIME)) {
+		s->ok = 1;
+		return 1; /* enough */
+	}
+	if (st == PEX_LOGLINE_OK)
+		st = PEX_LOGLINE_MISMATCH; /* no time: no request */
 	if (!s->seen++) {
 		s->first_line = lineno;
 		s->first_st = st;
@@ -1030,11 +1041,10 @@ static int check_sample(struct al_ctx *c, const struct pex_al_file *f)
 	rc = pex_al_scan(f->path, &so, on_sample, &s, &lines);
 	if (rc < 0)
 		return rc;
-	if (s.ok || !s.seen)
+	if (s.ok || !s.seen || s.gave_up)
 		return 0;
 	why = s.first_st == PEX_LOGLINE_TRUNCATED ? bad_text[BAD_TRUNCATED] :
 	      s.first_st == PEX_LOGLINE_BINARY ? bad_text[BAD_BINARY] :
-	      s.first_st == PEX_LOGLINE_TOO_LONG ? bad_text[BAD_TOO_LONG] :
 	      bad_text[BAD_MISMATCH];
 	return pex_error_set(PEX_EINVALID, "%s: none of its first %u line%s "
 			     "is in the configured format (format: %s); "

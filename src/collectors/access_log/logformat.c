@@ -623,10 +623,13 @@ int pex_logformat_preset(struct pex_logformat **out, const char *name)
 		size_t used = 0;
 
 		list[0] = '\0';
-		for (const struct preset *p = presets; p->name; p++)
-			used += (size_t)snprintf(list + used,
-						 sizeof(list) - used, "%s%s",
-						 used ? ", " : "", p->name);
+		for (const struct preset *p = presets;
+		     p->name && used < sizeof(list); p++) {
+			int w = snprintf(list + used, sizeof(list) - used,
+					 "%s%s", used ? ", " : "", p->name);
+
+			used += w > 0 ? (size_t)w : 0;
+		}
 		return pex_error_set(PEX_ENOTFOUND, "log format: no preset "
 				     "named '%s' (%s; or give a LogFormat or "
 				     "log_format string)",
