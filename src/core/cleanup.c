@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -179,6 +180,18 @@ int pex_cleanup_mkdtemp(char *tmpl)
 	if (rc)
 		errno = ENOMEM;
 	return rc;
+}
+
+int pex_cleanup_create(const char *path, int mode)
+{
+	int fd, err;
+
+	pthread_mutex_lock(&reg.mu);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	err = errno;
+	pthread_mutex_unlock(&reg.mu);
+	errno = err;
+	return fd;
 }
 
 /* ---- removal (all under reg.mu) ---------------------------------------- */

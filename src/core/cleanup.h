@@ -59,6 +59,13 @@ int pex_cleanup_rename(const char *from, const char *to);
  * set. */
 int pex_cleanup_mkdtemp(char *tmpl);
 
+/* open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode) for a new
+ * file inside a registered folder, made in the registry's critical
+ * section: once an interruption has begun removing the folder, no file
+ * can appear in it behind the removal (the call then waits for the
+ * process to end). Returns the descriptor, or -1 with errno set. */
+int pex_cleanup_create(const char *path, int mode);
+
 /* Remove everything registered: files and prefix matches first, then
  * trees depth-first; then empty the registry. Paths that are already gone
  * are not an error; a path that cannot be removed is named on stderr. */

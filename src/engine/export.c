@@ -1038,7 +1038,9 @@ static int spool_to_file(struct spool *sp)
 	size_t i;
 	int fd, rc = 0;
 
-	fd = open(sp->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	/* made where an interruption's removal of the work folder cannot
+	 * race it (see core/cleanup.h) */
+	fd = pex_cleanup_create(sp->path, 0600);
 	if (fd < 0 || close(fd))
 		return pex_error_set(PEX_EIO, "cannot write %s: %s", sp->path,
 				     strerror(errno));
