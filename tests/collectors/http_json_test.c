@@ -1190,12 +1190,37 @@ static int fetch(struct hj_http *h, const struct server *s,
 	return hj_http_download(h, url, max, &sink, too_large);
 }
 
+/* The source and options of a handle on the server at base, for the
+ * download tests (before hj_http_open(); they must outlive the
+ * handle). */
+static void download_setup(struct hj_http *h, struct pex_source **src,
+		      json_t **opts, struct hj_http_opts *o, const char *base,
+		      const char *header, const char *token)
+{
+	*opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
+	assert_int_equal(pex_source_new(src, "tracker", "http_json", *opts,
+					NULL), 0);
+	memset(o, 0, sizeof(*o));
+	o->base_url = base;
+	o->auth = HJ_AUTH_HEADER;
+	o->token = token;
+	o->header_name = header;
+	o->tls_verify = 1;
+	o->connect_timeout_ms = 5000;
+	o->timeout_ms = 20000;
+	o->max_response_bytes = 1 << 20;
+	o->max_attempts = 2;
+	o->backoff_ms = 10;
+	o->max_retry_after_ms = 1000;
+	o->max_redirects = 5;
+}
+
 static void test_download(void **state)
 {
 	struct server s;
 	struct pex_source *src = NULL;
 	struct hj_http h;
-	struct hj_http_opts o = { 0 };
+	struct hj_http_opts o;
 	struct msink m = { PEX_BUF_INIT(1 << 20), 0, 0 };
 	struct pex_buf want = PEX_BUF_INIT(1 << 20);
 	json_t *opts, *log, *doc = NULL;
@@ -1206,21 +1231,8 @@ static void test_download(void **state)
 	(void)state;
 	server_start(&s, download_routes);
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-	opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
-	assert_int_equal(pex_source_new(&src, "tracker", "http_json", opts,
-					NULL), 0);
-	o.base_url = base;
-	o.auth = HJ_AUTH_HEADER;
-	o.token = "Token token=s3cr3t";
-	o.header_name = "Authorization";
-	o.tls_verify = 1;
-	o.connect_timeout_ms = 5000;
-	o.timeout_ms = 20000;
-	o.max_response_bytes = 1 << 20;
-	o.max_attempts = 2;
-	o.backoff_ms = 10;
-	o.max_retry_after_ms = 1000;
-	o.max_redirects = 5;
+	download_setup(&h, &src, &opts, &o, base, "Authorization",
+		  "Token token=s3cr3t");
 	assert_int_equal(hj_http_open(&h, src, &o), 0);
 
 	/* streamed whole, with the credentials; non-ASCII bytes intact */
@@ -1391,7 +1403,7 @@ static void test_redirect_credentials(void **state)
 	struct server s;
 	struct pex_source *src = NULL;
 	struct hj_http h;
-	struct hj_http_opts o = { 0 };
+	struct hj_http_opts o;
 	struct msink m = { PEX_BUF_INIT(1 << 20), 0, 0 };
 	json_t *opts, *log, *doc = NULL;
 	char base[64], url[128];
@@ -1400,20 +1412,9 @@ static void test_redirect_credentials(void **state)
 	(void)state;
 	server_start(&s, redirect_routes);
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-	opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
-	assert_int_equal(pex_source_new(&src, "tracker", "http_json", opts,
-					NULL), 0);
-	o.base_url = base;
-	o.auth = HJ_AUTH_HEADER;
-	o.token = "k3y";
-	o.header_name = "X-Api-Key";
-	o.tls_verify = 1;
-	o.connect_timeout_ms = 5000;
+	download_setup(&h, &src, &opts, &o, base, "X-Api-Key", "k3y");
 	o.timeout_ms = 1200;
-	o.max_response_bytes = 1 << 20;
 	o.max_attempts = 1;
-	o.backoff_ms = 10;
-	o.max_retry_after_ms = 1000;
 	o.max_redirects = 3;
 	assert_int_equal(hj_http_open(&h, src, &o), 0);
 
