@@ -1193,9 +1193,9 @@ static int fetch(struct hj_http *h, const struct server *s,
 /* The source and options of a handle on the server at base, for the
  * download tests (before hj_http_open(); they must outlive the
  * handle). */
-static void download_setup(struct hj_http *h, struct pex_source **src,
-		      json_t **opts, struct hj_http_opts *o, const char *base,
-		      const char *header, const char *token)
+static void download_setup(struct pex_source **src, json_t **opts,
+			   struct hj_http_opts *o, const char *base,
+			   const char *header, const char *token)
 {
 	*opts = json_pack("{s:s, s:s}", "preset", "zammad", "base_url", base);
 	assert_int_equal(pex_source_new(src, "tracker", "http_json", *opts,
@@ -1231,7 +1231,7 @@ static void test_download(void **state)
 	(void)state;
 	server_start(&s, download_routes);
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-	download_setup(&h, &src, &opts, &o, base, "Authorization",
+	download_setup(&src, &opts, &o, base, "Authorization",
 		  "Token token=s3cr3t");
 	assert_int_equal(hj_http_open(&h, src, &o), 0);
 
@@ -1412,7 +1412,7 @@ static void test_redirect_credentials(void **state)
 	(void)state;
 	server_start(&s, redirect_routes);
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d", s.port);
-	download_setup(&h, &src, &opts, &o, base, "X-Api-Key", "k3y");
+	download_setup(&src, &opts, &o, base, "X-Api-Key", "k3y");
 	o.timeout_ms = 1200;
 	o.max_attempts = 1;
 	o.max_redirects = 3;
