@@ -437,29 +437,6 @@ static void print_row(const json_t *s, const char *path)
 	}
 }
 
-/* A row in --json's array: indented as the whole array dumped with
- * JSON_INDENT(2) would have it (a string holds no raw line end, so every
- * line end is one of the layout's). */
-static void print_json_row(const json_t *row, int first)
-{
-	char *text = json_dumps(row, JSON_INDENT(2));
-	const char *p;
-
-	fputs(first ? "[\n  " : ",\n  ", stdout);
-	if (!text) { /* the array stays whole, its rows in their places */
-		fputs("{\n    \"result\": \"unknown\",\n    \"error\": "
-		      "\"out of memory while printing this row\"\n  }",
-		      stdout);
-		return;
-	}
-	for (p = text; *p; p++) {
-		putchar(*p);
-		if (*p == '\n')
-			fputs("  ", stdout);
-	}
-	free(text);
-}
-
 /*
  * The batch's summary, printed a row at a time as it is made, so that a
  * batch of many subjects never holds every row as JSON values at once:
@@ -484,9 +461,16 @@ static void out_row(struct summary_out *o, const json_t *row,
 	for (k = 0; k < 5; k++)
 		if (r && !strcmp(r, result_kinds[k]))
 			o->count[k]++;
-	if (o->json)
-		print_json_row(row, !o->rows);
-	else if (!o->quiet)
+	if (o->json && pex_cli_json_item(row, !o->rows)) {
+		/* the array stays whole, the rows in their places */
+		json_t *oom = json_pack("{s:s, s:s}", "result", "unknown",
+					"error", "out of memory while "
+					"printing this row");
+
+		if (!oom || pex_cli_json_item(oom, !o->rows))
+			fputs(o->rows ? ",\n  null" : "[\n  null", stdout);
+		json_decref(oom);
+	} else if (!o->json && !o->quiet)
 		print_row(row, path);
 	o->rows++;
 }
@@ -497,7 +481,7 @@ static void out_end(struct summary_out *o)
 	size_t k;
 
 	if (o->json) {
-		fputs(o->rows ? "\n]\n" : "[]\n", stdout);
+		pex_cli_json_end(o->rows > 0);
 		return;
 	}
 	if (o->quiet)

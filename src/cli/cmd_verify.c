@@ -51,8 +51,6 @@ int pex_cmd_verify(int argc, char **argv)
 			"see 'portex verify --help'\n");
 		return PEX_EXIT_USAGE;
 	}
-	if (json_out)
-		fputs("[", stdout);
 	for (; optind < argc; optind++) {
 		const char *path = argv[optind];
 		json_t *problems = NULL, *p;
@@ -66,8 +64,6 @@ int pex_cmd_verify(int argc, char **argv)
 			int whole = rc >= 0 ? pex_bundle_complete(path) : -1;
 			char *name = strdup(path);
 			json_t *o;
-			char *t;
-			const char *q;
 
 			if (name) /* a path is bytes; the entry is text */
 				pex_utf8_mend(name);
@@ -75,25 +71,15 @@ int pex_cmd_verify(int argc, char **argv)
 				      "ok", rc == 0, "complete", whole < 0 ?
 				      NULL : json_boolean(whole == 1),
 				      "problems", problems);
-			t = o && name ? json_dumps(o, JSON_INDENT(2)) : NULL;
-			free(name);
-			json_decref(o);
-			if (!t) {
+			if (!o || !name || pex_cli_json_item(o, !printed)) {
 				fprintf(stderr, "portex verify: %s: out of "
 					"memory\n", path);
 				code = PEX_EXIT_FAIL;
-				json_decref(problems);
-				continue;
+			} else {
+				printed++;
 			}
-			/* one array over all the bundles, each entry
-			 * indented as in it */
-			fputs(printed++ ? ",\n  " : "\n  ", stdout);
-			for (q = t; *q; q++) {
-				putchar(*q);
-				if (*q == '\n')
-					fputs("  ", stdout);
-			}
-			free(t);
+			free(name);
+			json_decref(o);
 		} else {
 			json_array_foreach(problems, i, p)
 				printf("%s: %s\n", path, json_string_value(p));
@@ -108,6 +94,6 @@ int pex_cmd_verify(int argc, char **argv)
 		json_decref(problems);
 	}
 	if (json_out)
-		fputs("\n]\n", stdout);
+		pex_cli_json_end(printed);
 	return code;
 }

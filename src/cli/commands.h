@@ -11,6 +11,14 @@
 #define PEX_EXIT_USAGE 2
 #define PEX_EXIT_PARTIAL 3
 
+#include <jansson.h>
+
+/* An array on stdout, an item at a time (cli/json_array.c): each item
+ * after "[" or ","; then the end, "[]" when there was none. -1 when the
+ * item cannot be written (no memory): nothing is printed for it. */
+int pex_cli_json_item(const json_t *item, int first);
+void pex_cli_json_end(int items);
+
 int pex_cmd_export(int argc, char **argv);
 int pex_cmd_verify(int argc, char **argv);
 int pex_cmd_validate(int argc, char **argv);
