@@ -342,8 +342,14 @@ static void set_failed(struct source_state *st, const char *why)
 	json_object_set_new(st->status, "error", json_string(why));
 }
 
-/* A type no source uses (a misspelt "emial") would make every source
- * find nothing and the bundle say nothing is held: refuse it. */
+/* Identity types in common use: a source of a collector that cannot list
+ * its own types counts as searching by those its options name, and
+ * check's typo hints measure a source's types against them. */
+static const char *const common[] = {
+	"email", "phone", "customer_id", "username", "ip",
+	"cookie_id", "user_id", "account_id", NULL
+};
+
 /*
  * Refuse an identity no source would search by, before anything is read:
  * a misspelt type ("emial:"), an email given to a config of web logs
@@ -354,10 +360,6 @@ static void set_failed(struct source_state *st, const char *why)
 int pex_export_check_identities(const pex_config *cfg,
 				const struct pex_identity_set *ids)
 {
-	static const char *const common[] = {
-		"email", "phone", "customer_id", "username", "ip",
-		"cookie_id", "user_id", "account_id", NULL
-	};
 	const json_t *sources = json_object_get(pex_config_root(cfg),
 						"sources");
 	json_t *strong = json_object(), *weak = json_object(),
@@ -746,10 +748,6 @@ static size_t edit_distance(const char *a, const char *b)
  */
 static void type_hints(const pex_config *cfg, json_t *report)
 {
-	static const char *const common[] = {
-		"email", "phone", "customer_id", "username", "ip",
-		"cookie_id", "user_id", "account_id", NULL
-	};
 	const json_t *sources = json_object_get(pex_config_root(cfg),
 						"sources");
 	size_t n = json_array_size(sources), i, j, k;
@@ -1681,7 +1679,7 @@ int pex_export_batch(const pex_config *cfg,
 			.nsrc = nsrc, .pre = pre, .spools = spools,
 			.allow_partial = allow_partial,
 			.row_done = row_done_fn, .row_data = row_data,
-			.keep_sums = summaries || !row_done_fn,
+			.keep_sums = summaries != NULL,
 		};
 		pthread_t thr[PEX_BATCH_JOBS_MAX], committer;
 		unsigned w, started = 0;
