@@ -676,11 +676,11 @@ static json_t *made_done(void *data, size_t i)
 static json_t *made_interrupted(void *data, size_t i)
 {
 	struct batch_report *r = data;
-	json_t *row = kept(r, i);
+	json_t *row;
 	const char *res;
 
-	if (row || (r->rows[i].text || r->rows[i].obj))
-		return row;
+	if (r->rows[i].text || r->rows[i].obj)
+		return kept(r, i);
 	row = unreported_row(r, i);
 	res = json_string_value(json_object_get(row, "result"));
 	if (!res || !strcmp(res, "interrupted"))
