@@ -452,6 +452,15 @@ static const char *const result_kinds[] = {
 	"complete", "partial", "failed", "skipped", "interrupted",
 };
 
+/* The row said in place of one there was no memory to print or read
+ * back, so that the array keeps every row in its place. */
+static json_t *oom_row(const char *path)
+{
+	return json_pack("{s:s, s:s, s:s}", "bundle", path, "result",
+			 "unknown", "error", "out of memory while printing "
+			 "this row");
+}
+
 static void out_row(struct summary_out *o, const json_t *row,
 		    const char *path)
 {
@@ -462,10 +471,7 @@ static void out_row(struct summary_out *o, const json_t *row,
 		if (r && !strcmp(r, result_kinds[k]))
 			o->count[k]++;
 	if (o->json && pex_cli_json_item(row, !o->rows)) {
-		/* the array stays whole, the rows in their places */
-		json_t *oom = json_pack("{s:s, s:s}", "result", "unknown",
-					"error", "out of memory while "
-					"printing this row");
+		json_t *oom = oom_row(path);
 
 		if (!oom || pex_cli_json_item(oom, !o->rows))
 			fputs(o->rows ? ",\n  null" : "[\n  null", stdout);
@@ -657,12 +663,7 @@ static json_t *kept(const struct batch_report *r, size_t i)
 	if (!r->rows[i].text)
 		return json_incref(r->rows[i].obj);
 	row = json_loads(r->rows[i].text, JSON_ALLOW_NUL, NULL);
-	if (!row) /* no memory to read it back: the row still has its place */
-		row = json_pack("{s:s, s:s, s:s}", "bundle",
-				r->b->subjects[i].out_path, "result",
-				"unknown", "error", "out of memory while "
-				"printing this row");
-	return row;
+	return row ? row : oom_row(r->b->subjects[i].out_path);
 }
 
 /* print_rows' made() once every subject is done. */
